@@ -1,0 +1,40 @@
+"""msam-hf: MSAM (and MCSAN) drone video-text retrieval as Hugging Face models."""
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
+
+from .configuration_msam import MsamConfig
+from .lora import LORA_TARGET_MODULES, apply_lora, load_lora, merge_lora
+from .modeling_msam import MsamModel, MsamOutput, MsamPreTrainedModel, MsamTextOutput, MsamVideoOutput
+from .processing_msam import MsamProcessor
+from .processors import default_processor, default_tokenizer
+from .video_processing_msam import MsamVideoProcessor
+
+__version__ = "0.1.0"
+
+# In-package use through the Auto classes, and `auto_map` entries in saved folders so they load with
+# `trust_remote_code=True` where msam_hf is not installed.
+AutoConfig.register(MsamConfig.model_type, MsamConfig, exist_ok=True)
+AutoModel.register(MsamConfig, MsamModel, exist_ok=True)
+AutoImageProcessor.register(MsamConfig, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
+AutoProcessor.register(MsamConfig, MsamProcessor, exist_ok=True)
+MsamConfig.register_for_auto_class()
+MsamModel.register_for_auto_class("AutoModel")
+MsamVideoProcessor.register_for_auto_class("AutoImageProcessor")
+MsamProcessor.register_for_auto_class("AutoProcessor")
+
+__all__ = [
+    "LORA_TARGET_MODULES",
+    "MsamConfig",
+    "MsamModel",
+    "MsamOutput",
+    "MsamPreTrainedModel",
+    "MsamProcessor",
+    "MsamTextOutput",
+    "MsamVideoOutput",
+    "MsamVideoProcessor",
+    "apply_lora",
+    "default_processor",
+    "default_tokenizer",
+    "load_lora",
+    "merge_lora",
+]
