@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
+import torch.distributed._functional_collectives as functional_collectives
 import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPModel, PreTrainedModel
@@ -317,6 +319,42 @@ def slot_diversity(slot_embeds: torch.Tensor) -> torch.Tensor:
     identity = torch.eye(slots, device=slot_embeds.device, dtype=slot_embeds.dtype)
     gram = slot_embeds @ slot_embeds.transpose(1, 2)
     return (gram - identity).abs().sum((1, 2)).mean() / slots**2
+
+
+def _all_gather_padded(tensor: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+    """All-gather `(batch, ...)` tensors of possibly different batch sizes (and frame counts, dim 1, padded with
+    zeros to `frames`) from every process, keeping gradients: each process's slice backpropagates to its owner."""
+    if frames is not None and tensor.shape[1] < frames:
+        padding = tensor.new_zeros((tensor.shape[0], frames - tensor.shape[1], *tensor.shape[2:]))
+        tensor = torch.cat([tensor, padding], dim=1)
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    sizes = [int(size) for size in sizes]
+    padded = torch.cat([tensor, tensor.new_zeros((max(sizes) - tensor.shape[0], *tensor.shape[1:]))])
+    # Backward sums each slice's gradients from every process into its owner (torch's recommended successor of
+    # torch.distributed.nn.functional.all_gather, which is deprecated).
+    gathered = functional_collectives.all_gather_single_autograd(padded, gather_dim=0, group=dist.group.WORLD)
+    gathered = functional_collectives.wait_tensor(gathered).view(len(sizes), max(sizes), *tensor.shape[1:])
+    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)])
+
+
+def gather_across_processes(
+    text_features: MsamTextOutput, video_features: MsamVideoOutput
+) -> tuple[MsamTextOutput, MsamVideoOutput]:
+    """The features of the whole batch across processes, with gradients, so the contrastive loss (and CIFFP's
+    caption set J) spans the global batch. `accelerator.gather` would cut the gradients of other processes'
+    features. Only what the similarity needs is gathered; the semantic losses stay per process (they are sums
+    over pairs, and gradient averaging across processes makes them global means)."""
+    frames = torch.tensor([video_features.video_mask.shape[1]], device=video_features.video_mask.device)
+    dist.all_reduce(frames, op=dist.ReduceOp.MAX)
+    frames = int(frames)
+    text = MsamTextOutput(text_embeds=_all_gather_padded(text_features.text_embeds))
+    video = MsamVideoOutput(
+        video_embeds=_all_gather_padded(video_features.video_embeds),
+        frame_embeds=_all_gather_padded(video_features.frame_embeds, frames),
+        video_mask=_all_gather_padded(video_features.video_mask, frames),
+    )
+    return text, video
 
 
 class MsamPreTrainedModel(PreTrainedModel):
@@ -643,6 +681,7 @@ class MsamModel(MsamPreTrainedModel):
         video_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
         text_context_size: int | None = None,
+        gather_global_batch: bool = False,
         **kwargs,
     ) -> MsamOutput:
         r"""
@@ -654,6 +693,8 @@ class MsamModel(MsamPreTrainedModel):
             return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
             text_context_size (`int`, *optional*): CIFFP's caption set size |J|; defaults to every caption of the
                 batch, as in training.
+            gather_global_batch (`bool`, *optional*): in a multi-process run, score against the features of every
+                process (with gradients), so logits and the contrastive loss cover the global batch.
         """
         if input_ids is None or pixel_values_videos is None:
             raise ValueError("MsamModel needs both input_ids and pixel_values_videos; see get_text_features / "
@@ -665,8 +706,11 @@ class MsamModel(MsamPreTrainedModel):
             video_mask,
             return_patch_embeds=need_semantics and self.config.semantic_tokens == "patches",
         )
+        scored_text, scored_video = text_outputs, video_outputs
+        if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            scored_text, scored_video = gather_across_processes(text_outputs, video_outputs)
         logits_per_text, frame_attention = self.similarity(
-            text_outputs, video_outputs, text_context_size=text_context_size, return_frame_attention=True
+            scored_text, scored_video, text_context_size=text_context_size, return_frame_attention=True
         )
 
         loss = contrastive_loss = distribution_loss = diversity_loss = None
