@@ -1,0 +1,290 @@
+"""`msam data synth`: a synthetic drone-video retrieval benchmark with ground truth.
+
+Top-down H.264 videos of large textured terrain (grass, sand, water, road, forest, urban
+roofs, farmland) shared by many videos, seen by a hovering / drifting / panning / zooming
+camera, with a few small objects (cars, trucks, boats, people, houses, trees; ~1-3 % of the
+frame each, high-contrast colours) that drive, turn, park, sail, walk, run or stand still
+in relation to each other and to landmarks (a car beside a lake, a boat passing under a
+bridge). A configurable fraction of videos are *minimal-edit twins* of another video in the
+same split: the same scene with one object's colour, action, direction or relation changed
+(hard negatives). Every video has five captions written from its ground truth with varied
+phrasing, synonyms and partial descriptions, like USRD's.
+
+One output folder holds both layouts, sharing the videos:
+
+- CLIP4Clip / MSVD: `raw-captions.pkl` (id → captions as word lists), `train_list.txt`,
+  `val_list.txt`, `test_list.txt`, `Videos/<id>.mp4`;
+- videofolder: `metadata.jsonl` rows with `file_name`, `video_id`, `split`, `captions` and
+  `attributes` ({"entities", "actions", "relations"});
+- `ground_truth.jsonl`: per video the full scene (terrain, landmark, camera motion, every
+  object's kind, colour, size, positions, action, direction, relations, the twin edit) and
+  `synth_config.json`, the generation settings.
+
+Deterministic: a video depends only on the seed and its index (independent of the number of
+workers); x264 runs single-threaded with fixed settings, so the same seed gives the same
+decoded frames.
+
+Baselines (`msam_hf.data.synth_baselines`, run by `benchmarks/bench_synth.py`; 200 videos,
+seed 0, 40 test videos, 200 test captions, ties "mean"):
+
+| baseline | T2V R@1 | T2V R@5 | T2V MdR | chance R@1 / R@5 / MdR |
+|---|---|---|---|---|
+| background only (colour histogram ↔ bag of words, ridge) | {BG_R1} | {BG_R5} | {BG_MDR} | 2.5 / 12.5 / 20.5 |
+| caption length only | {LEN_R1} | {LEN_R5} | {LEN_MDR} | 2.5 / 12.5 / 20.5 |
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import pickle
+import shutil
+import time
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .synth_captions import make_captions
+from .synth_captions import scene_attributes
+from .synth_render import write_video
+from .synth_render import render_frames
+from .synth_scene import make_twin
+from .synth_scene import sample_scene
+
+SPLITS = ("train", "validation", "test")
+SPLIT_LIST_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
+VIDEO_FOLDER = "Videos"
+OUTPUT_FILES = ("raw-captions.pkl", *SPLIT_LIST_FILES.values(), "metadata.jsonl", "ground_truth.jsonl",
+                "synth_config.json")
+# Random streams of a video: (seed, purpose, video index) seeds each, so nothing depends on order.
+_SCENE, _CAPTIONS, _EDIT, _SPLIT = range(4)
+
+
+@dataclass
+class SynthConfig:
+    """Settings of the synthetic benchmark. Every field is also a `msam data synth` option."""
+
+    num_videos: int = field(default=200, metadata={"help": "Number of videos (twins included)."})
+    width: int = field(default=128, metadata={"help": "Frame width in pixels (even)."})
+    height: int = field(default=128, metadata={"help": "Frame height in pixels (even)."})
+    duration: float = field(default=8.0, metadata={"help": "Seconds per video."})
+    fps: float = field(default=8.0, metadata={"help": "Frames per second (MSAM samples 1 per second)."})
+    split_fractions: tuple[float, float, float] = field(
+        default=(0.7, 0.1, 0.2), metadata={"help": "Fractions of videos in train, validation and test (sum 1)."}
+    )
+    hard_negative_fraction: float = field(
+        default=0.2,
+        metadata={"help": "Fraction of videos made as minimal-edit twins of another video of the same split "
+                          "(one object's colour, action, direction or relation changed); at most 0.5."},
+    )
+    captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
+    seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
+
+    def __post_init__(self):
+        self.split_fractions = tuple(float(value) for value in self.split_fractions)
+        if self.num_videos < 1:
+            raise ValueError(f"num_videos must be at least 1, got {self.num_videos}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value < 16 or value % 2:
+                raise ValueError(f"{name} must be an even number of pixels >= 16 (H.264 yuv420p), got {value}")
+        if self.duration <= 0 or self.fps <= 0:
+            raise ValueError(f"duration and fps must be positive, got duration={self.duration}, fps={self.fps}")
+        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or abs(sum(self.split_fractions) - 1) > 1e-6:
+            raise ValueError(f"split_fractions must be three non-negative numbers (train, validation, test) "
+                             f"summing to 1, got {self.split_fractions}")
+        if not 0 <= self.hard_negative_fraction <= 0.5:
+            raise ValueError(f"hard_negative_fraction must be in [0, 0.5] (each twin needs its own original), "
+                             f"got {self.hard_negative_fraction}")
+        if self.captions_per_video < 1:
+            raise ValueError(f"captions_per_video must be at least 1, got {self.captions_per_video}")
+
+    @property
+    def num_frames(self) -> int:
+        return max(1, round(self.duration * self.fps))
+
+
+def generate_synthetic_dataset(
+    output_dir: str | Path,
+    config: SynthConfig | None = None,
+    num_workers: int = 2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write the benchmark (videos, both caption layouts, ground truth) into `output_dir`.
+
+    Args:
+        output_dir: folder to create; it must be empty unless `overwrite`.
+        config: what to generate (defaults: 200 videos, 8 s, 8 fps, 128 × 128).
+        num_workers: processes rendering videos; the output does not depend on it.
+        overwrite: replace the files a previous run wrote there (other files are kept).
+        progress: show a progress bar.
+
+    Returns:
+        `output_dir`, readable by `msam_hf.data.readers.load_video_text_dataset`.
+    """
+    config = config or SynthConfig()
+    output_dir = Path(output_dir)
+    _prepare_output(output_dir, overwrite)
+    jobs = _plan(config)
+    render = partial(_render_job, config=config, video_dir=output_dir / VIDEO_FOLDER)
+    bar = partial(tqdm, total=len(jobs), desc="synth videos", unit="video", disable=not progress)
+    if num_workers <= 1:
+        records = [render(job) for job in bar(jobs)]
+    else:
+        # fork: workers inherit the already-imported modules (spawning would re-import torch / transformers)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with context.Pool(num_workers) as pool:
+            records = list(bar(pool.imap(render, jobs, chunksize=1)))
+    _write_annotations(output_dir, config, records)
+    return output_dir
+
+
+def _prepare_output(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir} is a file; pass a folder for the synthetic dataset")
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{output_dir} exists and is not empty; choose a new folder or pass --overwrite "
+                             "(overwrite=True) to replace a previous synthetic dataset there")
+        for name in OUTPUT_FILES:
+            (output_dir / name).unlink(missing_ok=True)
+        if (output_dir / VIDEO_FOLDER).is_dir():
+            shutil.rmtree(output_dir / VIDEO_FOLDER)
+    (output_dir / VIDEO_FOLDER).mkdir(parents=True, exist_ok=True)
+
+
+def _plan(config: SynthConfig) -> list[dict]:
+    """One job per video: id, split and, for a twin pair, the index of the original and of the twin.
+
+    Pairs (original, twin) take consecutive indices; groups are dealt to splits so that each
+    split's size is within one video of its fraction and a pair never straddles two splits.
+    """
+    num_twins = int(round(config.hard_negative_fraction * config.num_videos))
+    groups = [[2 * i, 2 * i + 1] for i in range(num_twins)]
+    groups += [[index] for index in range(2 * num_twins, config.num_videos)]
+    targets = np.array([round(fraction * config.num_videos) for fraction in config.split_fractions[:2]] + [0])
+    targets[2] = config.num_videos - targets[:2].sum()
+    filled = np.zeros(3, dtype=int)
+    split_of = {}
+    rng = np.random.default_rng([config.seed, _SPLIT])
+    shuffled = [groups[i] for i in rng.permutation(len(groups))]
+    for group in sorted(shuffled, key=len, reverse=True):  # pairs first, singles fill the gaps
+        split = int(np.argmax(targets - filled))
+        filled[split] += len(group)
+        split_of.update({index: SPLITS[split] for index in group})
+    jobs = []
+    for group in groups:
+        for position, index in enumerate(group):
+            jobs.append({"index": index, "video_id": f"synth_{index:05d}", "split": split_of[index],
+                         "pair": group if len(group) == 2 else None, "is_twin": position == 1})
+    return sorted(jobs, key=lambda job: job["index"])
+
+
+def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
+    """Build the scene and captions of one job, write its video, return its ground-truth record."""
+    scene, captions, twin = _scene_and_captions(job, config)
+    write_video(video_dir / f"{job['video_id']}.mp4",
+                render_frames(scene, config.seed, config.width, config.height, config.num_frames),
+                config.width, config.height, config.fps)
+    return {"video_id": job["video_id"], "split": job["split"], "captions": captions, **twin, **scene}
+
+
+def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
+    """A video's scene, captions and twin fields. Both videos of a pair compute the pair
+    (a few milliseconds) so that each worker needs only its own job."""
+    aspect = config.height / config.width
+    index = job["index"]
+    if job["pair"] is None:
+        scene = sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect)
+        captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
+                                 config.captions_per_video)
+        return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
+    original_index, twin_index = job["pair"]
+    original = sample_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect)
+    result = make_twin(np.random.default_rng([config.seed, _EDIT, twin_index]), original, aspect)
+    if result is None:  # no valid edit: the twin slot gets an unrelated scene
+        scene = original if not job["is_twin"] else sample_scene(
+            np.random.default_rng([config.seed, _SCENE, index]), aspect)
+        captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
+                                 config.captions_per_video)
+        return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
+    twin, edit = result
+    scene = twin if job["is_twin"] else original
+    focus = {"entity": edit["entity"], "aspect": edit["kind"]}
+    if edit["kind"] == "relation":
+        focus["relation"] = {"subject": edit["entity"], "predicate": edit["to" if job["is_twin"] else "from"],
+                             "object": edit["object"]}
+    # Both videos draw captions from the original's stream: parallel phrasings that differ where the scenes do.
+    captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, original_index]), scene,
+                             config.captions_per_video, focus=focus)
+    other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
+    return scene, captions, {"twin_of": other if job["is_twin"] else None,
+                             "hard_negative": other, "edit": edit}
+
+
+def _write_annotations(output_dir: Path, config: SynthConfig, records: list[dict]) -> None:
+    with (output_dir / "raw-captions.pkl").open("wb") as file:
+        pickle.dump({record["video_id"]: [caption.split() for caption in record["captions"]] for record in records}, file)
+    for split, name in SPLIT_LIST_FILES.items():
+        ids = [record["video_id"] for record in records if record["split"] == split]
+        if ids:
+            (output_dir / name).write_text("".join(f"{video_id}\n" for video_id in ids), encoding="utf-8")
+    with (output_dir / "metadata.jsonl").open("w", encoding="utf-8") as file:
+        for record in records:
+            row = {"file_name": f"{VIDEO_FOLDER}/{record['video_id']}.mp4", "video_id": record["video_id"],
+                   "split": record["split"], "captions": record["captions"], "attributes": scene_attributes(record)}
+            file.write(json.dumps(row) + "\n")
+    with (output_dir / "ground_truth.jsonl").open("w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record) + "\n")
+    settings = {"generator": "msam_hf.data.synth", **asdict(config), "num_frames": config.num_frames}
+    (output_dir / "synth_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `msam data synth` to the `msam data` command group."""
+    parser = subparsers.add_parser(
+        "synth", help="generate the synthetic drone-video retrieval benchmark",
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("output_dir", type=Path, help="folder to write (must be empty unless --overwrite)")
+    for config_field in fields(SynthConfig):
+        option = "--" + config_field.name.replace("_", "-")
+        if config_field.name == "split_fractions":
+            parser.add_argument(option, type=float, nargs=3, default=config_field.default,
+                                metavar=("TRAIN", "VAL", "TEST"), help=config_field.metadata["help"])
+        else:
+            parser.add_argument(option, type=type(config_field.default), default=config_field.default,
+                                help=config_field.metadata["help"])
+    parser.add_argument("--workers", type=int, default=2, help="rendering processes (the output does not depend on it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic dataset in output_dir")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = SynthConfig(**{config_field.name: getattr(args, config_field.name) for config_field in fields(SynthConfig)})
+    start = time.perf_counter()
+    output_dir = generate_synthetic_dataset(args.output_dir, config, num_workers=args.workers,
+                                            overwrite=args.overwrite, progress=not args.quiet)
+    counts = {split: len(_read_lines(output_dir / name)) for split, name in SPLIT_LIST_FILES.items()}
+    print(f"wrote {config.num_videos} videos ({config.width}x{config.height}, {config.num_frames} frames) to "
+          f"{output_dir} in {time.perf_counter() - start:.1f} s: "
+          + ", ".join(f"{split} {count}" for split, count in counts.items()))
+    return 0
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []

@@ -1,0 +1,146 @@
+"""A split of a video-caption `DatasetDict` as a torch `Dataset`, and the collate that calls the processor.
+
+Training (`mode="train"`): one item per video with one of its captions, drawn at random per epoch
+(seeded by seed, epoch and index, so any worker draws the same; call `set_epoch` each epoch). A
+video that fails to decode is logged, and the collate drops it and lists it in the batch's
+`skipped_video_ids`: it never becomes a zero tensor.
+
+Evaluation (`mode="eval"`, the multi-sentence protocol of msam.md §8): one item per video with all
+its captions; a batch holds its videos once and the captions flat, with `caption_to_video` pointing
+each caption at its video. A decoding failure raises: a test set must not shrink silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+
+from ..video_io import VideoDecodeError
+from ..video_io import read_frames
+
+logger = logging.getLogger(__name__)
+
+MODES = ("train", "eval")
+
+
+class VideoTextDataset(torch.utils.data.Dataset):
+    """Videos of one split with their captions, decoded with `read_frames` when an item is read.
+
+    Args:
+        dataset: one split of `load_video_text_dataset(...)` (columns `video_id`, `video`, `captions`).
+        mode: `"train"` (one random caption per video per epoch) or `"eval"` (all captions).
+        fps, max_frames: frame sampling (msam.md §1: 1 frame per second, at most 12).
+        seed: seeds the caption draw in training.
+
+    Items are dicts: `video_id`, `index` (row in the split), `frames` (T, H, W, 3) uint8, `timestamps`,
+    `captions` (one in training, all in evaluation) and `caption_indices` (their positions in the row's
+    captions). In training, a video that fails to decode gives `{"video_id", "index", "error"}`.
+    """
+
+    def __init__(
+        self,
+        dataset: datasets.Dataset,
+        mode: str = "train",
+        fps: float = 1.0,
+        max_frames: int = 12,
+        seed: int = 42,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        missing_columns = {"video_id", "video", "captions"} - set(dataset.column_names)
+        if missing_columns:
+            raise ValueError(f"the dataset lacks column(s) {sorted(missing_columns)}; load it with load_video_text_dataset")
+        if isinstance(dataset.features["video"], datasets.Video) and dataset.features["video"].decode:
+            # datasets would decode through torchcodec, which does not work here; read_frames decodes instead.
+            dataset = dataset.cast_column("video", datasets.Video(decode=False))
+        # Through Arrow (honours select/shuffle indices, does not copy embedded video bytes into Python).
+        video_is_null = dataset.with_format("arrow")["video"].is_null().to_pylist()
+        without_video = [row for row, is_null in enumerate(video_is_null) if is_null]
+        if without_video:
+            ids = dataset.select(without_video[:5])["video_id"]
+            raise ValueError(
+                f"{len(without_video)} video(s) of this split have no file (e.g. {ids}); "
+                "add the videos to the source folder, or select the rows that have one"
+            )
+        self.dataset = dataset.select_columns(["video_id", "video", "captions"])
+        self.mode = mode
+        self.fps = fps
+        self.max_frames = max_frames
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw training captions for `epoch`. DataLoader workers pick it up when they start, i.e. each epoch
+        unless `persistent_workers=True` (then the epoch stays the one the workers started with)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.dataset[int(index)]
+        captions = row["captions"]
+        if self.mode == "train":
+            # One generator per (seed, epoch, index): the same draw in any worker, a new one each epoch.
+            pick = int(np.random.default_rng([self.seed, self.epoch, int(index)]).integers(len(captions)))
+            caption_indices = [pick]
+        else:
+            caption_indices = list(range(len(captions)))
+        try:
+            clip = read_frames(row["video"], fps=self.fps, max_frames=self.max_frames)
+        except VideoDecodeError as error:
+            if self.mode == "eval":
+                raise VideoDecodeError(f"{error.name} (video id {row['video_id']!r})", error.reason) from error
+            logger.warning("skipping video %r in this batch: %s", row["video_id"], error)
+            return {"video_id": row["video_id"], "index": int(index), "error": str(error)}
+        return {
+            "video_id": row["video_id"],
+            "index": int(index),
+            "frames": clip.frames,
+            "timestamps": clip.timestamps,
+            "captions": [captions[i] for i in caption_indices],
+            "caption_indices": caption_indices,
+        }
+
+
+@dataclass
+class VideoTextCollator:
+    """Batches `VideoTextDataset` items with a processor (`msam_hf.default_processor()` or `AutoProcessor`).
+
+    The processor is called as `processor(text=..., videos=..., return_tensors="pt")` and must return
+    `input_ids`, `attention_mask`, `pixel_values_videos` (B, T, 3, S, S) and `video_mask` (B, T).
+
+    The batch adds `video_ids` (list of str), `video_indices` (B,) rows in the split, `timestamps` (list of
+    B arrays: the seconds of each video's frames), `captions` (list of str, N of them), `caption_indices` (N,) each caption's position in its video's captions,
+    `caption_to_video` (N,) each caption's video in this batch (in training N = B and it is `arange(B)`),
+    and `skipped_video_ids`: items that failed to decode and were dropped. When every item failed,
+    the batch holds only `video_ids=[]` and `skipped_video_ids`; a training loop skips it.
+    """
+
+    processor: Any
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        skipped = [item["video_id"] for item in items if "error" in item]
+        items = [item for item in items if "error" not in item]
+        if not items:
+            return {"video_ids": [], "skipped_video_ids": skipped}
+        captions = [caption for item in items for caption in item["captions"]]
+        inputs = self.processor(text=captions, videos=[item["frames"] for item in items], return_tensors="pt")
+        batch = dict(inputs)
+        batch.update(
+            video_ids=[item["video_id"] for item in items],
+            video_indices=torch.tensor([item["index"] for item in items], dtype=torch.long),
+            timestamps=[item["timestamps"] for item in items],
+            captions=captions,
+            caption_indices=torch.tensor([i for item in items for i in item["caption_indices"]], dtype=torch.long),
+            caption_to_video=torch.tensor(
+                [position for position, item in enumerate(items) for _ in item["captions"]], dtype=torch.long
+            ),
+            skipped_video_ids=skipped,
+        )
+        return batch
