@@ -8,6 +8,8 @@ import sys
 COMMAND_GROUPS = [
     ("data", "make, inspect and publish video-caption datasets", ["msam_hf.data.commands", "msam_hf.data.synth"]),
 ]
+# Modules whose `register(subparsers)` adds one top-level command.
+COMMANDS = ["msam_hf.evaluation"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         commands = group_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
         for module_name in module_names:
             importlib.import_module(module_name).register(commands)
+    for module_name in COMMANDS:
+        importlib.import_module(module_name).register(groups)
     return parser
 
 
@@ -26,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except (ValueError, FileNotFoundError) as error:
-        print(f"msam {args.group} {args.command}: error: {error}", file=sys.stderr)
+        command = " ".join(filter(None, (args.group, getattr(args, "command", None))))
+        print(f"msam {command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,351 @@
+"""Retrieval evaluation of an MSAM model on a dataset split: the multi-sentence protocol of msam.md §8.
+
+Every caption of the split is a text-to-video query against every video; every video is a video-to-text query
+against the caption groups (`msam_hf.metrics`). Features are extracted once per split (videos and captions in
+batches, progress bars), then scored in chunks with `MsamModel.similarity`, so memory stays bounded.
+
+CIFFP scores a caption together with a caption set J (msam.md §3). The reference scores blocks of 32 consecutive
+captions of the test list; here captions are taken in the split's order (video by video, each video's captions in
+their stored order), cut into consecutive blocks of |J|, so the result is deterministic. |J| = 1 scores every
+caption on its own: what a search engine serves. Both are reported; the other heads do not depend on |J|.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.torch_dataset import VideoTextCollator
+from .data.torch_dataset import VideoTextDataset
+from .metrics import RECALL_CUTOFFS
+from .metrics import retrieval_metrics
+from .metrics import text_to_video_recall_curve
+from .modeling_msam import MsamModel
+from .modeling_msam import MsamTextOutput
+from .modeling_msam import MsamVideoOutput
+
+DEFAULT_TEXT_CONTEXT_SIZES = (32, 1)
+
+
+@dataclass
+class RetrievalFeatures:
+    """Everything the scores of one split need, computed once.
+
+    `text` and `video` are the concatenated outputs of `get_text_features` / `get_video_features` (frames padded to
+    the longest video, words to the longest caption); `caption_to_video[i]` is caption i's video (column);
+    `timestamps[v]` are the seconds of video v's sampled frames.
+    """
+
+    text: MsamTextOutput
+    video: MsamVideoOutput
+    caption_to_video: torch.Tensor
+    video_ids: list[str]
+    captions: list[str]
+    timestamps: list[list[float]]
+
+
+@torch.no_grad()
+def extract_features(
+    model: MsamModel,
+    dataset: datasets.Dataset,
+    processor: Any,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    fps: float = 1.0,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> RetrievalFeatures:
+    """Encode every video and caption of one split (a video that cannot be decoded raises `VideoDecodeError`)."""
+    max_frames = max_frames or model.config.max_frames
+    loader = torch.utils.data.DataLoader(
+        VideoTextDataset(dataset, mode="eval", fps=fps, max_frames=max_frames),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=VideoTextCollator(processor),
+    )
+    was_training = model.training
+    model.eval()
+    device = model.device
+    text_parts, video_parts, caption_to_video = [], [], []
+    video_ids, captions, timestamps = [], [], []
+    for batch in tqdm(loader, desc="encoding videos and captions", unit="batch", disable=not progress):
+        text_parts.append(
+            model.get_text_features(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        )
+        video_parts.append(model.get_video_features(batch["pixel_values_videos"].to(device), batch["video_mask"].to(device)))
+        caption_to_video.append(batch["caption_to_video"] + len(video_ids))
+        video_ids += batch["video_ids"]
+        captions += batch["captions"]
+        timestamps += [list(map(float, times)) for times in batch["timestamps"]]
+    model.train(was_training)
+    if not video_ids:
+        raise ValueError("the split has no videos to evaluate")
+    return RetrievalFeatures(
+        text=_concatenate_text(text_parts),
+        video=_concatenate_video(video_parts),
+        caption_to_video=torch.cat(caption_to_video),
+        video_ids=video_ids,
+        captions=captions,
+        timestamps=timestamps,
+    )
+
+
+@torch.no_grad()
+def score_features(
+    model: MsamModel, features: RetrievalFeatures, text_context_size: int | None = 1, return_frame_attention: bool = False
+):
+    """The (captions, videos) similarity of a split's features at CIFFP caption-set size `text_context_size`."""
+    return model.similarity(
+        features.text, features.video, text_context_size=text_context_size, return_frame_attention=return_frame_attention
+    )
+
+
+def evaluate_retrieval(
+    model: MsamModel,
+    features: RetrievalFeatures,
+    text_context_sizes: tuple[int, ...] = DEFAULT_TEXT_CONTEXT_SIZES,
+    ties: str = "pessimistic",
+) -> dict[str, Any]:
+    """Retrieval metrics of `features` at each CIFFP caption-set size.
+
+    Returns `{"similarity_head", "num_videos", "num_captions", "ties", "text_context_sizes", "metrics": {"|J|=32":
+    {...}, "|J|=1": {...}}, "primary": "|J|=32"}`; the primary entry is the first size (what model selection and the
+    headline numbers use). Heads other than CIFFP ignore |J| and get one entry per size all the same.
+    """
+    results: dict[str, Any] = {
+        "similarity_head": model.config.similarity_head,
+        "num_videos": len(features.video_ids),
+        "num_captions": len(features.captions),
+        "ties": ties,
+        "text_context_sizes": list(text_context_sizes),
+        "metrics": {},
+        "recall_curve": {},
+    }
+    for size in text_context_sizes:
+        similarity = score_features(model, features, text_context_size=size).float().cpu()
+        key = context_key(size)
+        results["metrics"][key] = retrieval_metrics(similarity, features.caption_to_video, ties=ties)
+        results["recall_curve"][key] = text_to_video_recall_curve(similarity, features.caption_to_video, ties=ties)
+    results["primary"] = context_key(text_context_sizes[0])
+    return results
+
+
+def context_key(size: int | None) -> str:
+    return "|J|=all" if size is None else f"|J|={size}"
+
+
+def _concatenate_text(parts: list[MsamTextOutput]) -> MsamTextOutput:
+    length = max(part.word_embeds.shape[1] for part in parts)
+    return MsamTextOutput(
+        text_embeds=torch.cat([part.text_embeds for part in parts]),
+        word_embeds=torch.cat([_pad_dim1(part.word_embeds, length) for part in parts]),
+        attention_mask=torch.cat([_pad_dim1(part.attention_mask, length) for part in parts]),
+    )
+
+
+def _concatenate_video(parts: list[MsamVideoOutput]) -> MsamVideoOutput:
+    frames = max(part.video_mask.shape[1] for part in parts)
+    return MsamVideoOutput(
+        video_embeds=torch.cat([part.video_embeds for part in parts]),
+        frame_embeds=torch.cat([_pad_dim1(part.frame_embeds, frames) for part in parts]),
+        frame_features=torch.cat([_pad_dim1(part.frame_features, frames) for part in parts]),
+        video_mask=torch.cat([_pad_dim1(part.video_mask, frames) for part in parts]),
+    )
+
+
+def _pad_dim1(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad dimension 1 to `size` (padded frames and words are masked, so zeros never reach a score)."""
+    if tensor.shape[1] == size:
+        return tensor
+    padding = tensor.new_zeros((tensor.shape[0], size - tensor.shape[1], *tensor.shape[2:]))
+    return torch.cat([tensor, padding], dim=1)
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+METRIC_COLUMNS = (
+    [f"t2v_r{k}" for k in RECALL_CUTOFFS] + ["t2v_median_rank", "t2v_mean_rank"]
+    + [f"v2t_r{k}" for k in RECALL_CUTOFFS] + ["v2t_median_rank", "v2t_mean_rank", "rsum"]
+)
+COLUMN_TITLES = {
+    **{f"{side}_r{k}": f"{side.upper()} R@{k}" for side in ("t2v", "v2t") for k in RECALL_CUTOFFS},
+    **{f"{side}_{kind}_rank": f"{side.upper()} {short}" for side in ("t2v", "v2t")
+       for kind, short in (("median", "MdR"), ("mean", "MnR"))},
+    "rsum": "rsum",
+}
+
+
+def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
+    """One row per (model, |J|): R@1/5/10, MdR, MnR in both directions and rsum."""
+    titles = [COLUMN_TITLES[column] for column in METRIC_COLUMNS]
+    lines = ["| model | head | \\|J\\| | " + " | ".join(titles) + " |", "|---|---|---|" + "---|" * len(titles)]
+    for name, results in results_by_model.items():
+        for key, metrics in results["metrics"].items():
+            values = " | ".join(f"{metrics[column]:.1f}" for column in METRIC_COLUMNS)
+            lines.append(f"| {name} | {results['similarity_head']} | {key.removeprefix('|J|=')} | {values} |")
+    any_results = next(iter(results_by_model.values()))
+    lines.append("")
+    lines.append(f"{any_results['num_captions']} captions × {any_results['num_videos']} videos, ties: "
+                 f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it).")
+    return "\n".join(lines)
+
+
+def write_report(
+    results_by_model: dict[str, dict[str, Any]],
+    output_dir: str | Path,
+    attention_examples: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write `results.json`, `results.md`, `recall_at_k.png` and (given examples) `frame_attention.png`.
+
+    Plots need matplotlib (the `plots` extra); without it the JSON and markdown are written and the plots skipped
+    with a note.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = [output_dir / "results.json", output_dir / "results.md"]
+    written[0].write_text(json.dumps(results_by_model, indent=2) + "\n", encoding="utf-8")
+    written[1].write_text(markdown_table(results_by_model) + "\n", encoding="utf-8")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install 'msam-hf[plots]'): skipping the plots")
+        return written
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, results in results_by_model.items():
+        for key, curve in results["recall_curve"].items():
+            axis.plot(range(1, len(curve) + 1), curve, label=f"{name} ({key})")
+    axis.set_xlabel("K")
+    axis.set_ylabel("text-to-video R@K (%)")
+    axis.set_ylim(0, 100)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(output_dir / "recall_at_k.png", dpi=120)
+    plt.close(figure)
+    written.append(output_dir / "recall_at_k.png")
+
+    if attention_examples:
+        written.append(_plot_frame_attention(plt, attention_examples, output_dir / "frame_attention.png"))
+    return written
+
+
+def frame_attention_examples(
+    model: MsamModel, features: RetrievalFeatures, num_queries: int = 4
+) -> dict[str, Any] | None:
+    """For the first `num_queries` captions (|J| = 1): the frame attention over their own video's frames, and
+    whether that video ranked first. None for heads without frame attention (`mean`, `seq_transformer`)."""
+    if model.config.similarity_head not in ("ciffp", "attention"):
+        return None
+    rows = list(range(min(num_queries, len(features.captions))))
+    text = MsamTextOutput(**{name: value[rows] for name, value in features.text.items()})
+    logits, attention = model.similarity(text, features.video, text_context_size=1, return_frame_attention=True)
+    examples = []
+    for row in rows:
+        video = int(features.caption_to_video[row])
+        frames = int(features.video.video_mask[video].sum())
+        examples.append({
+            "caption": features.captions[row],
+            "video_id": features.video_ids[video],
+            "timestamps": features.timestamps[video],
+            "attention": attention[row, video, :frames].float().cpu().tolist(),
+            "rank": int((logits[row] > logits[row, video]).sum()) + 1,
+        })
+    return {"examples": examples}
+
+
+def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -> Path:
+    examples = attention_examples["examples"]
+    figure, axes = plt.subplots(len(examples), 1, figsize=(7, 1.1 * len(examples) + 0.6), squeeze=False)
+    for axis, example in zip(axes[:, 0], examples):
+        weights = np.asarray(example["attention"])
+        axis.imshow(weights[None], aspect="auto", cmap="viridis", vmin=0, vmax=max(weights.max(), 1e-6))
+        for frame, weight in enumerate(weights):
+            axis.text(frame, 0, f"{weight:.2f}", ha="center", va="center", fontsize=6, color="white")
+        axis.set_yticks([])
+        axis.set_xticks(range(len(example["timestamps"])))
+        axis.set_xticklabels([f"{time:.0f}s" for time in example["timestamps"]], fontsize=6)
+        axis.set_title(f"{example['caption'][:80]}  ({example['video_id']}, rank {example['rank']})", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def load_model_and_processor(path: str | Path) -> tuple[MsamModel, Any]:
+    """An MSAM model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder, with its processor
+    (the packaged default processor when the folder has none)."""
+    from .lora import load_lora
+    from .processing_msam import MsamProcessor
+    from .processors import default_processor
+
+    path = Path(path)
+    if (path / "adapter_config.json").is_file():
+        model = load_lora(path).merge_and_unload()
+    else:
+        model = MsamModel.from_pretrained(path)
+    try:
+        processor = MsamProcessor.from_pretrained(path)
+    except (OSError, ValueError):
+        processor = default_processor(model.config)
+    return model.eval(), processor
+
+
+def register(subparsers) -> None:
+    """Add `msam evaluate` to the top-level commands."""
+    parser = subparsers.add_parser(
+        "evaluate", help="retrieval metrics, tables and plots of one or more models on a dataset split",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)")
+    parser.add_argument("data", metavar="DATA", help="dataset folder in any layout msam_hf.data reads")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--text-context-size", type=int, default=32,
+                        help="CIFFP caption-set size |J| of the headline numbers (default 32, the reference's); "
+                             "|J|=1 is always reported too")
+    parser.add_argument("--ties", default="pessimistic", choices=("pessimistic", "optimistic", "mean"),
+                        help="rank of a true item that ties with others (see msam_hf.metrics)")
+    parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
+    parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes")
+    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second")
+    parser.add_argument("--attention-queries", type=int, default=4,
+                        help="captions whose frame attention is plotted (CIFFP / attention heads)")
+    parser.add_argument("--output-dir", default="msam-eval", help="where results.json/.md and the plots go")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from .data import load_video_text_dataset
+
+    dataset = load_video_text_dataset(args.data)
+    if args.split not in dataset:
+        raise ValueError(f"{args.data} has no split {args.split!r}; it has {list(dataset)}")
+    sizes = tuple(dict.fromkeys((args.text_context_size, 1)))
+    results, attention = {}, None
+    for model_path in args.models:
+        name = Path(model_path).name if len({Path(p).name for p in args.models}) == len(args.models) else model_path
+        model, processor = load_model_and_processor(model_path)
+        features = extract_features(model, dataset[args.split], processor, batch_size=args.batch_size,
+                                    num_workers=args.num_workers, fps=args.fps)
+        results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties)
+        results[name]["model"] = str(model_path)
+        results[name]["split"] = args.split
+        attention = attention or frame_attention_examples(model, features, args.attention_queries)
+    written = write_report(results, args.output_dir, attention)
+    print(markdown_table(results))
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0

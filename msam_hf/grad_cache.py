@@ -1,0 +1,169 @@
+"""Gradient accumulation for a contrastive loss, by gradient caching (Gao et al., 2021, "Scaling Deep Contrastive
+Learning Batch Size under Memory Limited Setup").
+
+Plain accumulation (summing the gradients of k micro-batch losses) changes a contrastive objective: each
+micro-batch's captions see only that micro-batch's videos as negatives, and CIFFP's caption set J shrinks to the
+micro-batch. Gradient caching gives the gradient of the *whole* batch's loss with the memory of one micro-batch:
+
+1. encode every micro-batch without a graph and keep the features (text and video embeddings, frame embeddings);
+2. compute the batch's contrastive loss (gathered across processes, as in `forward(gather_global_batch=True)`) on
+   those features as leaves, and backpropagate it to them and to the similarity head's own parameters;
+3. encode each micro-batch again with a graph, replaying the random state of step 1 so dropout draws the same masks,
+   and backpropagate the cached feature gradients (plus the micro-batch's share of the semantic losses, which are
+   means over pairs and need no other micro-batch).
+
+What it equals: with dropout off, the gradients of a step without accumulation on the same batch (up to float
+rounding; tested). With dropout on, a step with the same objective whose dropout masks differ from the
+unaccumulated step's, as they would between any two runs. What it does not: it costs one extra encoder forward per
+micro-batch, and fp16 loss scaling is not supported (use bf16 or fp32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .modeling_msam import MsamModel
+from .modeling_msam import MsamTextOutput
+from .modeling_msam import MsamVideoOutput
+from .modeling_msam import gather_across_processes
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_mask")
+
+
+def accumulated_contrastive_step(
+    accelerator,
+    model: torch.nn.Module,
+    batch: dict,
+    num_micro_batches: int,
+    check_finite: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Forward and backward of this process's `batch` (caption i describes video i) in `num_micro_batches` pieces.
+
+    Leaves in every trainable parameter's `.grad` the gradient of the global batch's loss, averaged across
+    processes like DDP would (the encoders run outside DDP's forward, so the averaging is done here). Returns the
+    loss parts (`loss`, `contrastive_loss`, and with the semantic branch `distribution_loss`, `diversity_loss`).
+    `check_finite(parts)` is called before any backward pass on non-finite values and may raise.
+    """
+    if accelerator.mixed_precision == "fp16":
+        raise ValueError("gradient accumulation by gradient caching does not support fp16 loss scaling; "
+                         "use --mixed_precision bf16 or no, or --gradient_accumulation_steps 1")
+    msam = _msam_model(accelerator.unwrap_model(model))
+    size = batch["input_ids"].shape[0]
+    if size != batch["pixel_values_videos"].shape[0]:
+        raise ValueError(f"training pairs caption i with video i, got {size} captions for "
+                         f"{batch['pixel_values_videos'].shape[0]} videos")
+    bounds = torch.linspace(0, size, num_micro_batches + 1).round().long().tolist()
+    micro_batches = [{name: batch[name][start:end] for name in MODEL_INPUTS}
+                     for start, end in zip(bounds[:-1], bounds[1:]) if end > start]
+    use_semantics = msam.config.semantic_loss
+    return_patches = use_semantics and msam.config.semantic_tokens == "patches"
+
+    # 1. features of every micro-batch, no graph; remember the random state each started from
+    random_states, texts, videos = [], [], []
+    with torch.no_grad():
+        for micro in micro_batches:
+            random_states.append(_random_state(accelerator.device))
+            with accelerator.autocast():
+                texts.append(msam.get_text_features(micro["input_ids"], micro["attention_mask"]))
+                videos.append(msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"]))
+    text_embeds = torch.cat([text.text_embeds for text in texts]).float().requires_grad_()
+    video_embeds = torch.cat([video.video_embeds for video in videos]).float().requires_grad_()
+    frames = max(video.video_mask.shape[1] for video in videos)
+    frame_embeds = torch.cat([_pad_frames(video.frame_embeds, frames) for video in videos]).float().requires_grad_()
+    video_mask = torch.cat([_pad_frames(video.video_mask, frames) for video in videos])
+
+    # 2. the (global) contrastive loss on the cached features
+    scored_text = MsamTextOutput(text_embeds=text_embeds)
+    scored_video = MsamVideoOutput(video_embeds=video_embeds, frame_embeds=frame_embeds, video_mask=video_mask)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        scored_text, scored_video = gather_across_processes(scored_text, scored_video)
+    with accelerator.autocast():
+        logits = msam.similarity(scored_text, scored_video, text_context_size=None)
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    contrastive_loss = 0.5 * (F.cross_entropy(logits.float(), targets) + F.cross_entropy(logits.float().T, targets))
+    if check_finite is not None:
+        check_finite({"contrastive_loss": contrastive_loss})
+    contrastive_loss.backward()
+
+    # 3. replay each micro-batch with a graph and push the cached gradients (and its semantic-loss share) through it
+    semantic_parts = {"distribution_loss": 0.0, "diversity_loss": 0.0}
+    offset = 0
+    for micro, random_state in zip(micro_batches, random_states):
+        rows = slice(offset, offset + micro["input_ids"].shape[0])
+        offset = rows.stop
+        _set_random_state(random_state, accelerator.device)
+        with accelerator.autocast():
+            text = msam.get_text_features(micro["input_ids"], micro["attention_mask"])
+            video = msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"],
+                                            return_patch_embeds=return_patches)
+            micro_frames = video.frame_embeds.shape[1]
+            frame_gradient = None if frame_embeds.grad is None else frame_embeds.grad[:, :micro_frames]
+            # A head may leave a feature unused (CIFFP scores frames, not v̄): it has no gradient to push.
+            surrogate = sum(
+                (feature.float() * gradient[rows]).sum()
+                for feature, gradient in ((text.text_embeds, text_embeds.grad),
+                                          (video.video_embeds, video_embeds.grad),
+                                          (video.frame_embeds, frame_gradient))
+                if gradient is not None
+            )
+            if use_semantics:
+                share = (rows.stop - rows.start) / size
+                distribution_loss, diversity_loss = msam.semantic_losses(text, video)
+                if check_finite is not None:
+                    check_finite({"distribution_loss": distribution_loss, "diversity_loss": diversity_loss})
+                surrogate = surrogate + share * (
+                    msam.config.distribution_loss_weight * distribution_loss
+                    + msam.config.diversity_loss_weight * diversity_loss
+                )
+                semantic_parts["distribution_loss"] += share * distribution_loss.detach().float()
+                semantic_parts["diversity_loss"] += share * diversity_loss.detach().float()
+        surrogate.backward()
+
+    _average_gradients_across_processes(model)
+    parts = {"contrastive_loss": contrastive_loss.detach()}
+    loss = parts["contrastive_loss"]
+    if use_semantics:
+        parts.update(semantic_parts)
+        loss = (loss + msam.config.distribution_loss_weight * parts["distribution_loss"]
+                + msam.config.diversity_loss_weight * parts["diversity_loss"])
+    return {"loss": loss, **parts}
+
+
+def _msam_model(model: torch.nn.Module) -> MsamModel:
+    """The `MsamModel` inside a PEFT wrapper (its LoRA layers stay in place)."""
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not isinstance(model, MsamModel):
+        raise TypeError(f"gradient caching needs an MsamModel, got {type(model).__name__}")
+    return model
+
+
+def _pad_frames(tensor: torch.Tensor, frames: int) -> torch.Tensor:
+    if tensor.shape[1] == frames:
+        return tensor
+    padding = tensor.new_zeros((tensor.shape[0], frames - tensor.shape[1], *tensor.shape[2:]))
+    return torch.cat([tensor, padding], dim=1)
+
+
+def _random_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_random_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _average_gradients_across_processes(model: torch.nn.Module) -> None:
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    world_size = dist.get_world_size()
+    # Same parameters in the same order on every process (the same code ran), so the collectives line up.
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world_size

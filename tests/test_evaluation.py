@@ -1,0 +1,102 @@
+"""Evaluation: features of a split, the |J| caption sets, and `msam evaluate`'s report."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import default_processor
+from msam_hf.cli import main as msam
+from msam_hf.data import load_video_text_dataset
+from msam_hf.data.synth import SynthConfig
+from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.evaluation import evaluate_retrieval
+from msam_hf.evaluation import extract_features
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> Path:
+    config = SynthConfig(num_videos=10, width=48, height=48, duration=3.0, fps=2.0, seed=5, split_fractions=(0.4, 0.1, 0.5))
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def model() -> MsamModel:
+    torch.manual_seed(0)
+    return MsamModel(MsamConfig.tiny(max_frames=3)).eval()
+
+
+@pytest.fixture(scope="module")
+def features(model, dataset_dir):
+    test = load_video_text_dataset(dataset_dir)["test"]
+    return extract_features(model, test, default_processor(model.config), batch_size=2, progress=False)
+
+
+def test_features_cover_the_split_in_order(features, dataset_dir):
+    test = load_video_text_dataset(dataset_dir)["test"]
+    assert features.video_ids == test["video_id"]
+    assert features.captions == [caption for captions in test["captions"] for caption in captions]
+    expected = [video for video, captions in enumerate(test["captions"]) for _ in captions]
+    assert features.caption_to_video.tolist() == expected
+
+
+def test_batched_features_score_like_one_forward_pass(model, features, dataset_dir):
+    # Batches pad frames and words differently; padding is masked, so scores equal a single pass over everything.
+    test = load_video_text_dataset(dataset_dir)["test"]
+    from msam_hf.data import VideoTextCollator, VideoTextDataset
+
+    items = [VideoTextDataset(test, mode="eval", max_frames=3)[i] for i in range(len(test))]
+    batch = VideoTextCollator(default_processor(model.config))(items)
+    with torch.no_grad():
+        expected = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         pixel_values_videos=batch["pixel_values_videos"], video_mask=batch["video_mask"],
+                         text_context_size=1).logits_per_text
+        actual = model.similarity(features.text, features.video, text_context_size=1)
+    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_caption_sets_are_consecutive_blocks_in_split_order(model, features):
+    with torch.no_grad():
+        scores = model.similarity(features.text, features.video, text_context_size=4)
+        for start in (0, 4, 8):
+            block = type(features.text)(**{name: value[start : start + 4] for name, value in features.text.items()})
+            alone = model.similarity(block, features.video, text_context_size=None)
+            torch.testing.assert_close(scores[start : start + 4], alone, atol=1e-5, rtol=1e-5)
+        # the caption set matters for CIFFP: |J| = 4 and |J| = 1 differ
+        assert not torch.allclose(scores, model.similarity(features.text, features.video, text_context_size=1))
+
+
+def test_evaluate_retrieval_reports_each_caption_set_size(model, features):
+    results = evaluate_retrieval(model, features, text_context_sizes=(4, 1), ties="mean")
+    assert results["primary"] == "|J|=4" and list(results["metrics"]) == ["|J|=4", "|J|=1"]
+    assert results["num_videos"] == len(features.video_ids) and results["ties"] == "mean"
+    curve = results["recall_curve"]["|J|=1"]
+    assert len(curve) == len(features.video_ids) and curve[-1] == 100.0
+    assert curve[0] == pytest.approx(results["metrics"]["|J|=1"]["t2v_r1"])
+    assert all(later >= earlier for earlier, later in zip(curve, curve[1:]))
+
+
+def test_msam_evaluate_writes_json_markdown_and_plots(model, dataset_dir, tmp_path, capsys):
+    folder = tmp_path / "tiny-msam"
+    model.save_pretrained(folder)
+    default_processor(model.config).save_pretrained(folder)
+    output = tmp_path / "report"
+    assert msam(["evaluate", str(folder), str(dataset_dir), "--split", "test", "--text-context-size", "8",
+                 "--num-workers", "0", "--output-dir", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "| tiny-msam | ciffp | 8 |" in printed and "| tiny-msam | ciffp | 1 |" in printed
+    results = json.loads((output / "results.json").read_text())
+    assert results["tiny-msam"]["split"] == "test" and results["tiny-msam"]["primary"] == "|J|=8"
+    assert (output / "results.md").read_text().count("| tiny-msam |") == 2
+    for plot in ("recall_at_k.png", "frame_attention.png"):
+        assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_msam_evaluate_names_a_missing_split(model, dataset_dir, tmp_path, capsys):
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    assert msam(["evaluate", str(folder), str(dataset_dir), "--split", "dev-2", "--output-dir", str(tmp_path)]) == 2
+    assert "has no split 'dev-2'" in capsys.readouterr().err

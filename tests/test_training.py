@@ -1,0 +1,194 @@
+"""training/train.py end to end on a small synthetic dataset: resume after SIGKILL, NaN stop, undecodable videos,
+and gradient caching against the unaccumulated step."""
+
+import importlib.util
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf.data.synth import SynthConfig
+from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.grad_cache import accumulated_contrastive_step
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "training" / "train.py"
+FAST = ["--batch_size", "4", "--num_workers", "0", "--log_with", "none", "--max_frames", "3"]
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> Path:
+    # 17 videos: 12 train (3 full steps of 4 per epoch: every video is read), 2 validation, 3 test
+    config = SynthConfig(num_videos=17, width=48, height=48, duration=3.0, fps=4.0, seed=3)
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
+
+
+def run_training(*arguments, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(TRAIN), *map(str, arguments)], capture_output=True, text=True,
+                            timeout=600, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(f"train.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(output_dir / "final" / "model.safetensors")
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_weights(dataset_dir, tmp_path):
+    arguments = ["--data_dir", dataset_dir, *FAST, "--num_epochs", "2", "--eval_every_epoch", "false",
+                 "--checkpointing_steps", "1", "--checkpoints_total_limit", "10"]
+    run_training(*arguments, "--output_dir", tmp_path / "straight")
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, str(TRAIN), *map(str, arguments), "--output_dir", str(interrupted)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    first_checkpoint = interrupted / "checkpoints" / "step-1" / "train_state.json"
+    deadline = time.monotonic() + 300
+    while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert first_checkpoint.exists(), "the run died or timed out before its first checkpoint"
+    assert not (interrupted / "final").exists(), "the run finished before it could be killed"
+
+    resumed = run_training(*arguments, "--output_dir", interrupted, "--resume_from_checkpoint", "latest")
+    assert "resumed from" in resumed.stdout
+    straight, after_resume = final_weights(tmp_path / "straight"), final_weights(interrupted)
+    assert straight.keys() == after_resume.keys()
+    different = [name for name in straight if not torch.equal(straight[name], after_resume[name])]
+    assert not different, f"{len(different)} tensors differ after resuming, e.g. {different[:3]}"
+
+
+NAN_AT_SECOND_STEP = """
+import sys
+import msam_hf.modeling_msam as modeling
+sys.path.insert(0, "training")
+import train
+
+calls = {"count": 0}
+original = modeling.gaussian_kl_divergence
+def nan_on_second_step(*args):
+    calls["count"] += 1
+    value = original(*args)
+    return value * float("nan") if calls["count"] == 2 else value
+modeling.gaussian_kl_divergence = nan_on_second_step
+train.main(sys.argv[1:])
+"""
+
+
+def test_nan_loss_stops_the_run_naming_step_videos_and_parts(dataset_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", NAN_AT_SECOND_STEP, "--data_dir", str(dataset_dir), *FAST, "--num_epochs", "1",
+         "--checkpointing_steps", "1", "--output_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("FloatingPointError")]
+    assert errors, result.stderr[-3000:]
+    message = errors[-1]
+    assert message.startswith("FloatingPointError: non-finite loss at step 1 (epoch 0)")
+    assert "distribution_loss=nan" in message and "synth_" in message  # the loss part and the batch's video ids
+    assert "step-1" in message
+    good = tmp_path / "checkpoints" / "step-1"
+    assert (good / "train_state.json").is_file() and json.loads((good / "train_state.json").read_text())["step"] == 1
+    assert not (tmp_path / "checkpoints" / "step-2").exists()
+
+
+def test_undecodable_training_video_is_skipped_and_counted(dataset_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset_dir, data)
+    broken = sorted(line for line in (data / "train_list.txt").read_text().splitlines())[0]
+    video = data / "Videos" / f"{broken}.mp4"
+    video.write_bytes(video.read_bytes()[:300])  # truncated: the header survives, the frames do not
+    result = run_training("--data_dir", data, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false",
+                          "--output_dir", tmp_path / "run")
+    assert "skipped 1 undecodable video(s)" in result.stdout
+    assert broken in result.stderr  # the warning names the video
+    assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path / "run").values())
+
+
+def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
+    run_training("--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--output_dir", tmp_path)
+    results = json.loads((tmp_path / "best" / "eval_results.json").read_text())
+    assert results["split"] == "validation" and results["primary"] == "|J|=32"
+    assert set(results["metrics"]) == {"|J|=32", "|J|=1"}
+    assert 0 <= results["metrics"]["|J|=1"]["t2v_r1"] <= 100
+    loaded = MsamModel.from_pretrained(tmp_path / "best")
+    assert loaded.config.similarity_head == "ciffp"
+
+
+def random_batch(size: int = 6, frames: int = 3) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(300, 40000, (size, 7), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = 49406, 49407
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 4:] = 0
+    video_mask = torch.ones(size, frames, dtype=torch.long)
+    video_mask[2, 1:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "video_mask": video_mask,
+            "pixel_values_videos": torch.randn(size, frames, 3, 64, 64, generator=generator)}
+
+
+@pytest.mark.parametrize("head,semantic_tokens", [("ciffp", "frames"), ("ciffp", "patches"), ("mean", "frames"),
+                                                   ("attention", "frames")])
+def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
+    config = MsamConfig.tiny(similarity_head=head, semantic_tokens=semantic_tokens, semantic_dropout=0.0,
+                             attention_head_dropout=0.0)
+    torch.manual_seed(0)
+    reference = MsamModel(config).train()
+    accumulated = MsamModel(config).train()
+    accumulated.load_state_dict(reference.state_dict())
+    batch = random_batch()
+
+    output = reference(**batch, return_loss=True)
+    output.loss.backward()
+    parts = accumulated_contrastive_step(Accelerator(cpu=True), accumulated, batch, num_micro_batches=3)
+
+    torch.testing.assert_close(parts["loss"], output.loss.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(parts["distribution_loss"], output.distribution_loss.detach(), atol=1e-6, rtol=1e-5)
+    for (name, expected), actual in zip(reference.named_parameters(), accumulated.parameters()):
+        if expected.grad is None:
+            assert actual.grad is None or not actual.grad.any(), name
+            continue
+        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+
+
+def test_gradient_caching_refuses_a_model_that_is_not_msam():
+    with pytest.raises(TypeError, match="needs an MsamModel, got Linear"):
+        accumulated_contrastive_step(Accelerator(cpu=True), torch.nn.Linear(2, 2), random_batch(), 2)
+
+
+def test_batch_size_must_split_over_processes_and_accumulation():
+    spec = importlib.util.spec_from_file_location("train", TRAIN)
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    arguments = train.TrainArguments(output_dir="unused", batch_size=4, gradient_accumulation_steps=3)
+    with pytest.raises(ValueError, match=r"--batch_size 4 must split evenly into 2 process\(es\) × 3 accumulation"):
+        train._micro_batch_size(arguments, num_processes=2)
+    arguments.gradient_accumulation_steps = 2
+    assert train._micro_batch_size(arguments, num_processes=2) == 1
+
+
+def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_path):
+    # A real 2-process CPU run (gloo): global-batch gather, gradient caching, the collective skip/NaN checks,
+    # evaluation on the main process and the saves must all line up across processes.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN), "--cpu",
+               "--data_dir", str(dataset_dir), *FAST, "--gradient_accumulation_steps", "2", "--num_epochs", "1",
+               "--output_dir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "epoch 0: validation text-to-video R@1" in result.stdout
+    assert json.loads((tmp_path / "checkpoints" / "step-3" / "train_state.json").read_text())["step"] == 3
+    assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path).values())

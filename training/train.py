@@ -1,0 +1,390 @@
+"""Train MSAM (or a baseline head) on a video-caption dataset with 🤗 Accelerate.
+
+    python training/train.py --data_dir DATA --output_dir runs/msam
+    accelerate launch training/train.py --data_dir DATA --output_dir runs/msam      # whatever `accelerate config` says
+    accelerate launch --multi_gpu --num_processes 2 training/train.py --cpu ...     # 2 CPU processes (gloo)
+    python training/train.py config.yaml                                            # the same arguments as YAML
+
+Defaults are the paper's recipe (msam.md §7). DATA is any layout `msam_hf.data.load_video_text_dataset` reads
+(CLIP4Clip/MSVD, metadata.jsonl/csv video folders, MSR-VTT json, a Hub dataset folder).
+
+`--batch_size` is the global batch: the contrastive loss (and CIFFP's caption set J) spans every process's
+captions and videos. With `--gradient_accumulation_steps k`, each process's share is encoded in k micro-batches
+and the step is the one of the whole batch (gradient caching, see `msam_hf.grad_cache`).
+"""
+
+import copy
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import is_tensorboard_available
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import apply_lora
+from msam_hf import default_processor
+from msam_hf.data import VideoTextCollator
+from msam_hf.data import VideoTextDataset
+from msam_hf.data import load_video_text_dataset
+from msam_hf.evaluation import evaluate_retrieval
+from msam_hf.evaluation import extract_features
+from msam_hf.grad_cache import MODEL_INPUTS
+from msam_hf.grad_cache import accumulated_contrastive_step
+from msam_hf.optimization import build_optimizer_and_scheduler
+
+logger = get_logger(__name__)
+STEP_SEED_STRIDE = 100_003  # more than any number of processes: (step, process) seeds never collide
+LOSS_PARTS = ("loss", "contrastive_loss", "distribution_loss", "diversity_loss")
+
+
+@dataclass
+class ModelArguments:
+    clip_model: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of pretrained CLIP weights (e.g. openai/clip-vit-base-patch32); "
+                  "unset: the tiny random-weight preset, trained from scratch."},
+    )
+    similarity_head: str = field(default="ciffp", metadata={"help": "mean | seq_transformer | attention | ciffp"})
+    semantic_loss: bool = field(default=True, metadata={"help": "train with MSAM's adaptive semantic branch"})
+    semantic_tokens: str = field(default="frames", metadata={"help": "frames (reference code) | patches (paper text)"})
+    finetune: str = field(default="full", metadata={"help": "full | frozen (CLIP fixed) | lora (PEFT adapters)"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+
+
+@dataclass
+class DataArguments:
+    data_dir: str = field(metadata={"help": "dataset folder (any layout msam_hf.data reads) or Hub dataset id"})
+    fps: float = field(default=1.0, metadata={"help": "frames sampled per second of video"})
+    max_frames: int = field(default=12, metadata={"help": "frames per video at most (uniformly subsampled)"})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes (decoding)"})
+    train_split: str = field(default="train", metadata={"help": "split trained on"})
+    eval_split: str = field(default="validation", metadata={"help": "split evaluated each epoch for model selection"})
+    eval_text_context_size: int = field(
+        default=32, metadata={"help": "CIFFP caption set |J| in evaluation (reference: 32 consecutive captions)"}
+    )
+    eval_batch_size: int = field(default=16, metadata={"help": "videos per batch when encoding the eval split"})
+
+
+@dataclass
+class TrainArguments:
+    output_dir: str = field(metadata={"help": "where checkpoints, logs and the best model go"})
+    batch_size: int = field(default=64, metadata={"help": "global batch: videos (one caption each) per step"})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "micro-batches per process and step (gradient caching: the full-batch step)"}
+    )
+    num_epochs: int = field(default=5, metadata={"help": "passes over the training videos"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimiser steps"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "lr of the new modules"})
+    backbone_lr_coefficient: float = field(default=1e-3, metadata={"help": "CLIP's lr = learning_rate × this"})
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-6
+    weight_decay: float = field(default=0.2, metadata={"help": "AdamW weight decay, except biases and norms"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up share of the steps, then cosine"})
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    checkpointing_steps: int | None = field(default=None, metadata={"help": "also save state every N steps"})
+    checkpoints_total_limit: int | None = field(default=3, metadata={"help": "keep only the newest N checkpoints"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder or 'latest'"})
+    eval_every_epoch: bool = field(default=True, metadata={"help": "evaluate and keep the best model each epoch"})
+    log_with: str = field(
+        default="auto", metadata={"help": "accelerate tracker (tensorboard, wandb, ...), 'auto' (tensorboard when "
+                                  "installed) or 'none'"}
+    )
+    cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
+
+
+def build_model(model_args: ModelArguments, data_args: DataArguments) -> MsamModel:
+    config_kwargs = {
+        "similarity_head": model_args.similarity_head,
+        "semantic_loss": model_args.semantic_loss,
+        "semantic_tokens": model_args.semantic_tokens,
+        "max_frames": data_args.max_frames,
+    }
+    if model_args.clip_model:
+        model = MsamModel.from_clip(model_args.clip_model, **config_kwargs)
+    else:
+        model = MsamModel(MsamConfig.tiny(**config_kwargs))
+    if model_args.finetune == "frozen":
+        model.clip.requires_grad_(False)
+    elif model_args.finetune == "lora":
+        model = apply_lora(model, r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout)
+    elif model_args.finetune != "full":
+        raise ValueError(f"--finetune must be full, frozen or lora, got {model_args.finetune!r}")
+    return model
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(argv[0])
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, train_args = parse_arguments(argv)
+    output_dir = Path(train_args.output_dir)
+    log_with = _tracker(train_args.log_with)
+    accelerator = Accelerator(
+        cpu=train_args.cpu,
+        log_with=log_with,
+        project_dir=str(output_dir),
+        # The shuffling order is a function of (seed, epoch): a resumed run sees the batches an uninterrupted one would.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(train_args.seed)
+    micro_batch_size = _micro_batch_size(train_args, accelerator.num_processes)
+
+    model = build_model(model_args, data_args)
+    processor = default_processor(_base_model(model).config)
+    dataset = load_video_text_dataset(data_args.data_dir)
+    for split in (data_args.train_split, data_args.eval_split if train_args.eval_every_epoch else None):
+        if split is not None and split not in dataset:
+            raise ValueError(f"{data_args.data_dir} has no {split!r} split (it has {list(dataset)}); "
+                             "pass --train_split / --eval_split")
+    train_dataset = VideoTextDataset(
+        dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
+        seed=train_args.seed,
+    )
+    if len(train_dataset) < train_args.batch_size:
+        raise ValueError(f"the {data_args.train_split!r} split has {len(train_dataset)} videos, fewer than one batch "
+                         f"(--batch_size {train_args.batch_size})")
+    train_loader = torch.utils.data.DataLoader(
+        train_dataset,
+        batch_size=micro_batch_size * train_args.gradient_accumulation_steps,
+        shuffle=True,
+        drop_last=True,  # a short last batch would change the contrastive task (fewer negatives)
+        num_workers=data_args.num_workers,
+        collate_fn=VideoTextCollator(processor),
+    )
+    steps_per_epoch = len(train_dataset) // train_args.batch_size
+    total_steps = steps_per_epoch * train_args.num_epochs
+    if train_args.max_steps:
+        total_steps = min(total_steps, train_args.max_steps)
+    optimizer, scheduler = build_optimizer_and_scheduler(
+        model, total_steps, learning_rate=train_args.learning_rate,
+        backbone_lr_coefficient=train_args.backbone_lr_coefficient, weight_decay=train_args.weight_decay,
+        betas=(train_args.adam_beta1, train_args.adam_beta2), eps=train_args.adam_epsilon,
+        warmup_ratio=train_args.warmup_ratio,
+    )
+    # The scheduler steps once per optimiser step on every process: it must not be advanced num_processes times.
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    accelerator.register_for_checkpointing(scheduler)
+    if log_with:
+        accelerator.init_trackers("msam", config=_flat_config(model_args, data_args, train_args))
+
+    state = {"step": 0, "skipped_videos": 0, "skipped_steps": 0, "best": None}
+    start_epoch = skip_batches = 0
+    checkpoint = _find_checkpoint(output_dir, train_args.resume_from_checkpoint)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state.update(json.loads((checkpoint / "train_state.json").read_text()))
+        start_epoch, skip_batches = divmod(state["step"], steps_per_epoch)
+        accelerator.print(f"resumed from {checkpoint} at step {state['step']} (epoch {start_epoch}, batch {skip_batches})")
+
+    progress = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step",
+                    disable=not accelerator.is_local_main_process)
+    history = []
+    for epoch in range(start_epoch, train_args.num_epochs):
+        if state["step"] >= total_steps:
+            break
+        model.train()
+        train_dataset.set_epoch(epoch)
+        train_loader.set_epoch(epoch)
+        epoch_loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
+        skip_batches = 0
+        started, samples = time.perf_counter(), 0
+        for batch in epoch_loader:
+            # Dropout draws depend on the step alone (not on what ran before it), so a resumed run replays them.
+            set_seed(train_args.seed + STEP_SEED_STRIDE * state["step"] + accelerator.process_index)
+            video_ids = batch.get("video_ids", [])
+            skipped = batch.get("skipped_video_ids", [])
+            state["skipped_videos"] += _global_sum(accelerator, len(skipped))
+            if _global_min(accelerator, len(video_ids)) == 0:
+                # A process lost every video of its batch to decoding errors; all processes skip together.
+                state["skipped_steps"] += 1
+                logger.warning(f"step {state['step']}: skipped, a process had no decodable video ({skipped})")
+                continue
+            if train_args.gradient_accumulation_steps == 1:
+                inputs = {name: batch[name] for name in MODEL_INPUTS}
+                output = model(**inputs, return_loss=True, gather_global_batch=True)
+                parts = {name: getattr(output, name) for name in LOSS_PARTS if getattr(output, name) is not None}
+                _stop_if_not_finite(accelerator, parts, state["step"], epoch, video_ids, output_dir)
+                accelerator.backward(output.loss)
+            else:
+                parts = accumulated_contrastive_step(
+                    accelerator, model, batch, train_args.gradient_accumulation_steps,
+                    check_finite=lambda parts: _stop_if_not_finite(
+                        accelerator, parts, state["step"], epoch, video_ids, output_dir),
+                )
+            accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            state["step"] += 1
+            samples += _global_sum(accelerator, len(video_ids))
+            progress.update(1)
+            logs = {f"train/{name}": accelerator.reduce(value.detach(), "mean").item() for name, value in parts.items()}
+            logs["train/lr"] = scheduler.get_last_lr()[0]
+            logs["train/samples_per_second"] = samples / max(time.perf_counter() - started, 1e-9)
+            logs["train/skipped_videos"] = state["skipped_videos"]
+            progress.set_postfix(loss=f"{logs['train/loss']:.3f}", lr=f"{logs['train/lr']:.2e}")
+            if log_with:
+                accelerator.log(logs, step=state["step"])
+            if train_args.checkpointing_steps and state["step"] % train_args.checkpointing_steps == 0:
+                _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+            if state["step"] >= total_steps:
+                break
+        _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+        if train_args.eval_every_epoch:
+            results = _evaluate(accelerator, model, processor, dataset, data_args)
+            metrics = results["metrics"][results["primary"]]
+            history.append({"epoch": epoch, "step": state["step"], **metrics})
+            accelerator.print(f"epoch {epoch}: {data_args.eval_split} text-to-video R@1 {metrics['t2v_r1']:.2f} "
+                              f"({results['primary']}), rsum {metrics['rsum']:.1f}")
+            if state["best"] is None or metrics["t2v_r1"] > state["best"]["t2v_r1"]:
+                state["best"] = {"epoch": epoch, "step": state["step"], "t2v_r1": metrics["t2v_r1"]}
+                _save_model(accelerator, model, processor, output_dir / "best",
+                            {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results})
+            # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
+            _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+    progress.close()
+    _save_model(accelerator, model, processor, output_dir / "final", {"step": state["step"]})
+    if state["skipped_videos"] or state["skipped_steps"]:
+        accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
+    accelerator.end_training()
+    return {"history": history, **state}
+
+
+def _tracker(log_with: str) -> str | None:
+    if log_with == "auto":
+        return "tensorboard" if is_tensorboard_available() else None
+    return None if log_with == "none" else log_with
+
+
+def _micro_batch_size(train_args: TrainArguments, num_processes: int) -> int:
+    shares = num_processes * train_args.gradient_accumulation_steps
+    if train_args.batch_size % shares:
+        raise ValueError(f"--batch_size {train_args.batch_size} must split evenly into {num_processes} process(es) "
+                         f"× {train_args.gradient_accumulation_steps} accumulation step(s)")
+    return train_args.batch_size // shares
+
+
+def _base_model(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _global_sum(accelerator: Accelerator, count: int) -> int:
+    return int(accelerator.reduce(torch.tensor(count, device=accelerator.device), "sum"))
+
+
+def _global_min(accelerator: Accelerator, count: int) -> int:
+    return int(accelerator.gather(torch.tensor([count], device=accelerator.device)).min())
+
+
+def _stop_if_not_finite(accelerator, parts: dict, step: int, epoch: int, video_ids: list, output_dir: Path) -> None:
+    """Stop the run, on every process, when any process's loss is NaN/inf; name the step, videos and loss parts."""
+    finite = torch.stack([torch.isfinite(value.detach()).all() for value in parts.values()]).all()
+    if _global_min(accelerator, int(finite)) == 1:
+        return
+    last = _find_checkpoint(output_dir, "latest")
+    values = ", ".join(f"{name}={value.item():.4g}" for name, value in parts.items())
+    raise FloatingPointError(
+        f"non-finite loss at step {step} (epoch {epoch}), process {accelerator.process_index} videos {video_ids}: "
+        f"{values}. Training stopped; the last good checkpoint is {last or 'none (no checkpoint was saved yet)'}."
+    )
+
+
+def _evaluate(accelerator, model, processor, dataset, data_args) -> dict:
+    """Evaluate on the main process (every process waits): the split is encoded once, not sharded."""
+    results = None
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = _base_model(accelerator.unwrap_model(model))
+        features = extract_features(
+            unwrapped, dataset[data_args.eval_split], processor,
+            batch_size=data_args.eval_batch_size, num_workers=data_args.num_workers, fps=data_args.fps,
+            max_frames=data_args.max_frames,
+        )
+        results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1))
+    accelerator.wait_for_everyone()
+    return _broadcast_object(accelerator, results)
+
+
+def _broadcast_object(accelerator: Accelerator, value):
+    if accelerator.num_processes == 1:
+        return value
+    holder = [value]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def _save_model(accelerator, model, processor, folder: Path, results: dict) -> None:
+    """`save_pretrained` a self-contained model folder (LoRA adapters merged) with the processor and results."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        if hasattr(unwrapped, "merge_and_unload"):  # LoRA: ship a plain MsamModel with the adapters folded in
+            unwrapped = copy.deepcopy(unwrapped).merge_and_unload()
+        unwrapped.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        (folder / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    accelerator.wait_for_everyone()
+
+
+def _save_checkpoint(accelerator, output_dir: Path, state: dict, total_limit: int | None) -> None:
+    folder = output_dir / "checkpoints" / f"step-{state['step']}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "train_state.json").write_text(json.dumps(state, indent=2) + "\n")
+        if total_limit:
+            for old in _checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints (their train_state.json is written last), oldest first."""
+    folders = [path for path in (output_dir / "checkpoints").glob("step-*") if (path / "train_state.json").is_file()]
+    return sorted(folders, key=lambda path: int(path.name.split("-")[-1]))
+
+
+def _find_checkpoint(output_dir: Path, resume: str | None) -> Path | None:
+    if not resume:
+        return None
+    if resume == "latest":
+        checkpoints = _checkpoints(output_dir)
+        return checkpoints[-1] if checkpoints else None
+    path = Path(resume)
+    if not (path / "train_state.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {resume}: not a complete checkpoint (no train_state.json)")
+    return path
+
+
+def _flat_config(*arguments) -> dict:
+    """Tracker hyper-parameters: tensorboard accepts only scalars and strings."""
+    flat = {}
+    for group in arguments:
+        flat.update({name: value if isinstance(value, (int, float, str, bool)) else str(value)
+                     for name, value in asdict(group).items()})
+    return flat
+
+
+if __name__ == "__main__":
+    main()
