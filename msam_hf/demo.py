@@ -1,68 +1,111 @@
-"""`make demo`: build a tiny MSAM, save it, reload it in a fresh process through `AutoModel` with
-`trust_remote_code=True`, and score a few videos against a few captions.
+"""`make demo`: the main job end to end, on 2 CPU cores in a few minutes.
 
-The model has random weights until training lands in this demo; the point here is the path a user's model takes
-from `save_pretrained` to the Hub loader and back.
+1. synthesise a small drone-video benchmark (`msam data synth`);
+2. train MSAM (tiny preset, from scratch, `training/recipes/tiny-synthetic.yaml`) with `accelerate launch`;
+3. evaluate the best checkpoint on the test split (`msam evaluate`: table, JSON, plots) against chance;
+4. reload it in a fresh process with `AutoModel.from_pretrained(..., trust_remote_code=True)` — a process that
+   never imports msam_hf, as on the Hub — and run two text queries over the test videos, printing the top 5.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from . import MsamConfig, MsamModel, default_processor
+from .data import load_video_text_dataset
+from .data.synth import SynthConfig
+from .data.synth import generate_synthetic_dataset
+from .video_io import read_frames
 
-CAPTIONS = [
-    "a white boat passes under a bridge",
-    "a red car drives along a road beside the lake",
-    "people walk across a green park",
-    "aerial view of roofs in a dense town",
-]
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SCRIPT = REPO / "training" / "train.py"
+RECIPE = REPO / "training" / "recipes" / "tiny-synthetic.yaml"
+NUM_QUERIES = 2
 
-SCORE_IN_FRESH_PROCESS = textwrap.dedent(
+SEARCH_IN_FRESH_PROCESS = textwrap.dedent(
     """
-    import sys
+    import json, sys
     import numpy as np
     import torch
     from transformers import AutoModel, AutoProcessor
 
-    model_dir, captions = sys.argv[1], sys.argv[2:]
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True)
+    model_dir, frames_file, queries = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
-    rng = np.random.default_rng(0)
-    videos = [rng.integers(0, 256, (frames, 90, 160, 3), dtype=np.uint8) for frames in (12, 8, 5, 10)]
-    inputs = processor(text=captions, videos=videos, return_tensors="pt")
+    print(f"loaded {type(model).__name__} from {type(model).__module__} "
+          f"(msam_hf imported: {any(name.startswith('msam_hf') for name in sys.modules)})")
+    stored = np.load(frames_file, allow_pickle=False)
+    video_ids = [str(name) for name in stored["video_ids"]]
+    videos = [stored[f"video_{index}"] for index in range(len(video_ids))]
     with torch.no_grad():
-        logits = model(**inputs, text_context_size=1).logits_per_text
-    print(f"loaded {type(model).__name__} from {type(model).__module__} (msam_hf imported: "
-          f"{any(name.startswith('msam_hf') for name in sys.modules)})\\n")
-    print("| caption | " + " | ".join(f"video {index}" for index in range(len(videos))) + " |")
-    print("|---|" + "---|" * len(videos))
-    for caption, row in zip(captions, logits.tolist()):
-        print(f"| {caption} | " + " | ".join(f"{score:.2f}" for score in row) + " |")
+        video = model.get_video_features(**processor(videos=videos, return_tensors="pt"))
+        texts = processor(text=[query["text"] for query in queries], return_tensors="pt")
+        text = model.get_text_features(texts["input_ids"], texts["attention_mask"])
+        logits = model.similarity(text, video, text_context_size=1)
+    for query, scores in zip(queries, logits):
+        print(f'\\nquery: "{query["text"]}"  (written for {query["video_id"]})')
+        for rank, index in enumerate(scores.argsort(descending=True)[:5].tolist(), start=1):
+            mark = "  <- the query's video" if video_ids[index] == query["video_id"] else ""
+            print(f"  {rank}. {video_ids[index]}  score {scores[index]:.2f}{mark}")
     """
 )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=Path("demo_output"))
+    parser.add_argument("--num_videos", type=int, default=200, help="synthetic videos (70/10/20 %% splits)")
+    parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--resolution", type=int, default=128, help="synthetic frame size in pixels")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per synthetic video")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
+    data_dir, run_dir, eval_dir = (args.output_dir / name for name in ("data", "run", "eval"))
 
-    torch.manual_seed(0)
-    config = MsamConfig.tiny()
-    model = MsamModel(config)
-    model_dir = args.output_dir / "msam-tiny"
-    model.save_pretrained(model_dir)
-    default_processor(config).save_pretrained(model_dir)
-    files = sorted(path.name for path in model_dir.iterdir())
-    print(f"saved a tiny MSAM ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
-          f"head {config.similarity_head}) to {model_dir}: {', '.join(files)}")
-    print("scoring 4 random videos against 4 captions in a fresh process, |J| = 1 (independent queries):\n")
-    subprocess.run([sys.executable, "-c", SCORE_IN_FRESH_PROCESS, str(model_dir), *CAPTIONS], check=True)
+    _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)")
+    config = SynthConfig(num_videos=args.num_videos, width=args.resolution, height=args.resolution,
+                         duration=args.duration)
+    generate_synthetic_dataset(data_dir, config, overwrite=True)
+
+    _step(2, "train MSAM (tiny preset, from scratch) with accelerate launch")
+    overrides = [item for name in ("num_epochs", "batch_size") if getattr(args, name) is not None
+                 for item in (f"--{name}", str(getattr(args, name)))]
+    _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+          "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT), str(RECIPE),
+          "--data_dir", str(data_dir), "--output_dir", str(run_dir), "--log_with", "none", *overrides])
+
+    _step(3, "evaluate the best checkpoint on the test split")
+    _run([sys.executable, "-m", "msam_hf.cli", "evaluate", str(run_dir / "best"), str(data_dir), "--split", "test",
+          "--output-dir", str(eval_dir)])
+    results = json.loads((eval_dir / "results.json").read_text())["best"]
+    chance = 100.0 / results["num_videos"]
+    for key, metrics in results["metrics"].items():
+        print(f"test text-to-video R@1 at {key}: {metrics['t2v_r1']:.1f} % (chance {chance:.1f} %), "
+              f"median rank {metrics['t2v_median_rank']:g} (chance {(results['num_videos'] + 1) / 2:g})")
+
+    _step(4, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
+    test = load_video_text_dataset(data_dir)["test"]
+    frames_file = args.output_dir / "test_frames.npz"
+    np.savez(frames_file, video_ids=np.array(test["video_id"]),
+             **{f"video_{index}": read_frames(row["video"], max_frames=8).frames for index, row in enumerate(test)})
+    queries = [{"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)]
+    _run([sys.executable, "-c", SEARCH_IN_FRESH_PROCESS, str(run_dir / "best"), str(frames_file), json.dumps(queries)])
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {args.output_dir}/ "
+          f"(plots: {eval_dir}/recall_at_k.png, {eval_dir}/frame_attention.png)")
+
+
+def _step(number: int, title: str) -> None:
+    print(f"\n== step {number}/4: {title}", flush=True)
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, cwd=REPO)
 
 
 if __name__ == "__main__":

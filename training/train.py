@@ -3,7 +3,7 @@
     python training/train.py --data_dir DATA --output_dir runs/msam
     accelerate launch training/train.py --data_dir DATA --output_dir runs/msam      # whatever `accelerate config` says
     accelerate launch --multi_gpu --num_processes 2 training/train.py --cpu ...     # 2 CPU processes (gloo)
-    python training/train.py config.yaml                                            # the same arguments as YAML
+    python training/train.py recipe.yaml --data_dir DATA --output_dir OUT           # YAML defaults, then overrides
 
 Defaults are the paper's recipe (msam.md §7). DATA is any layout `msam_hf.data.load_video_text_dataset` reads
 (CLIP4Clip/MSVD, metadata.jsonl/csv video folders, MSR-VTT json, a Hub dataset folder).
@@ -24,6 +24,7 @@ from dataclasses import field
 from pathlib import Path
 
 import torch
+import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration
@@ -130,10 +131,12 @@ def build_model(model_args: ModelArguments, data_args: DataArguments) -> MsamMod
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+    """Command-line arguments; a YAML file first gives defaults that later `--name value` arguments override."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml")):
+        recipe = yaml.safe_load(Path(argv.pop(0)).read_text()) or {}
+        argv = [item for name, value in recipe.items() if value is not None for item in (f"--{name}", str(value))] + argv
     return parser.parse_args_into_dataclasses(argv)
 
 
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     if log_with:
         accelerator.init_trackers("msam", config=_flat_config(model_args, data_args, train_args))
 
-    state = {"step": 0, "skipped_videos": 0, "skipped_steps": 0, "best": None}
+    state = {"step": 0, "skipped_videos": 0, "skipped_steps": 0, "train_seconds": 0.0, "best": None}
     start_epoch = skip_batches = 0
     checkpoint = _find_checkpoint(output_dir, train_args.resume_from_checkpoint)
     if checkpoint is not None:
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         epoch_loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
         skip_batches = 0
         started, samples = time.perf_counter(), 0
+        step_started = time.perf_counter()
         for batch in epoch_loader:
             # Dropout draws depend on the step alone (not on what ran before it), so a resumed run replays them.
             set_seed(train_args.seed + STEP_SEED_STRIDE * state["step"] + accelerator.process_index)
@@ -243,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
             logs = {f"train/{name}": accelerator.reduce(value.detach(), "mean").item() for name, value in parts.items()}
             logs["train/lr"] = scheduler.get_last_lr()[0]
             logs["train/samples_per_second"] = samples / max(time.perf_counter() - started, 1e-9)
+            state["train_seconds"] += time.perf_counter() - step_started
             logs["train/skipped_videos"] = state["skipped_videos"]
             progress.set_postfix(loss=f"{logs['train/loss']:.3f}", lr=f"{logs['train/lr']:.2e}")
             if log_with:
@@ -251,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
                 _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
             if state["step"] >= total_steps:
                 break
+            step_started = time.perf_counter()
         _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
         if train_args.eval_every_epoch:
             results = _evaluate(accelerator, model, processor, dataset, data_args)
@@ -265,7 +271,8 @@ def main(argv: list[str] | None = None) -> dict:
             # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
             _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
     progress.close()
-    _save_model(accelerator, model, processor, output_dir / "final", {"step": state["step"]})
+    _save_model(accelerator, model, processor, output_dir / "final",
+                {"step": state["step"], "train_seconds": state["train_seconds"]})
     if state["skipped_videos"] or state["skipped_steps"]:
         accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
     accelerator.end_training()
