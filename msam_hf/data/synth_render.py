@@ -22,7 +22,6 @@ from PIL import Image
 
 from .synth_scene import TEXTURE_SIZE
 from .synth_scene import WORLD_SIZE
-from .synth_scene import band_mask
 from .synth_scene import camera_view
 from .synth_scene import entity_poses
 from .synth_scene import road_bands
@@ -34,9 +33,10 @@ COLOURS = {
 }
 TREE_COLOURS = {"green": (32, 92, 36), "yellow": (220, 195, 45), "orange": (220, 120, 30), "red": (175, 40, 30)}
 _SHADOW_OFFSET = (0.018, 0.024)  # world units: the sun is up and to the left
-# x264 settings fixed so that the same frames always give the same bitstream: one thread (no
-# thread-dependent decisions), a fixed preset and quality, a keyframe every second.
-X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
+# x264 settings fixed so that the same frames always give the same bitstream: one thread, a fixed preset and quality,
+# a keyframe every second, and no lookahead / macroblock tree (with them, repeated encodes of identical frames were
+# seen to differ now and then, even single-threaded).
+X264_OPTIONS = {"preset": "veryfast", "crf": "18", "x264-params": "rc-lookahead=0:mbtree=0"}
 
 
 # ----------------------------------------------------------------------------- textures
@@ -439,7 +439,9 @@ def write_video(path: Path, frames: Iterator[np.ndarray], width: int, height: in
         stream.codec_context.thread_count = 1
         stream.codec_context.gop_size = max(1, round(fps))
         stream.options = dict(X264_OPTIONS)
-        for frame in frames:
+        for index, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts, video_frame.time_base = index, 1 / rate  # explicit: nothing left to guess
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode(None))
+
