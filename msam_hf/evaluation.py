@@ -30,6 +30,7 @@ from .metrics import text_to_video_recall_curve
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
+from .modeling_msam import concatenate_outputs
 
 DEFAULT_TEXT_CONTEXT_SIZES = (32, 1)
 
@@ -88,22 +89,12 @@ def extract_features(
     if not video_ids:
         raise ValueError("the split has no videos to evaluate")
     return RetrievalFeatures(
-        text=_concatenate_text(text_parts),
-        video=_concatenate_video(video_parts),
+        text=concatenate_outputs(text_parts),
+        video=concatenate_outputs(video_parts),
         caption_to_video=torch.cat(caption_to_video),
         video_ids=video_ids,
         captions=captions,
         timestamps=timestamps,
-    )
-
-
-@torch.no_grad()
-def score_features(
-    model: MsamModel, features: RetrievalFeatures, text_context_size: int | None = 1, return_frame_attention: bool = False
-):
-    """The (captions, videos) similarity of a split's features at CIFFP caption-set size `text_context_size`."""
-    return model.similarity(
-        features.text, features.video, text_context_size=text_context_size, return_frame_attention=return_frame_attention
     )
 
 
@@ -129,7 +120,8 @@ def evaluate_retrieval(
         "recall_curve": {},
     }
     for size in text_context_sizes:
-        similarity = score_features(model, features, text_context_size=size).float().cpu()
+        with torch.no_grad():
+            similarity = model.similarity(features.text, features.video, text_context_size=size).float().cpu()
         key = context_key(size)
         results["metrics"][key] = retrieval_metrics(similarity, features.caption_to_video, ties=ties)
         results["recall_curve"][key] = text_to_video_recall_curve(similarity, features.caption_to_video, ties=ties)
@@ -139,33 +131,6 @@ def evaluate_retrieval(
 
 def context_key(size: int | None) -> str:
     return "|J|=all" if size is None else f"|J|={size}"
-
-
-def _concatenate_text(parts: list[MsamTextOutput]) -> MsamTextOutput:
-    length = max(part.word_embeds.shape[1] for part in parts)
-    return MsamTextOutput(
-        text_embeds=torch.cat([part.text_embeds for part in parts]),
-        word_embeds=torch.cat([_pad_dim1(part.word_embeds, length) for part in parts]),
-        attention_mask=torch.cat([_pad_dim1(part.attention_mask, length) for part in parts]),
-    )
-
-
-def _concatenate_video(parts: list[MsamVideoOutput]) -> MsamVideoOutput:
-    frames = max(part.video_mask.shape[1] for part in parts)
-    return MsamVideoOutput(
-        video_embeds=torch.cat([part.video_embeds for part in parts]),
-        frame_embeds=torch.cat([_pad_dim1(part.frame_embeds, frames) for part in parts]),
-        frame_features=torch.cat([_pad_dim1(part.frame_features, frames) for part in parts]),
-        video_mask=torch.cat([_pad_dim1(part.video_mask, frames) for part in parts]),
-    )
-
-
-def _pad_dim1(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad dimension 1 to `size` (padded frames and words are masked, so zeros never reach a score)."""
-    if tensor.shape[1] == size:
-        return tensor
-    padding = tensor.new_zeros((tensor.shape[0], size - tensor.shape[1], *tensor.shape[2:]))
-    return torch.cat([tensor, padding], dim=1)
 
 
 # ----------------------------------------------------------------------------- reports

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
+from .modeling_msam import concatenate_outputs
 from .modeling_msam import gather_across_processes
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_mask")
@@ -68,13 +69,17 @@ def accumulated_contrastive_step(
         for micro in micro_batches:
             random_states.append(_random_state(accelerator.device))
             with accelerator.autocast():
-                texts.append(msam.get_text_features(micro["input_ids"], micro["attention_mask"]))
-                videos.append(msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"]))
-    text_embeds = torch.cat([text.text_embeds for text in texts]).float().requires_grad_()
-    video_embeds = torch.cat([video.video_embeds for video in videos]).float().requires_grad_()
-    frames = max(video.video_mask.shape[1] for video in videos)
-    frame_embeds = torch.cat([_pad_frames(video.frame_embeds, frames) for video in videos]).float().requires_grad_()
-    video_mask = torch.cat([_pad_frames(video.video_mask, frames) for video in videos])
+                text = msam.get_text_features(micro["input_ids"], micro["attention_mask"])
+                video = msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
+            # Keep only what the similarity scores, not word tokens or raw frame features.
+            texts.append(MsamTextOutput(text_embeds=text.text_embeds))
+            videos.append(MsamVideoOutput(video_embeds=video.video_embeds, frame_embeds=video.frame_embeds,
+                                          video_mask=video.video_mask))
+    cached_text, cached_video = concatenate_outputs(texts), concatenate_outputs(videos)
+    text_embeds = cached_text.text_embeds.float().requires_grad_()
+    video_embeds = cached_video.video_embeds.float().requires_grad_()
+    frame_embeds = cached_video.frame_embeds.float().requires_grad_()
+    video_mask = cached_video.video_mask
 
     # 2. the (global) contrastive loss on the cached features
     scored_text = MsamTextOutput(text_embeds=text_embeds)
@@ -139,13 +144,6 @@ def _msam_model(model: torch.nn.Module) -> MsamModel:
     if not isinstance(model, MsamModel):
         raise TypeError(f"gradient caching needs an MsamModel, got {type(model).__name__}")
     return model
-
-
-def _pad_frames(tensor: torch.Tensor, frames: int) -> torch.Tensor:
-    if tensor.shape[1] == frames:
-        return tensor
-    padding = tensor.new_zeros((tensor.shape[0], frames - tensor.shape[1], *tensor.shape[2:]))
-    return torch.cat([tensor, padding], dim=1)
 
 
 def _random_state(device: torch.device) -> tuple:

@@ -122,6 +122,25 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min)
 
 
+def zero_pad(tensor: torch.Tensor, size: int, dim: int = 1) -> torch.Tensor:
+    """`tensor` zero-padded along `dim` to `size` (padded frames and words are masked, padded rows cut off)."""
+    missing = size - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor, tensor.new_zeros(shape)], dim=dim)
+
+
+def concatenate_outputs(parts: list[ModelOutput]) -> ModelOutput:
+    """Concatenate `MsamTextOutput`s or `MsamVideoOutput`s of several batches along the batch, zero-padding dim 1
+    (words, frames) to the longest; pooled embeddings share their dim 1 already, so padding leaves them alone."""
+    return type(parts[0])(**{
+        name: torch.cat([zero_pad(part[name], max(other[name].shape[1] for other in parts)) for part in parts])
+        for name in parts[0].keys()
+    })
+
+
 def _temporal_layer_config(config: MsamConfig):
     """CLIP text-block hyper-parameters at the joint width D, so the blocks can start from CLIP's text blocks."""
     text_config = config.clip_config.text_config
@@ -324,13 +343,12 @@ def slot_diversity(slot_embeds: torch.Tensor) -> torch.Tensor:
 def _all_gather_padded(tensor: torch.Tensor, frames: int | None = None) -> torch.Tensor:
     """All-gather `(batch, ...)` tensors of possibly different batch sizes (and frame counts, dim 1, padded with
     zeros to `frames`) from every process, keeping gradients: each process's slice backpropagates to its owner."""
-    if frames is not None and tensor.shape[1] < frames:
-        padding = tensor.new_zeros((tensor.shape[0], frames - tensor.shape[1], *tensor.shape[2:]))
-        tensor = torch.cat([tensor, padding], dim=1)
+    if frames is not None:
+        tensor = zero_pad(tensor, frames)
     sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
     sizes = [int(size) for size in sizes]
-    padded = torch.cat([tensor, tensor.new_zeros((max(sizes) - tensor.shape[0], *tensor.shape[1:]))])
+    padded = zero_pad(tensor, max(sizes), dim=0)
     # Backward sums each slice's gradients from every process into its owner (torch's recommended successor of
     # torch.distributed.nn.functional.all_gather, which is deprecated).
     gathered = functional_collectives.all_gather_single_autograd(padded, gather_dim=0, group=dist.group.WORLD)
