@@ -91,9 +91,11 @@ def main(argv: list[str] | None = None) -> None:
 
     _step(4, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
     test = load_video_text_dataset(data_dir)["test"]
+    max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
-    np.savez(frames_file, video_ids=np.array(test["video_id"]),
-             **{f"video_{index}": read_frames(row["video"], max_frames=8).frames for index, row in enumerate(test)})
+    np.savez(frames_file, video_ids=np.array(test["video_id"]), **{
+        f"video_{index}": read_frames(row["video"], max_frames=max_frames).frames for index, row in enumerate(test)
+    })
     queries = [{"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)]
     _run([sys.executable, "-c", SEARCH_IN_FRESH_PROCESS, str(run_dir / "best"), str(frames_file), json.dumps(queries)])
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {args.output_dir}/ "

@@ -28,6 +28,7 @@ import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import broadcast_object_list
 from accelerate.utils import is_tensorboard_available
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
@@ -219,8 +220,10 @@ def main(argv: list[str] | None = None) -> dict:
             set_seed(train_args.seed + STEP_SEED_STRIDE * state["step"] + accelerator.process_index)
             video_ids = batch.get("video_ids", [])
             skipped = batch.get("skipped_video_ids", [])
-            state["skipped_videos"] += _global_sum(accelerator, len(skipped))
-            if _global_min(accelerator, len(video_ids)) == 0:
+            # One collective for both counts: (videos, skipped videos) of every process.
+            counts = accelerator.gather(torch.tensor([[len(video_ids), len(skipped)]], device=accelerator.device))
+            state["skipped_videos"] += int(counts[:, 1].sum())
+            if int(counts[:, 0].min()) == 0:
                 # A process lost every video of its batch to decoding errors; all processes skip together.
                 state["skipped_steps"] += 1
                 logger.warning(f"step {state['step']}: skipped, a process had no decodable video ({skipped})")
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
             scheduler.step()
             optimizer.zero_grad()
             state["step"] += 1
-            samples += _global_sum(accelerator, len(video_ids))
+            samples += int(counts[:, 0].sum())
             progress.update(1)
             logs = {f"train/{name}": accelerator.reduce(value.detach(), "mean").item() for name, value in parts.items()}
             logs["train/lr"] = scheduler.get_last_lr()[0]
@@ -297,18 +300,10 @@ def _base_model(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def _global_sum(accelerator: Accelerator, count: int) -> int:
-    return int(accelerator.reduce(torch.tensor(count, device=accelerator.device), "sum"))
-
-
-def _global_min(accelerator: Accelerator, count: int) -> int:
-    return int(accelerator.gather(torch.tensor([count], device=accelerator.device)).min())
-
-
 def _stop_if_not_finite(accelerator, parts: dict, step: int, epoch: int, video_ids: list, output_dir: Path) -> None:
     """Stop the run, on every process, when any process's loss is NaN/inf; name the step, videos and loss parts."""
     finite = torch.stack([torch.isfinite(value.detach()).all() for value in parts.values()]).all()
-    if _global_min(accelerator, int(finite)) == 1:
+    if accelerator.gather(finite.reshape(1)).all():
         return
     last = _find_checkpoint(output_dir, "latest")
     values = ", ".join(f"{name}={value.item():.4g}" for name, value in parts.items())
@@ -331,15 +326,7 @@ def _evaluate(accelerator, model, processor, dataset, data_args) -> dict:
         )
         results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1))
     accelerator.wait_for_everyone()
-    return _broadcast_object(accelerator, results)
-
-
-def _broadcast_object(accelerator: Accelerator, value):
-    if accelerator.num_processes == 1:
-        return value
-    holder = [value]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
+    return broadcast_object_list([results])[0]
 
 
 def _save_model(accelerator, model, processor, folder: Path, results: dict) -> None:

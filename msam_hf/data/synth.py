@@ -36,6 +36,7 @@ import multiprocessing
 import pickle
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -274,12 +275,9 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     output_dir = generate_synthetic_dataset(args.output_dir, config, num_workers=args.workers,
                                             overwrite=args.overwrite, progress=not args.quiet)
-    counts = {split: len(_read_lines(output_dir / name)) for split, name in SPLIT_LIST_FILES.items()}
+    counts = Counter(job["split"] for job in _plan(config))  # the plan the files were written from
     print(f"wrote {config.num_videos} videos ({config.width}x{config.height}, {config.num_frames} frames) to "
           f"{output_dir} in {time.perf_counter() - start:.1f} s: "
-          + ", ".join(f"{split} {count}" for split, count in counts.items()))
+          + ", ".join(f"{split} {counts[split]}" for split in SPLITS))
     return 0
 
-
-def _read_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
