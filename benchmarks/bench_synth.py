@@ -5,7 +5,7 @@
    `msam_hf.data.synth_baselines` (fit on train), next to chance. Both should be near chance: the benchmark must
    need the small objects.
 
-    python benchmarks/bench_synth.py [--num_videos 200] [--workers 2]
+    python benchmarks/bench_synth.py [--num_videos 200] [--workers 2] [--videos_per_site 5]
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ def main() -> None:
     parser.add_argument("--num_videos", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site)
+    parser.add_argument("--hard_negative_fraction", type=float, default=SynthConfig.hard_negative_fraction)
     args = parser.parse_args()
 
-    config = SynthConfig(num_videos=args.num_videos, seed=args.seed)
+    config = SynthConfig(num_videos=args.num_videos, seed=args.seed, videos_per_site=args.videos_per_site,
+                         hard_negative_fraction=args.hard_negative_fraction)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         generate_synthetic_dataset(Path(folder) / "synth", config, num_workers=args.workers, progress=False)
@@ -39,7 +42,7 @@ def main() -> None:
               f"{config.fps:g} fps, {args.workers} workers: {seconds:.1f} s ({config.num_videos / seconds:.1f} videos/s); "
               f"goal under {GOAL_SECONDS:.0f} s: {'met' if seconds < GOAL_SECONDS else 'NOT met'}\n")
         dataset = load_video_text_dataset(Path(folder) / "synth")
-        results = run_baselines(dataset, "test", progress=False)
+        results = run_baselines(dataset, "test", synthetic_dir=Path(folder) / "synth", progress=False)
 
     test_videos = len(dataset["test"])
     print(f"## Baselines on the test split ({test_videos} videos, {sum(map(len, dataset['test']['captions']))} captions, "

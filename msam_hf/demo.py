@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--resolution", type=int, default=128, help="synthetic frame size in pixels")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per synthetic video")
+    parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site,
+                        help="synthetic videos sharing one background")
     parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)")
     config = SynthConfig(num_videos=args.num_videos, width=args.resolution, height=args.resolution,
-                         duration=args.duration)
+                         duration=args.duration, videos_per_site=args.videos_per_site)
     generate_synthetic_dataset(data_dir, config, overwrite=True)
 
     _step(2, "train MSAM (tiny preset, from scratch) with accelerate launch")

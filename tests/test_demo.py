@@ -9,7 +9,7 @@ import sys
 def test_demo_runs_every_step_at_a_small_size(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "msam_hf.demo", "--output_dir", str(tmp_path), "--num_videos", "30",
-         "--num_epochs", "1", "--resolution", "48", "--duration", "3", "--batch_size", "8"],
+         "--num_epochs", "1", "--resolution", "48", "--duration", "3", "--batch_size", "8", "--videos_per_site", "3"],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-5000:]

@@ -19,7 +19,9 @@ from msam_hf.evaluation import extract_features
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
-    config = SynthConfig(num_videos=10, width=48, height=48, duration=3.0, fps=2.0, seed=5, split_fractions=(0.4, 0.1, 0.5))
+    # one video per site: exact split sizes
+    config = SynthConfig(num_videos=10, width=48, height=48, duration=3.0, fps=2.0, seed=5,
+                         split_fractions=(0.4, 0.1, 0.5), videos_per_site=1, hard_negative_fraction=0.0)
     return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
 
 

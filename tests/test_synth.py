@@ -14,6 +14,7 @@ from msam_hf.data import export_hub_dataset
 from msam_hf.data import load_video_text_dataset
 from msam_hf.data.synth import SynthConfig
 from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synth_baselines import background_histograms
 from msam_hf.data.synth_baselines import colour_histogram
 from msam_hf.data.synth_baselines import ridge_fit
 from msam_hf.data.synth_baselines import ridge_predict
@@ -21,7 +22,9 @@ from msam_hf.data.synth_baselines import run_baselines
 from msam_hf.data.synth_captions import scene_attributes
 from msam_hf.video_io import read_frames
 
-SMALL = dict(num_videos=12, width=48, height=48, duration=2.0, fps=4.0, hard_negative_fraction=0.25, seed=11)
+SMALL = dict(num_videos=12, width=48, height=48, duration=2.0, fps=4.0, videos_per_site=2,
+             hard_negative_fraction=0.25, seed=11)
+SITE_FIELDS = ("terrain", "landmark", "camera", "texture")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,8 @@ def test_hard_negative_twins_differ_in_exactly_their_edit(synth_dir):
     for twin in twins:
         original = truth[twin["twin_of"]]
         assert original["hard_negative"] == twin["video_id"] and original["split"] == twin["split"]
-        for key in ("terrain", "landmark", "camera", "texture"):
+        assert twin["site_id"] == original["site_id"]
+        for key in SITE_FIELDS:
             assert twin[key] == original[key], key
         edited = twin["edit"]["entity"]
         assert twin["entities"][edited] != original["entities"][edited]
@@ -100,6 +104,23 @@ def test_hard_negative_twins_differ_in_exactly_their_edit(synth_dir):
             assert (original["entities"][edited]["colour"], twin["entities"][edited]["colour"]) == \
                    (twin["edit"]["from"], twin["edit"]["to"])
         assert twin["captions"] != original["captions"]
+
+
+def test_videos_of_a_site_share_the_background_and_split_but_not_the_objects(tmp_path):
+    folder = generate_synthetic_dataset(tmp_path, SynthConfig(**{**SMALL, "videos_per_site": 4, "num_videos": 10,
+                                                                 "hard_negative_fraction": 0.0,
+                                                                 "split_fractions": (0.4, 0.3, 0.3)}),
+                                        num_workers=1, progress=False)
+    sites = {}
+    for record in ground_truth(folder).values():
+        sites.setdefault(record["site_id"], []).append(record)
+    assert sorted(map(len, sites.values())) == [2, 4, 4]
+    for records in sites.values():
+        first = records[0]
+        for record in records[1:]:
+            assert record["split"] == first["split"]
+            assert all(record[key] == first[key] for key in SITE_FIELDS)
+            assert record["entities"] != first["entities"]
 
 
 def test_five_varied_captions_per_video(synth_dir):
@@ -116,6 +137,8 @@ def test_five_varied_captions_per_video(synth_dir):
     ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions must be three"),
     ({"hard_negative_fraction": 0.7}, "hard_negative_fraction must be in"),
     ({"num_videos": 0}, "num_videos must be at least 1"),
+    ({"videos_per_site": 1, "hard_negative_fraction": 0.1}, "lower hard_negative_fraction or raise videos_per_site"),
+    ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
 ])
 def test_bad_settings_name_the_field(override, message):
     with pytest.raises(ValueError, match=message):
@@ -124,7 +147,8 @@ def test_bad_settings_name_the_field(override, message):
 
 def test_cli_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path, capsys):
     arguments = ["data", "synth", str(tmp_path), "--num-videos", "3", "--duration", "1", "--width", "32",
-                 "--height", "32", "--workers", "1", "--quiet"]
+                 "--height", "32", "--videos-per-site", "1", "--hard-negative-fraction", "0", "--workers", "1",
+                 "--quiet"]
     assert msam(arguments) == 0
     assert "wrote 3 videos" in capsys.readouterr().out
     assert len(list((tmp_path / "Videos").glob("*.mp4"))) == 3
@@ -151,9 +175,25 @@ def test_ridge_recovers_a_linear_map():
     np.testing.assert_allclose(ridge_predict(fitted, inputs), targets, atol=1e-6)
 
 
+def test_background_histograms_remove_only_the_objects(synth_dir):
+    truth = ground_truth(synth_dir)
+    ids = sorted(truth)
+    backgrounds = dict(zip(ids, background_histograms(synth_dir, ids, progress=False)))
+    whole = {video_id: colour_histogram(read_frames(synth_dir / "Videos" / f"{video_id}.mp4").frames) for video_id in ids}
+    for video_id in ids:
+        same_site = [other for other in ids if truth[other]["site_id"] == truth[video_id]["site_id"]]
+        for other in same_site:  # one site, one background: identical without objects
+            np.testing.assert_array_equal(backgrounds[video_id], backgrounds[other])
+        # objects and compression move a little of the mass; the terrain keeps the rest
+        assert 0 < 0.5 * np.abs(backgrounds[video_id] - whole[video_id]).sum() < 0.3
+    with pytest.raises(KeyError, match="no_such_video"):
+        background_histograms(synth_dir, ["no_such_video"], progress=False)
+
+
 def test_baselines_score_the_test_split(synth_dir):
-    results = run_baselines(load_video_text_dataset(synth_dir), "test", progress=False)
-    assert set(results) == {"background only", "caption length only", "chance"}
+    results = run_baselines(load_video_text_dataset(synth_dir), "test", synthetic_dir=synth_dir, progress=False)
+    assert set(results) == {"colour histogram (whole frame)", "background only (objects removed)",
+                            "caption length only", "chance"}
     test_videos = len(load_video_text_dataset(synth_dir)["test"])
     assert results["chance"]["t2v_r1"] == pytest.approx(100.0 / test_videos)
     for metrics in results.values():

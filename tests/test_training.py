@@ -29,7 +29,8 @@ FAST = ["--batch_size", "4", "--num_workers", "0", "--log_with", "none", "--max_
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
     # 17 videos: 12 train (3 full steps of 4 per epoch: every video is read), 2 validation, 3 test
-    config = SynthConfig(num_videos=17, width=48, height=48, duration=3.0, fps=4.0, seed=3)
+    config = SynthConfig(num_videos=17, width=48, height=48, duration=3.0, fps=4.0, seed=3, videos_per_site=1,
+                         hard_negative_fraction=0.0)
     return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
 
 

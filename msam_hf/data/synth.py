@@ -5,9 +5,11 @@ roofs, farmland) shared by many videos, seen by a hovering / drifting / panning 
 camera, with a few small objects (cars, trucks, boats, people, houses, trees; ~1-3 % of the
 frame each, high-contrast colours) that drive, turn, park, sail, walk, run or stand still
 in relation to each other and to landmarks (a car beside a lake, a boat passing under a
-bridge). A configurable fraction of videos are *minimal-edit twins* of another video in the
-same split: the same scene with one object's colour, action, direction or relation changed
-(hard negatives). Every video has five captions written from its ground truth with varied
+bridge). Videos come in *sites* (`videos_per_site`, default 10): the same place flown the same
+way — terrain, landmark, texture and camera path — with different objects, so the background
+can tell a site, never a video; a site lies in one split. A configurable fraction of videos
+are *minimal-edit twins* of another video of their site: the same scene with one object's
+colour, action, direction or relation changed (hard negatives). Every video has five captions written from its ground truth with varied
 phrasing, synonyms and partial descriptions, like USRD's.
 
 One output folder holds both layouts, sharing the videos:
@@ -16,7 +18,7 @@ One output folder holds both layouts, sharing the videos:
   `val_list.txt`, `test_list.txt`, `Videos/<id>.mp4`;
 - videofolder: `metadata.jsonl` rows with `file_name`, `video_id`, `split`, `captions` and
   `attributes` ({"entities", "actions", "relations"});
-- `ground_truth.jsonl`: per video the full scene (terrain, landmark, camera motion, every
+- `ground_truth.jsonl`: per video its site and the full scene (terrain, landmark, camera motion, every
   object's kind, colour, size, positions, action, direction, relations, the twin edit) and
   `synth_config.json`, the generation settings.
 
@@ -24,8 +26,9 @@ Deterministic: a video depends only on the seed and its index (independent of th
 workers); x264 runs single-threaded with fixed settings, so the same seed gives the same
 decoded frames.
 
-Baselines (`msam_hf.data.synth_baselines`, run by `benchmarks/bench_synth.py`): a background-only and a
-caption-length-only model; their numbers, and what they say about this benchmark, are in the README.
+Baselines (`msam_hf.data.synth_baselines`, run by `benchmarks/bench_synth.py`): a background-only model (on
+frames re-rendered without objects), a whole-frame colour histogram and a caption-length-only model; their
+numbers, and what they say about this benchmark, are in the README.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from .synth_render import write_video
 from .synth_render import render_frames
 from .synth_scene import make_twin
 from .synth_scene import sample_scene
+from .synth_scene import sample_site
 
 SPLITS = ("train", "validation", "test")
 SPLIT_LIST_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
@@ -60,7 +64,7 @@ VIDEO_FOLDER = "Videos"
 OUTPUT_FILES = ("raw-captions.pkl", *SPLIT_LIST_FILES.values(), "metadata.jsonl", "ground_truth.jsonl",
                 "synth_config.json")
 # Random streams of a video: (seed, purpose, video index) seeds each, so nothing depends on order.
-_SCENE, _CAPTIONS, _EDIT, _SPLIT = range(4)
+_SCENE, _CAPTIONS, _EDIT, _SPLIT, _SITE = range(5)
 
 
 @dataclass
@@ -75,10 +79,16 @@ class SynthConfig:
     split_fractions: tuple[float, float, float] = field(
         default=(0.7, 0.1, 0.2), metadata={"help": "Fractions of videos in train, validation and test (sum 1)."}
     )
+    videos_per_site: int = field(
+        default=10,
+        metadata={"help": "Videos filmed at the same site: same terrain, landmark and camera path, different "
+                          "objects. The background then identifies at best a site, never a video."},
+    )
     hard_negative_fraction: float = field(
         default=0.2,
         metadata={"help": "Fraction of videos made as minimal-edit twins of another video of the same split "
-                          "(one object's colour, action, direction or relation changed); at most 0.5."},
+                          "(one object's colour, action, direction or relation changed); at most 0.5, and a pair needs a site "
+                          "of at least 2 videos."},
     )
     captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
     seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
@@ -99,8 +109,17 @@ class SynthConfig:
         if not 0 <= self.hard_negative_fraction <= 0.5:
             raise ValueError(f"hard_negative_fraction must be in [0, 0.5] (each twin needs its own original), "
                              f"got {self.hard_negative_fraction}")
+        if self.videos_per_site < 1:
+            raise ValueError(f"videos_per_site must be at least 1, got {self.videos_per_site}")
+        pairs_that_fit = sum(len(site) // 2 for site in _sites(self))
+        if round(self.hard_negative_fraction * self.num_videos) > pairs_that_fit:
+            raise ValueError(f"hard_negative_fraction={self.hard_negative_fraction} asks for "
+                             f"{round(self.hard_negative_fraction * self.num_videos)} twin pairs but sites of "
+                             f"videos_per_site={self.videos_per_site} hold only {pairs_that_fit} (a pair shares a "
+                             "site); lower hard_negative_fraction or raise videos_per_site")
         if self.captions_per_video < 1:
             raise ValueError(f"captions_per_video must be at least 1, got {self.captions_per_video}")
+        _plan(self)  # raises when whole sites cannot fill every split
 
     @property
     def num_frames(self) -> int:
@@ -158,31 +177,49 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> None:
     (output_dir / VIDEO_FOLDER).mkdir(parents=True, exist_ok=True)
 
 
-def _plan(config: SynthConfig) -> list[dict]:
-    """One job per video: id, split and, for a twin pair, the index of the original and of the twin.
+def _sites(config: SynthConfig) -> list[list[int]]:
+    """Video indices of each site: runs of `videos_per_site` consecutive indices (the last may be shorter)."""
+    size = config.videos_per_site
+    return [list(range(start, min(start + size, config.num_videos))) for start in range(0, config.num_videos, size)]
 
-    Pairs (original, twin) take consecutive indices; groups are dealt to splits so that each
-    split's size is within one video of its fraction and a pair never straddles two splits.
+
+def _plan(config: SynthConfig) -> list[dict]:
+    """One job per video: id, split, site and, for a twin pair, the indices of the original and of the twin.
+
+    A pair is two consecutive videos of one site; pairs are spread over the sites one at a time.
+    Whole sites are dealt to splits (a test site is a place never seen in training), so each
+    split's size is within a site of its fraction.
     """
-    num_twins = int(round(config.hard_negative_fraction * config.num_videos))
-    groups = [[2 * i, 2 * i + 1] for i in range(num_twins)]
-    groups += [[index] for index in range(2 * num_twins, config.num_videos)]
+    sites = _sites(config)
+    pairs_left = int(round(config.hard_negative_fraction * config.num_videos))
+    pairs_in_site = [0] * len(sites)
+    while pairs_left:
+        for index, site in enumerate(sites):
+            if pairs_left and 2 * (pairs_in_site[index] + 1) <= len(site):
+                pairs_in_site[index] += 1
+                pairs_left -= 1
     targets = np.array([round(fraction * config.num_videos) for fraction in config.split_fractions[:2]] + [0])
     targets[2] = config.num_videos - targets[:2].sum()
     filled = np.zeros(3, dtype=int)
-    split_of = {}
+    split_of_site = {}
     rng = np.random.default_rng([config.seed, _SPLIT])
-    shuffled = [groups[i] for i in rng.permutation(len(groups))]
-    for group in sorted(shuffled, key=len, reverse=True):  # pairs first, singles fill the gaps
+    for site_index in sorted(rng.permutation(len(sites)).tolist(), key=lambda i: len(sites[i]), reverse=True):
         split = int(np.argmax(targets - filled))
-        filled[split] += len(group)
-        split_of.update({index: SPLITS[split] for index in group})
+        filled[split] += len(sites[site_index])
+        split_of_site[site_index] = SPLITS[split]
+    for split, target, count in zip(SPLITS, targets, filled):
+        if target > 0 and count == 0:
+            raise ValueError(f"the {split} split gets no video: {len(sites)} sites of up to {config.videos_per_site} "
+                             f"videos cannot be dealt to splits {config.split_fractions}; lower videos_per_site or "
+                             "raise num_videos")
     jobs = []
-    for group in groups:
-        for position, index in enumerate(group):
-            jobs.append({"index": index, "video_id": f"synth_{index:05d}", "split": split_of[index],
-                         "pair": group if len(group) == 2 else None, "is_twin": position == 1})
-    return sorted(jobs, key=lambda job: job["index"])
+    for site_index, site in enumerate(sites):
+        for position, index in enumerate(site):
+            in_pair = position < 2 * pairs_in_site[site_index]
+            jobs.append({"index": index, "video_id": f"synth_{index:05d}", "split": split_of_site[site_index],
+                         "site": site_index, "pair": site[position - position % 2:][:2] if in_pair else None,
+                         "is_twin": in_pair and position % 2 == 1})
+    return jobs
 
 
 def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
@@ -191,7 +228,8 @@ def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
     write_video(video_dir / f"{job['video_id']}.mp4",
                 render_frames(scene, config.seed, config.width, config.height, config.num_frames),
                 config.width, config.height, config.fps)
-    return {"video_id": job["video_id"], "split": job["split"], "captions": captions, **twin, **scene}
+    return {"video_id": job["video_id"], "split": job["split"], "site_id": f"site_{job['site']:05d}",
+            "captions": captions, **twin, **scene}
 
 
 def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
@@ -199,17 +237,18 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     (a few milliseconds) so that each worker needs only its own job."""
     aspect = config.height / config.width
     index = job["index"]
+    site = sample_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect)
     if job["pair"] is None:
-        scene = sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect)
+        scene = sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
         captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
                                  config.captions_per_video)
         return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
     original_index, twin_index = job["pair"]
-    original = sample_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect)
+    original = sample_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect, site)
     result = make_twin(np.random.default_rng([config.seed, _EDIT, twin_index]), original, aspect)
     if result is None:  # no valid edit: the twin slot gets an unrelated scene
         scene = original if not job["is_twin"] else sample_scene(
-            np.random.default_rng([config.seed, _SCENE, index]), aspect)
+            np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
         captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
                                  config.captions_per_video)
         return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}

@@ -221,19 +221,31 @@ def _smoothstep(times: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- sampling
 
 
-def sample_scene(rng: np.random.Generator, aspect: float) -> dict:
-    """A random scene: terrain, landmark, camera motion and 1-4 entities, with derived relations."""
+def sample_site(rng: np.random.Generator, aspect: float) -> dict:
+    """A random site: terrain, landmark, texture crop and camera path, without objects.
+
+    Several videos share a site (the same place flown the same way); only their objects differ.
+    """
     while True:
         terrain = str(rng.choice(list(TERRAINS)))
         landmark_kind = TERRAINS[terrain]["landmarks"][rng.integers(len(TERRAINS[terrain]["landmarks"]))]
-        scene = {
+        site = {
             "terrain": terrain,
             "texture": {"offset": [float(v) for v in rng.uniform(0, TEXTURE_SIZE - WORLD_SIZE, 2)],
                         "flip": [bool(v) for v in rng.integers(0, 2, 2)]},
             "landmark": _sample_landmark(rng, landmark_kind),
             "camera": _sample_camera(rng, aspect),
-            "entities": [],
         }
+        if _feasible_kinds(site):
+            return site
+
+
+def sample_scene(rng: np.random.Generator, aspect: float, site: dict | None = None) -> dict:
+    """A random scene: 1-4 entities with derived relations, on `site` (a new random site when None)."""
+    if site is None:
+        site = sample_site(rng, aspect)
+    for _ in range(100):
+        scene = {**copy.deepcopy(site), "entities": []}
         target = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
         for index in range(target):
             for _ in range(30):
@@ -244,6 +256,7 @@ def sample_scene(rng: np.random.Generator, aspect: float) -> dict:
         if scene["entities"]:
             finish_scene(scene, aspect)
             return scene
+    raise RuntimeError(f"no object fits on the site {site['terrain']} / {site['landmark']} after 100 attempts")
 
 
 def finish_scene(scene: dict, aspect: float) -> None:
