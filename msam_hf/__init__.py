@@ -1,10 +1,12 @@
 """msam-hf: MSAM (and MCSAN) drone video-text retrieval as Hugging Face models."""
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_msam import MsamConfig
 from .lora import LORA_TARGET_MODULES, apply_lora, load_lora, merge_lora
 from .modeling_msam import MsamModel, MsamOutput, MsamPreTrainedModel, MsamTextOutput, MsamVideoOutput
+from .pipeline_msam import MsamVideoTextRetrievalPipeline
 from .processing_msam import MsamProcessor
 from .processors import default_processor, default_tokenizer
 from .video_processing_msam import MsamVideoProcessor
@@ -21,6 +23,11 @@ MsamConfig.register_for_auto_class()
 MsamModel.register_for_auto_class("AutoModel")
 MsamVideoProcessor.register_for_auto_class("AutoImageProcessor")
 MsamProcessor.register_for_auto_class("AutoProcessor")
+# `pipeline("video-text-retrieval", model=...)` in-package; a pipeline instance's save_pretrained records it in the
+# folder's `custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)` finds it without msam_hf.
+PIPELINE_REGISTRY.register_pipeline(
+    "video-text-retrieval", pipeline_class=MsamVideoTextRetrievalPipeline, pt_model=AutoModel, type="multimodal"
+)
 
 __all__ = [
     "LORA_TARGET_MODULES",
@@ -32,6 +39,7 @@ __all__ = [
     "MsamTextOutput",
     "MsamVideoOutput",
     "MsamVideoProcessor",
+    "MsamVideoTextRetrievalPipeline",
     "apply_lora",
     "default_processor",
     "default_tokenizer",
