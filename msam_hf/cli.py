@@ -9,7 +9,7 @@ COMMAND_GROUPS = [
     ("data", "make, inspect and publish video-caption datasets", ["msam_hf.data.commands", "msam_hf.data.synth"]),
 ]
 # Modules whose `register(subparsers)` adds one top-level command.
-COMMANDS = ["msam_hf.evaluation"]
+COMMANDS = ["msam_hf.evaluation", "msam_hf.hub"]
 
 
 def build_parser() -> argparse.ArgumentParser:

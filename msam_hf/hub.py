@@ -1,0 +1,433 @@
+"""Publish an MSAM model to the Hub: `prepare_hub_folder` builds the repo folder, `push_to_hub` uploads it.
+
+A full repo holds the model (LoRA adapters merged in, weights as safetensors), its custom code, the processor, the
+`video-text-retrieval` pipeline (`pipeline_msam.py` + `video_io.py`, recorded in `config.json`'s `custom_pipelines`),
+an Inference Endpoints `handler.py`, the run's `eval_results.json` and a model card. An adapter-only repo holds the
+PEFT adapter and a card whose `base_model` names the MSAM model it applies to.
+
+Tokens come from `token=`, `HF_TOKEN` or `hf auth login` (huggingface_hub's usual order); they are never logged, and
+they are removed from the message of any upload error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult
+from huggingface_hub import HfApi
+from huggingface_hub import ModelCard
+from huggingface_hub import ModelCardData
+from huggingface_hub.hf_api import CommitInfo
+from huggingface_hub.utils import HFValidationError
+from huggingface_hub.utils import get_token
+from huggingface_hub.utils import validate_repo_id
+
+from .configuration_msam import MsamConfig
+from .evaluation import COLUMN_TITLES
+from .evaluation import METRIC_COLUMNS
+from .evaluation import markdown_table
+from .lora import load_lora
+from .modeling_msam import MsamModel
+from .pipeline_msam import MsamVideoTextRetrievalPipeline
+from .processing_msam import MsamProcessor
+from .processors import default_processor
+
+logger = logging.getLogger(__name__)
+
+HUB_CARDS_DIR = Path(__file__).parent / "hub_cards"
+MODEL_CARD_TEMPLATE = HUB_CARDS_DIR / "model_card_template.md"
+ENDPOINT_HANDLER = HUB_CARDS_DIR / "handler.py"
+EVAL_RESULTS_FILE = "eval_results.json"  # written next to the best model by training/train.py
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# The Hub has no video-retrieval task. "feature-extraction" is what the model is: it maps captions and videos into
+# one embedding space (get_text_features / get_video_features), and retrieval ranks by similarity there.
+# "text-to-video" would be wrong (it means generating videos), "zero-shot-classification" means NLI text
+# classification, and "video-classification" a fixed label set.
+PIPELINE_TAG = "feature-extraction"
+CARD_TAGS = ["msam", "video-text-retrieval", "text-to-video-retrieval", "drone", "clip", "arxiv:2510.15470"]
+SIMILARITY_HEAD_NAMES = {
+    "ciffp": "CIFFP, MSAM's cross-modal interactive feature fusion pooling",
+    "mean": "mean pooling of frame features (CLIP4Clip meanP)",
+    "seq_transformer": "temporal transformer, then mean pooling (CLIP4Clip seqTransf)",
+    "attention": "text-conditioned attention pooling (X-Pool style)",
+}
+TIE_MEANINGS = {
+    "pessimistic": "a true item ranks after every item with the same score, so a constant model cannot score.",
+    "optimistic": "a true item ranks before every item with the same score.",
+    "mean": "a true item gets its expected rank under random tie-breaking.",
+}
+
+
+class HubPushError(RuntimeError):
+    """Creating the repo or uploading failed; the message never contains the token."""
+
+
+def prepare_hub_folder(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    adapter_only: bool = False,
+    repo_id: str | None = None,
+    base_model: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    license: str = "apache-2.0",
+) -> Path:
+    """Write the folder that `push_to_hub` uploads. Needs no network unless an adapter's base is only on the Hub.
+
+    Args:
+        model_dir: a folder written by `MsamModel.save_pretrained` (e.g. training's `OUTPUT/best`) or by a LoRA
+            model's `save_pretrained` (adapter + MSAM's modules).
+        out_dir: where to write; must not exist or be empty.
+        adapter_only: publish the PEFT adapter alone (`model_dir` must be an adapter folder).
+        repo_id: the repo the folder is meant for, used in the card (default: `out_dir`'s name).
+        base_model: for an adapter folder, the MSAM model it was trained on, a folder or Hub id (default: the
+            adapter's `base_model_name_or_path`). The base is loaded from a local folder when either names one;
+            the card's `base_model` is a Hub id, which an adapter-only repo requires. For a full folder, a Hub id
+            here becomes the card's `base_model` (default: the CLIP checkpoint the model was built from).
+        dataset: what `eval_results.json` was measured on: a Hub dataset id (also listed in the card's `datasets`)
+            or a short name. Required when the folder has evaluation results.
+        license: the card's licence id.
+
+    Returns:
+        `out_dir`.
+    """
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model folder not found: {model_dir}")
+    is_adapter = (model_dir / "adapter_config.json").is_file()
+    if adapter_only and not is_adapter:
+        raise ValueError(f"{model_dir} has no adapter_config.json: it is a full model, not a LoRA adapter folder; "
+                         "push it without --adapter-only.")
+    if not is_adapter and not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} has neither config.json (a model) nor adapter_config.json (a LoRA "
+                                "adapter); pass a folder written by save_pretrained.")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir} exists and is not empty; choose a new folder.")
+    eval_results = _read_eval_results(model_dir)
+    if eval_results is not None and not dataset:
+        raise ValueError(f"{model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they were measured "
+                         "on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name.")
+    repo_id = repo_id or out_dir.resolve().name
+    if is_adapter:
+        base_source, card_base_model = _resolve_adapter_base(model_dir, base_model)
+    else:
+        base_source, card_base_model = None, _hub_id(base_model)
+
+    if adapter_only:
+        if card_base_model is None:
+            raise ValueError(f"{model_dir / 'adapter_config.json'} names no base model on the Hub; pass base_model= "
+                             "(--base-model) with the Hub id of the MSAM model the adapter applies to.")
+        config = MsamConfig.from_pretrained(str(base_source))
+        _copy_adapter(model_dir, out_dir, card_base_model)
+    else:
+        if is_adapter:
+            model = load_lora(model_dir, base_model=base_source).merge_and_unload()
+        else:
+            model = MsamModel.from_pretrained(model_dir)
+        config = model.config
+        processor = _find_processor([model_dir, base_source], config)
+        # Only the pipeline instance's save_pretrained records `custom_pipelines` and copies the pipeline code;
+        # it also saves the model (safetensors) and the tokenizer and frame processor.
+        MsamVideoTextRetrievalPipeline(model=model.eval(), processor=processor).save_pretrained(out_dir)
+        processor.save_pretrained(out_dir)
+        shutil.copy(ENDPOINT_HANDLER, out_dir / "handler.py")
+    if eval_results is not None:
+        shutil.copy(model_dir / EVAL_RESULTS_FILE, out_dir / EVAL_RESULTS_FILE)
+
+    card = build_model_card(
+        config,
+        repo_id=repo_id,
+        base_model=card_base_model,
+        eval_results=eval_results,
+        dataset=dataset,
+        adapter_only=adapter_only,
+        license=license,
+    )
+    card.save(out_dir / "README.md")
+    return out_dir
+
+
+def build_model_card(
+    config: MsamConfig,
+    *,
+    repo_id: str,
+    base_model: str | None = None,
+    eval_results: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    adapter_only: bool = False,
+    license: str = "apache-2.0",
+) -> ModelCard:
+    """The model card: metadata (with `model-index` from `eval_results`) and the sections of the template.
+
+    `base_model` defaults to the CLIP checkpoint a full model was built from (`config.base_clip_model`); an
+    adapter's card must name its MSAM base.
+    """
+    if adapter_only and not base_model:
+        raise ValueError("an adapter card needs base_model=, the Hub id of the MSAM model the adapter applies to.")
+    base_model = base_model or config.base_clip_model
+    model_name = repo_id.split("/")[-1]
+    dataset_id = _hub_id(dataset)
+    card_data = ModelCardData(
+        model_name=model_name,
+        library_name="peft" if adapter_only else "transformers",
+        pipeline_tag=PIPELINE_TAG,
+        license=license,
+        base_model=base_model,
+        datasets=[dataset_id] if dataset_id else None,
+        tags=CARD_TAGS + (["lora", "peft"] if adapter_only else []),
+        eval_results=_eval_results_for_card(eval_results, dataset) if eval_results else None,
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(MODEL_CARD_TEMPLATE),
+        model_name=model_name,
+        repo_id=repo_id,
+        base_model=base_model,
+        adapter_only=adapter_only,
+        head=config.similarity_head,
+        head_name=SIMILARITY_HEAD_NAMES[config.similarity_head],
+        pretrained_backbone=config.base_clip_model,
+        max_frames=config.max_frames,
+        max_text_length=config.max_text_length,
+        configuration_rows=_configuration_rows(config),
+        selection=_selection_sentence(eval_results),
+        evaluation=_evaluation_section(eval_results, dataset, model_name) if eval_results else None,
+    )
+
+
+def push_to_hub(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    adapter_only: bool = False,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+    *,
+    base_model: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    license: str = "apache-2.0",
+) -> CommitInfo:
+    """Build the repo folder (`prepare_hub_folder`) in a temporary directory and upload it to `repo_id`.
+
+    Creates the model repo (private if asked) and the `revision` branch when missing. `token` defaults to
+    huggingface_hub's usual sources (`HF_TOKEN`, `hf auth login`). Returns the commit; raises `HubPushError`
+    (message without the token) when the Hub refuses or cannot be reached.
+    """
+    validate_repo_id(repo_id)
+    with tempfile.TemporaryDirectory(prefix="msam-hub-") as staging:
+        folder = prepare_hub_folder(
+            model_dir, Path(staging) / repo_id.split("/")[-1], adapter_only=adapter_only, repo_id=repo_id,
+            base_model=base_model, dataset=dataset, license=license,
+        )
+        files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+        logger.info("uploading %d files to %s: %s", len(files), repo_id, ", ".join(files))
+        api = HfApi(token=token)
+        try:
+            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id,
+                repo_type="model",
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message or f"Upload {'LoRA adapter' if adapter_only else 'MSAM model'} with msam push",
+            )
+        except Exception as error:  # noqa: BLE001 - offline, auth, HTTP: each layer raises its own type
+            message = _without_tokens(f"{type(error).__name__}: {error}", token)
+            # `from None`: the original error (and any token its text may hold) stays out of the traceback.
+            raise HubPushError(f"pushing {model_dir} to {repo_id} failed: {message}") from None
+
+
+def _without_tokens(text: str, token: str | None) -> str:
+    for secret in {token, get_token()}:
+        if secret:
+            text = text.replace(secret, "<token>")
+    return text
+
+
+def _read_eval_results(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / EVAL_RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); remove it or write it again.") from error
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict) or not results["metrics"]:
+        raise ValueError(f"{path} has no 'metrics' by caption-set size (|J|=32, |J|=1, ...); expected the file "
+                         "training/train.py writes next to the best model.")
+    return results
+
+
+def _hub_id(name: str | os.PathLike | None) -> str | None:
+    """`name` if it is a Hub repo id (namespace/name) rather than a local folder, else None."""
+    if name is None or Path(name).exists() or "/" not in str(name):
+        return None
+    try:
+        validate_repo_id(str(name))
+    except HFValidationError:
+        return None
+    return str(name)
+
+
+def _resolve_adapter_base(adapter_dir: Path, base_model: str | os.PathLike | None) -> tuple[str, str | None]:
+    """Where to load an adapter's base from (a local folder when one is known, else the Hub) and its Hub id.
+
+    Candidates are `base_model` and the adapter's recorded `base_model_name_or_path`, in that order.
+    """
+    recorded = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    candidates = [str(name) for name in (base_model, recorded) if name]
+    if not candidates:
+        raise ValueError(f"{adapter_dir / 'adapter_config.json'} names no base model: pass base_model= (--base-model), "
+                         "the folder or Hub id of the MSAM model the adapter was trained on.")
+    load_from = next((name for name in candidates if Path(name).is_dir()), candidates[0])
+    hub_id = next((name for name in candidates if _hub_id(name)), None)
+    return load_from, hub_id
+
+
+def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
+    missing = [name for name in ADAPTER_FILES if not (adapter_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{adapter_dir} lacks {', '.join(missing)}; save the adapter with "
+                                "save_pretrained(..., safe_serialization=True).")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(adapter_dir / "adapter_model.safetensors", out_dir / "adapter_model.safetensors")
+    # The Hub copy must find its base on the Hub, not at a local path of the machine it was trained on.
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = base_model_id
+    (out_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
+
+
+def _find_processor(folders: list, config: MsamConfig) -> MsamProcessor:
+    """The first processor saved in `folders` (local ones), else CLIP's tokenizer and frames at the model's size."""
+    for folder in folders:
+        if folder is not None and (Path(folder) / "processor_config.json").is_file():
+            return MsamProcessor.from_pretrained(folder)
+    return default_processor(config)
+
+
+def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:
+    vision, text = config.clip_config.vision_config, config.clip_config.text_config
+    backbone = (f"`{config.base_clip_model}`" if config.base_clip_model
+                else "CLIP architecture from random initialisation (no pretrained weights)")
+    rows = [
+        ("backbone", backbone),
+        ("vision tower", f"ViT, {vision.num_hidden_layers} layers, width {vision.hidden_size}, "
+                         f"{vision.image_size} px, patch {vision.patch_size}"),
+        ("text tower", f"{text.num_hidden_layers} layers, width {text.hidden_size}, CLIP BPE vocabulary "
+                       f"({text.vocab_size:,} tokens)"),
+        ("joint embedding width", str(config.projection_dim)),
+        ("similarity head", f"`{config.similarity_head}`: {SIMILARITY_HEAD_NAMES[config.similarity_head]}"),
+        ("frames per video", f"at most {config.max_frames} (uniformly subsampled)"),
+        ("caption length", f"at most {config.max_text_length} CLIP tokens"),
+    ]
+    if config.uses_temporal_module:
+        rows.append(("temporal module", f"{config.temporal_num_layers} transformer layers"))
+    if config.similarity_head == "ciffp":
+        rows += [
+            ("CIFFP temperatures (frames, captions)",
+             f"{config.frame_attention_temperature}, {config.caption_attention_temperature}"),
+            ("CIFFP score scale γ, gate divisor", f"{config.ciffp_score_scale}, {config.ciffp_gate_divisor}"),
+            ("CIFFP masks padded frames", "yes" if config.ciffp_mask_padded_frames else "no (reference behaviour)"),
+        ]
+    if config.semantic_loss:
+        rows.append(("adaptive semantic branch (training only)",
+                     f"{config.semantic_num_slots} slots over {config.semantic_tokens}; loss weights: distribution "
+                     f"{config.distribution_loss_weight}, diversity {config.diversity_loss_weight}"))
+    else:
+        rows.append(("adaptive semantic branch", "off (contrastive loss only)"))
+    return rows
+
+
+def _selection_sentence(eval_results: dict[str, Any] | None) -> str | None:
+    """training/train.py keeps the epoch with the best text-to-video R@1 and records which one it was."""
+    if not eval_results or "epoch" not in eval_results or "split" not in eval_results:
+        return None
+    step = f", step {eval_results['step']}" if "step" in eval_results else ""
+    return (f"This checkpoint is the best epoch ({eval_results['epoch']}{step}) by text-to-video R@1 on the "
+            f"`{eval_results['split']}` split.")
+
+
+def _evaluation_section(eval_results: dict[str, Any], dataset: str, model_name: str) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "split": eval_results.get("split"),
+        "num_videos": eval_results["num_videos"],
+        "num_captions": eval_results["num_captions"],
+        "ties": eval_results["ties"],
+        "ties_meaning": TIE_MEANINGS[eval_results["ties"]],
+        "context_sizes": [key.removeprefix("|J|=") for key in eval_results["metrics"]],
+        "table": markdown_table({model_name: eval_results}),
+    }
+
+
+def _eval_results_for_card(eval_results: dict[str, Any], dataset: str) -> list[EvalResult]:
+    """One `model-index` entry per metric, direction and caption-set size |J|."""
+    dataset_type = _hub_id(dataset) or "".join(c if c.isalnum() or c in "-_." else "-" for c in dataset).strip("-")
+    metric_types = {"r1": "recall_at_1", "r5": "recall_at_5", "r10": "recall_at_10"}
+    entries = []
+    for context_key, metrics in eval_results["metrics"].items():
+        size = context_key.removeprefix("|J|=")
+        for column in METRIC_COLUMNS:
+            if column == "rsum":
+                continue
+            direction, measure = column.split("_", 1)  # "t2v", "r1" | "median_rank" | ...
+            task = "text-to-video" if direction == "t2v" else "video-to-text"
+            entries.append(EvalResult(
+                task_type=f"{task}-retrieval",
+                task_name=f"{task.capitalize()} retrieval",
+                dataset_type=dataset_type,
+                dataset_name=dataset,
+                dataset_split=eval_results.get("split"),
+                metric_type=metric_types.get(measure, measure),
+                metric_name=f"{COLUMN_TITLES[column]} (|J|={size})",
+                metric_value=round(float(metrics[column]), 2),
+                metric_args={"text_context_size": int(size) if size.isdigit() else size, "ties": eval_results["ties"]},
+            ))
+    return entries
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def register(subparsers) -> None:
+    """Add `msam push` to the top-level commands."""
+    parser = subparsers.add_parser(
+        "push", help="publish a model folder (or LoRA adapter) to the Hub with card, pipeline and endpoint handler",
+        description="Build the Hub repo folder (model with LoRA merged, safetensors, custom code, processor, "
+        "pipeline, handler.py, model card) and upload it. The token comes from HF_TOKEN or `hf auth login`.",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="save_pretrained folder (e.g. OUTPUT/best) or LoRA adapter")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="e.g. your-name/msam-drone")
+    parser.add_argument("--adapter-only", action="store_true", help="upload the PEFT adapter alone")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="branch to push to (created if missing)")
+    parser.add_argument("--commit-message", help="commit message")
+    parser.add_argument("--base-model", help="LoRA: the MSAM model the adapter was trained on (folder or Hub id)")
+    parser.add_argument("--dataset", help="what eval_results.json was measured on: Hub dataset id or short name")
+    parser.add_argument("--license", default="apache-2.0", help="licence id for the card (default apache-2.0)")
+    parser.set_defaults(func=run_push)
+
+
+def run_push(args: argparse.Namespace) -> int:
+    try:
+        commit = push_to_hub(
+            args.model_dir, args.repo_id, adapter_only=args.adapter_only, private=args.private,
+            revision=args.revision, commit_message=args.commit_message, base_model=args.base_model,
+            dataset=args.dataset, license=args.license,
+        )
+    except HubPushError as error:
+        print(f"msam push: error: {error}", file=sys.stderr)
+        return 1
+    print(f"pushed {args.model_dir} to {commit.commit_url}")
+    return 0

@@ -1,0 +1,304 @@
+"""`msam push` / `push_to_hub` offline: what would be uploaded (model, code, processor, pipeline, handler, card), the
+card rendered from the config and eval_results.json, its snippet run against the folder in a fresh process, LoRA
+folders merged or published alone, and the token kept out of every error and log."""
+
+import copy
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import traceback
+from unittest import mock
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import HfApi
+from huggingface_hub import ModelCard
+from huggingface_hub import RepoUrl
+from huggingface_hub.hf_api import CommitInfo
+from safetensors.torch import load_file
+from transformers import pipeline
+
+from conftest import write_video
+from msam_hf import MsamConfig, MsamModel, apply_lora, default_processor, merge_lora
+from msam_hf.cli import main as msam
+from msam_hf.evaluation import RetrievalFeatures, evaluate_retrieval
+from msam_hf.hub import ENDPOINT_HANDLER, HubPushError, build_model_card, prepare_hub_folder, push_to_hub
+
+REPO_ID = "someone/msam-drone"
+DATASET_ID = "someone/drone-clips"
+FULL_REPO_FILES = {
+    "README.md", "config.json", "model.safetensors", "eval_results.json", "handler.py",
+    "configuration_msam.py", "modeling_msam.py", "processing_msam.py", "video_processing_msam.py",
+    "pipeline_msam.py", "video_io.py",
+    "processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+}
+QUERY = "a white boat passes under a bridge"
+
+
+def make_features(model, processor) -> RetrievalFeatures:
+    """Six random clips with two captions each, encoded: what `evaluate_retrieval` needs."""
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8) for _ in range(6)]
+    captions = [f"{colour} {thing}" for colour in ("a red", "a blue", "a green") for thing in ("car", "boat", "truck", "house")]
+    inputs = processor(text=captions, videos=videos)
+    with torch.no_grad():
+        return RetrievalFeatures(
+            text=model.get_text_features(inputs["input_ids"], inputs["attention_mask"]),
+            video=model.get_video_features(inputs["pixel_values_videos"], inputs["video_mask"]),
+            caption_to_video=torch.arange(12) // 2,
+            video_ids=[f"clip_{index}" for index in range(6)],
+            captions=captions,
+            timestamps=[[0.0, 1.0, 2.0]] * 6,
+        )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model folder as training/train.py leaves OUTPUT/best: weights, processor and eval_results.json."""
+    folder = tmp_path_factory.mktemp("best")
+    torch.manual_seed(0)
+    model = MsamModel(MsamConfig.tiny(max_frames=4)).eval()
+    processor = default_processor(model.config)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    results = {"epoch": 2, "step": 40, "split": "validation",
+               **evaluate_retrieval(model, make_features(model, processor), text_context_sizes=(32, 1))}
+    (folder / "eval_results.json").write_text(json.dumps(results))
+    return folder, model, results
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """The two videos the card's snippet names, in the folder it runs in."""
+    folder = tmp_path_factory.mktemp("snippet")
+    write_video(folder / "clip_a.mp4", seconds=2.0, rate=5, size=(48, 48))
+    write_video(folder / "clip_b.mp4", seconds=2.0, rate=7, size=(48, 48))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lora(tmp_path_factory):
+    """A base model folder and a LoRA adapter folder trained (here: perturbed) on it."""
+    root = tmp_path_factory.mktemp("lora")
+    torch.manual_seed(1)
+    base = MsamModel(MsamConfig.tiny(max_frames=4))
+    base.save_pretrained(root / "base")
+    default_processor(base.config).save_pretrained(root / "base")
+    # Loaded from its folder, so the adapter records where its base lives (a local path, not a Hub id).
+    lora_model = apply_lora(MsamModel.from_pretrained(root / "base"), r=2)
+    with torch.no_grad():
+        for parameter in lora_model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    lora_model.eval().save_pretrained(root / "adapter")
+    return root, lora_model
+
+
+def python_blocks(card_text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+
+
+def run_in_fresh_process(code: str, cwd) -> dict:
+    """Run `code` offline in a new interpreter that must never import msam_hf; return the JSON it prints last."""
+    code += ("\nimport json, sys\n"
+             "assert not any(name.startswith('msam_hf') for name in sys.modules), 'msam_hf was imported'\n"
+             "print(json.dumps({'ranking': ranking}))\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def in_process_ranking(model, processor, clips) -> dict[int, float]:
+    """Score of each video (by index) for the snippet's query, from the pipeline built in-package."""
+    search = pipeline("video-text-retrieval", model=model.eval(), processor=processor)
+    ranking = search(videos=[str(clips / "clip_a.mp4"), str(clips / "clip_b.mp4")], texts=QUERY)
+    return {hit["video_index"]: hit["score"] for hit in ranking}
+
+
+def scores_by_video(ranking: list[dict]) -> dict[int, float]:
+    return {hit["video_index"]: hit["score"] for hit in ranking}
+
+
+def test_the_prepared_folder_holds_model_code_processor_pipeline_handler_and_card(trained, tmp_path):
+    folder, model, _ = trained
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
+    assert {path.name for path in out.iterdir()} == FULL_REPO_FILES
+    config = json.loads((out / "config.json").read_text())
+    assert config["custom_pipelines"] == {"video-text-retrieval": {
+        "impl": "pipeline_msam.MsamVideoTextRetrievalPipeline", "pt": ["AutoModel"], "type": "multimodal"}}
+    assert config["auto_map"]["AutoModel"] == "modeling_msam.MsamModel"
+    weights = load_file(out / "model.safetensors")
+    assert all(torch.equal(weights[name], tensor) for name, tensor in model.state_dict().items())
+    assert (out / "handler.py").read_bytes() == ENDPOINT_HANDLER.read_bytes()
+
+
+def test_the_card_metadata_and_sections_come_from_the_config_and_eval_results(trained, tmp_path):
+    folder, _, results = trained
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers"
+    assert card.data.pipeline_tag == "feature-extraction"
+    assert card.data.license == "apache-2.0"
+    assert card.data.datasets == [DATASET_ID]
+    assert card.data.base_model is None  # the tiny preset starts from no pretrained CLIP
+    assert {"msam", "video-text-retrieval", "arxiv:2510.15470"} <= set(card.data.tags)
+
+    reported = {(result.task_type, result.metric_name): result for result in card.data.eval_results}
+    assert len(reported) == 2 * 10  # |J| = 32 and 1, five measures in each direction
+    t2v_r1 = reported[("text-to-video-retrieval", "T2V R@1 (|J|=32)")]
+    assert t2v_r1.metric_value == round(results["metrics"]["|J|=32"]["t2v_r1"], 2)
+    assert t2v_r1.metric_args == {"text_context_size": 32, "ties": "pessimistic"}
+    assert t2v_r1.dataset_name == DATASET_ID and t2v_r1.dataset_split == "validation"
+    v2t_mdr = reported[("video-to-text-retrieval", "V2T MdR (|J|=1)")]
+    assert v2t_mdr.metric_value == round(results["metrics"]["|J|=1"]["v2t_median_rank"], 2)
+
+    text = card.text
+    for placeholder in ("{{", "{%", "[More Information Needed]", "None", "<user>"):
+        assert placeholder not in text
+    for heading in ("## What it is", "## How to use", "## Configuration", "## Evaluation", "## Limitations", "## Citation"):
+        assert heading in text
+    assert "best epoch (2, step 40) by text-to-video R@1 on the `validation` split" in text
+    assert "| similarity head | `ciffp`" in text and "| frames per video | at most 4 " in text
+    assert f"{results['num_captions']}\ncaptions, {results['num_videos']} videos" in text
+    assert "**Ties**: `pessimistic`" in text and "|J| = 32, 1" in text
+    assert "CIFFP scores depend on the caption set" in text
+    assert "not initialised from pretrained weights" in text
+    assert "arXiv:2510.15470" in text and "Nian, Fudong" in text
+
+
+def test_a_model_without_eval_results_gets_no_results_and_names_its_clip(tmp_path):
+    config = MsamConfig.tiny(similarity_head="mean", base_clip_model="openai/clip-vit-base-patch32")
+    card = build_model_card(config, repo_id=REPO_ID)
+    assert "model-index" not in str(card.data.to_dict()) and card.data.eval_results is None
+    assert card.data.base_model == "openai/clip-vit-base-patch32"
+    assert card.data.datasets is None
+    assert "## Evaluation" not in card.text and "not initialised from pretrained weights" not in card.text
+    assert "CIFFP scores depend" not in card.text  # the mean head has no caption set
+    assert "`openai/clip-vit-base-patch32`" in card.text
+
+
+def test_eval_results_need_the_name_of_the_data_they_were_measured_on(trained, tmp_path):
+    folder, _, _ = trained
+    with pytest.raises(ValueError, match=r"eval_results.json holds evaluation results.*--dataset"):
+        prepare_hub_folder(folder, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_the_card_snippet_runs_against_the_prepared_folder_in_a_fresh_process(trained, clips, tmp_path):
+    folder, model, _ = trained
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
+    blocks = python_blocks((out / "README.md").read_text())
+    assert len(blocks) == 1 and REPO_ID in blocks[0]
+    fresh = run_in_fresh_process(blocks[0].replace(REPO_ID, str(out)), cwd=clips)
+
+    assert sorted(hit["video"] for hit in fresh["ranking"]) == ["clip_a.mp4", "clip_b.mp4"]
+    expected = in_process_ranking(model, default_processor(model.config), clips)
+    assert scores_by_video(fresh["ranking"]) == pytest.approx(expected, abs=1e-5)
+
+
+def offline_hub(monkeypatch):
+    """Any request that is not patched fails: HF_HUB_OFFLINE is read at import, so set the constant it became."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_push_creates_the_repo_and_branch_and_uploads_the_prepared_folder(trained, monkeypatch, capsys):
+    folder, _, _ = trained
+    offline_hub(monkeypatch)
+    uploaded = {}
+
+    def upload_folder(**kwargs):
+        uploaded.update(kwargs, files={path.name for path in kwargs["folder_path"].iterdir()})
+        return CommitInfo(commit_url=f"https://huggingface.co/{REPO_ID}/commit/abc123", commit_message="first",
+                          commit_description="", oid="abc123")
+
+    with mock.patch.object(HfApi, "create_repo", return_value=RepoUrl(f"https://huggingface.co/{REPO_ID}")) as create_repo, \
+            mock.patch.object(HfApi, "create_branch") as create_branch, \
+            mock.patch.object(HfApi, "upload_folder", side_effect=upload_folder):
+        code = msam(["push", str(folder), REPO_ID, "--private", "--revision", "v1", "--commit-message", "first",
+                     "--dataset", DATASET_ID])
+    assert code == 0
+    create_repo.assert_called_once_with(REPO_ID, repo_type="model", private=True, exist_ok=True)
+    create_branch.assert_called_once_with(REPO_ID, branch="v1", repo_type="model", exist_ok=True)
+    assert uploaded["files"] == FULL_REPO_FILES
+    assert (uploaded["repo_id"], uploaded["revision"], uploaded["commit_message"]) == (REPO_ID, "v1", "first")
+    assert not uploaded["folder_path"].exists()  # the staging folder is cleaned up
+    assert f"https://huggingface.co/{REPO_ID}/commit/abc123" in capsys.readouterr().out
+
+
+def test_a_failed_push_never_shows_the_token(trained, monkeypatch, capsys, caplog):
+    folder, _, _ = trained
+    offline_hub(monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    environment_token, explicit_token = "hf_" + "z" * 34, "hf_" + "q" * 34
+    monkeypatch.setenv("HF_TOKEN", environment_token)
+
+    # A client library that echoes the credential in its error must not get it printed.
+    for token, leaked in ((None, environment_token), (explicit_token, explicit_token)):
+        echo = ConnectionError(f"401 Client Error for url https://huggingface.co/api (Authorization: Bearer {leaked})")
+        with mock.patch.object(HfApi, "create_repo"), mock.patch.object(HfApi, "upload_folder", side_effect=echo):
+            with pytest.raises(HubPushError) as failure:
+                push_to_hub(folder, REPO_ID, token=token, dataset=DATASET_ID)
+        shown = "".join(traceback.format_exception(failure.value))
+        assert leaked not in shown and "Bearer <token>" in shown and "401 Client Error" in shown
+
+    # The real client, offline: the command reports the failure in one line, without the token.
+    assert msam(["push", str(folder), REPO_ID, "--dataset", DATASET_ID]) == 1
+    printed = capsys.readouterr()
+    assert "offline mode is enabled" in printed.err and "Traceback" not in printed.err
+    for secret in (environment_token, explicit_token):
+        assert secret not in printed.out + printed.err + caplog.text
+    assert f"to {REPO_ID}" in caplog.text  # the upload was logged, token-free
+
+
+def test_a_lora_folder_is_pushed_merged_as_a_plain_model(lora, tmp_path):
+    root, lora_model = lora
+    out = prepare_hub_folder(root / "adapter", tmp_path / "repo", repo_id=REPO_ID)
+    assert FULL_REPO_FILES - {"eval_results.json"} == {path.name for path in out.iterdir()}
+    inputs = dict(default_processor(lora_model.config)(
+        text=["a red car", "two boats"], videos=[np.full((2, 40, 40, 3), value, np.uint8) for value in (30, 200)]))
+    with torch.no_grad():
+        expected = merge_lora(copy.deepcopy(lora_model))(**inputs).logits_per_text
+        published = MsamModel.from_pretrained(out).eval()(**inputs).logits_per_text
+        base = MsamModel.from_pretrained(root / "base").eval()(**inputs).logits_per_text
+    torch.testing.assert_close(published, expected)
+    assert not torch.allclose(published, base, atol=1e-3)  # the adapters are in the weights
+
+
+def test_adapter_only_publishes_the_adapter_with_its_hub_base(lora, tmp_path):
+    root, _ = lora
+    with pytest.raises(ValueError, match="--base-model"):  # the adapter records a local path, not a Hub id
+        prepare_hub_folder(root / "adapter", tmp_path / "refused", adapter_only=True)
+    out = prepare_hub_folder(root / "adapter", tmp_path / "repo", adapter_only=True, repo_id=f"{REPO_ID}-lora",
+                             base_model="someone/msam-base")
+    assert {path.name for path in out.iterdir()} == {"README.md", "adapter_config.json", "adapter_model.safetensors"}
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "someone/msam-base"
+    assert (out / "adapter_model.safetensors").read_bytes() == (root / "adapter" / "adapter_model.safetensors").read_bytes()
+    card = ModelCard.load(out / "README.md")
+    assert (card.data.library_name, card.data.base_model) == ("peft", "someone/msam-base")
+    assert {"lora", "peft"} <= set(card.data.tags)
+    assert "[someone/msam-base](https://huggingface.co/someone/msam-base)" in card.text
+    with pytest.raises(ValueError, match="not a LoRA adapter folder"):
+        prepare_hub_folder(root / "base", tmp_path / "full", adapter_only=True)
+
+
+def test_the_adapter_card_snippet_applies_the_adapter_in_a_fresh_process(lora, clips, tmp_path):
+    root, lora_model = lora
+    base_repo = prepare_hub_folder(root / "base", tmp_path / "base-repo", repo_id="someone/msam-base")
+    adapter_repo = prepare_hub_folder(root / "adapter", tmp_path / "adapter-repo", adapter_only=True,
+                                      repo_id=f"{REPO_ID}-lora", base_model="someone/msam-base")
+    blocks = python_blocks((adapter_repo / "README.md").read_text())
+    assert len(blocks) == 1
+    code = blocks[0].replace(f"{REPO_ID}-lora", str(adapter_repo)).replace("someone/msam-base", str(base_repo))
+    fresh = run_in_fresh_process(code, cwd=clips)
+
+    processor = default_processor(lora_model.config)
+    merged = in_process_ranking(merge_lora(copy.deepcopy(lora_model)), processor, clips)
+    base = in_process_ranking(MsamModel.from_pretrained(root / "base"), processor, clips)
+    assert scores_by_video(fresh["ranking"]) == pytest.approx(merged, abs=1e-5)
+    assert scores_by_video(fresh["ranking"]) != pytest.approx(base, abs=1e-5)
