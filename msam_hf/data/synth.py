@@ -9,8 +9,9 @@ bridge). Videos come in *sites* (`videos_per_site`, default 10): the same place 
 way — terrain, landmark, texture and camera path — with different objects, so the background
 can tell a site, never a video; a site lies in one split. A configurable fraction of videos
 are *minimal-edit twins* of another video of their site: the same scene with one object's
-colour, action, direction or relation changed (hard negatives). Every video has five captions written from its ground truth with varied
-phrasing, synonyms and partial descriptions, like USRD's.
+colour, action, direction or relation changed (hard negatives). Every video has five captions
+written from its ground truth with varied phrasing, synonyms and partial descriptions, like
+USRD's.
 
 One output folder holds both layouts, sharing the videos:
 
@@ -18,8 +19,8 @@ One output folder holds both layouts, sharing the videos:
   `val_list.txt`, `test_list.txt`, `Videos/<id>.mp4`;
 - videofolder: `metadata.jsonl` rows with `file_name`, `video_id`, `split`, `captions` and
   `attributes` ({"entities", "actions", "relations"});
-- `ground_truth.jsonl`: per video its site and the full scene (terrain, landmark, camera motion, every
-  object's kind, colour, size, positions, action, direction, relations, the twin edit) and
+- `ground_truth.jsonl`: per video its site and the full scene (terrain, landmark, camera motion,
+  every object's kind, colour, size, positions, action, direction, relations, the twin edit) and
   `synth_config.json`, the generation settings.
 
 Deterministic: a video depends only on the seed and its index (independent of the number of
@@ -86,9 +87,8 @@ class SynthConfig:
     )
     hard_negative_fraction: float = field(
         default=0.2,
-        metadata={"help": "Fraction of videos made as minimal-edit twins of another video of the same split "
-                          "(one object's colour, action, direction or relation changed); at most 0.5, and a pair needs a site "
-                          "of at least 2 videos."},
+        metadata={"help": "Fraction of videos made as minimal-edit twins of another video of the same site "
+                          "(one object's colour, action, direction or relation changed); at most 0.5."},
     )
     captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
     seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
