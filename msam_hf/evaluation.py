@@ -251,23 +251,27 @@ def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -
 # ----------------------------------------------------------------------------- command line
 
 
-def load_model_and_processor(path: str | Path) -> tuple[MsamModel, Any]:
-    """An MSAM model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder, with its processor
-    (the packaged default processor when the folder has none)."""
+def load_model_and_processor(path: str | Path, base_model: str | Path | None = None) -> tuple[MsamModel, Any]:
+    """An MSAM model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder merged onto its base
+    (`base_model`, by default the one the adapter records), with its processor: the one saved with the model, else
+    the one saved with the adapter's base, else the packaged default."""
     from .lora import load_lora
     from .processing_msam import MsamProcessor
     from .processors import default_processor
 
     path = Path(path)
     if (path / "adapter_config.json").is_file():
-        model = load_lora(path).merge_and_unload()
+        model = load_lora(path, base_model=base_model).merge_and_unload()
     else:
         model = MsamModel.from_pretrained(path)
-    try:
-        processor = MsamProcessor.from_pretrained(path)
-    except (OSError, ValueError):
-        processor = default_processor(model.config)
-    return model.eval(), processor
+    for source in (path, base_model):
+        if source is None:
+            continue
+        try:
+            return model.eval(), MsamProcessor.from_pretrained(source)
+        except (OSError, ValueError):
+            continue
+    return model.eval(), default_processor(model.config)
 
 
 def register(subparsers) -> None:

@@ -33,12 +33,10 @@ from huggingface_hub.utils import validate_repo_id
 from .configuration_msam import MsamConfig
 from .evaluation import COLUMN_TITLES
 from .evaluation import METRIC_COLUMNS
+from .evaluation import load_model_and_processor
 from .evaluation import markdown_table
-from .lora import load_lora
-from .modeling_msam import MsamModel
+from .metrics import TIE_MEANINGS
 from .pipeline_msam import MsamVideoTextRetrievalPipeline
-from .processing_msam import MsamProcessor
-from .processors import default_processor
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +56,6 @@ SIMILARITY_HEAD_NAMES = {
     "mean": "mean pooling of frame features (CLIP4Clip meanP)",
     "seq_transformer": "temporal transformer, then mean pooling (CLIP4Clip seqTransf)",
     "attention": "text-conditioned attention pooling (X-Pool style)",
-}
-TIE_MEANINGS = {
-    "pessimistic": "a true item ranks after every item with the same score, so a constant model cannot score.",
-    "optimistic": "a true item ranks before every item with the same score.",
-    "mean": "a true item gets its expected rank under random tie-breaking.",
 }
 
 
@@ -128,15 +121,11 @@ def prepare_hub_folder(
         config = MsamConfig.from_pretrained(str(base_source))
         _copy_adapter(model_dir, out_dir, card_base_model)
     else:
-        if is_adapter:
-            model = load_lora(model_dir, base_model=base_source).merge_and_unload()
-        else:
-            model = MsamModel.from_pretrained(model_dir)
+        model, processor = load_model_and_processor(model_dir, base_model=base_source)
         config = model.config
-        processor = _find_processor([model_dir, base_source], config)
         # Only the pipeline instance's save_pretrained records `custom_pipelines` and copies the pipeline code;
         # it also saves the model (safetensors) and the tokenizer and frame processor.
-        MsamVideoTextRetrievalPipeline(model=model.eval(), processor=processor).save_pretrained(out_dir)
+        MsamVideoTextRetrievalPipeline(model=model, processor=processor).save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
         shutil.copy(ENDPOINT_HANDLER, out_dir / "handler.py")
     if eval_results is not None:
@@ -306,14 +295,6 @@ def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
     adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
     adapter_config["base_model_name_or_path"] = base_model_id
     (out_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-
-
-def _find_processor(folders: list, config: MsamConfig) -> MsamProcessor:
-    """The first processor saved in `folders` (local ones), else CLIP's tokenizer and frames at the model's size."""
-    for folder in folders:
-        if folder is not None and (Path(folder) / "processor_config.json").is_file():
-            return MsamProcessor.from_pretrained(folder)
-    return default_processor(config)
 
 
 def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:

@@ -29,7 +29,13 @@ import numpy as np
 
 # The `evaluate` module wrapping retrieval_metrics: `evaluate.load(str(EVALUATE_MODULE_PATH))`.
 EVALUATE_MODULE_PATH = Path(__file__).parent / "evaluate_metrics" / "video_text_retrieval"
-TIE_POLICIES = ("pessimistic", "optimistic", "mean")
+# One sentence per tie policy (the module docstring has the formulas), e.g. for model cards.
+TIE_MEANINGS = {
+    "pessimistic": "a true item ranks after every item with the same score, so a constant model cannot score.",
+    "optimistic": "a true item ranks before every item with the same score.",
+    "mean": "a true item gets its expected rank under random tie-breaking.",
+}
+TIE_POLICIES = tuple(TIE_MEANINGS)
 RECALL_CUTOFFS = (1, 5, 10)
 # Upper bound on the elements of one (queries × candidates) block, so that 10k × 10k (and
 # larger) matrices are ranked with bounded temporary memory (~16 MB per float32 block).
