@@ -444,4 +444,3 @@ def write_video(path: Path, frames: Iterator[np.ndarray], width: int, height: in
             video_frame.pts, video_frame.time_base = index, 1 / rate  # explicit: nothing left to guess
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode(None))
-
