@@ -3,7 +3,8 @@
 A full repo holds the model (LoRA adapters merged in, weights as safetensors), its custom code, the processor, the
 `video-text-retrieval` pipeline (`pipeline_msam.py` + `video_io.py`, recorded in `config.json`'s `custom_pipelines`),
 an Inference Endpoints `handler.py`, the run's `eval_results.json` and a model card. An adapter-only repo holds the
-PEFT adapter and a card whose `base_model` names the MSAM model it applies to.
+PEFT adapter and a card whose `base_model` names the MSAM model it applies to. `prepare_space_folder` writes a
+Gradio Space repo folder that searches videos with a published model.
 
 Tokens come from `token=`, `HF_TOKEN` or `hf auth login` (huggingface_hub's usual order); they are never logged, and
 they are removed from the message of any upload error.
@@ -18,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from huggingface_hub import EvalResult
 from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 from huggingface_hub import ModelCardData
+from huggingface_hub import SpaceCard
 from huggingface_hub.hf_api import CommitInfo
 from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import get_token
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 HUB_CARDS_DIR = Path(__file__).parent / "hub_cards"
 MODEL_CARD_TEMPLATE = HUB_CARDS_DIR / "model_card_template.md"
 ENDPOINT_HANDLER = HUB_CARDS_DIR / "handler.py"
+SPACE_DIR = HUB_CARDS_DIR / "space"  # the Gradio Space: app.py, requirements.txt, README.md (Space card)
 EVAL_RESULTS_FILE = "eval_results.json"  # written next to the best model by training/train.py
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # The Hub has no video-retrieval task. "feature-extraction" is what the model is: it maps captions and videos into
@@ -235,6 +239,31 @@ def push_to_hub(
             message = _without_tokens(f"{type(error).__name__}: {error}", token)
             # `from None`: the original error (and any token its text may hold) stays out of the traceback.
             raise HubPushError(f"pushing {model_dir} to {repo_id} failed: {message}") from None
+
+
+def prepare_space_folder(
+    out_dir: str | os.PathLike, model_repo_id: str, sample_videos: Iterable[str | os.PathLike] = ()
+) -> Path:
+    """Write a Gradio Space repo folder that searches videos with the model `model_repo_id`.
+
+    The Space card's `models:` names the model (the Hub links the two pages, and the app loads it from there);
+    `sample_videos` are copied into `samples/`, which the app searches by default. Upload the folder with
+    `HfApi().upload_folder(repo_id=..., repo_type="space", folder_path=out_dir)`.
+    """
+    validate_repo_id(model_repo_id)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir} exists and is not empty; choose a new folder.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(SPACE_DIR / name, out_dir / name)
+    card = SpaceCard.load(SPACE_DIR / "README.md")
+    card.data.models = [model_repo_id]
+    card.save(out_dir / "README.md")
+    for video in map(Path, sample_videos):
+        (out_dir / "samples").mkdir(exist_ok=True)
+        shutil.copy(video, out_dir / "samples" / video.name)
+    return out_dir
 
 
 def _without_tokens(text: str, token: str | None) -> str:
