@@ -1,0 +1,614 @@
+"""MCSAN: multi-level cross-modal semantic alignment for video-text retrieval (Nian et al., Mathematics 2022).
+
+Videos and captions are each encoded at four semantic levels (global, entity, action, relationship) on MSAM's CLIP
+backbone, scored by a weighted sum of per-level cosines, and tied together by per-level contrastive losses plus,
+on the entity / action / relationship levels, a cross-modal parameter-shared attribute projection trained with focal
+binary cross-entropy on mined attribute labels and a KL term between the two modalities' attribute predictions.
+
+Only the paper's abstract is available to us: it fixes the four levels, the shared attribute projection, the KL
+alignment and the focal BCE. Everything below is our realisation (`design/mcsan.md`); choices the paper leaves open:
+
+- **Backbone and inputs**: MSAM's (same CLIP, same processor, same input checks); the global level is MSAM's
+  `seq_transformer` path (temporal module initialised from CLIP's text blocks, masked mean).
+- **Entity level**: one learned query attends over the projected patch tokens of all sampled frames
+  (`entity_tokens="patches"`), or over the frame features (`"frames"`).
+- **Action level**: tokens f_t + W_d (f_{t+1} - f_t) (the difference is zero at a video's last frame), one CLIP
+  block with frame positions (`action_num_layers`), then a learned-query attention pooling.
+- **Relationship level**: one CLIP block (`relationship_num_layers`) over the union of the entity and action
+  tokens, told apart by a learned type embedding, then a learned-query attention pooling.
+- **Text levels**: the global level is CLIP's sentence embedding; entity / action / relationship each pool the
+  projected word tokens with their own learned query (the attribute supervision teaches each query its words).
+- **Attention pooling**: a single learned query, keys from a LayerNorm + linear map of the tokens, values the tokens
+  themselves, then a linear output map initialised to the identity, so a level starts as a weighted token mean.
+- **Shared attribute projection**: one `Linear(D, V_ℓ)` per level applied to the unit-norm level embeddings of both
+  modalities (the space the score compares); its bias starts at logit(0.01), RetinaNet's prior for rare positives.
+- **Labels**: a caption's own attributes for the text side; for the video side the union over all its captions
+  (`video_attribute_labels`), falling back to the paired caption's labels when not given.
+- **Focal BCE**: mean over items and attributes, α = 0.25, γ = 2 (RetinaNet's values); the text and video terms are
+  averaged, then the levels.
+- **KL alignment**: KL(softmax(z^t/T) ‖ softmax(z^v/T)) per matching pair, averaged over pairs and levels;
+  `attribute_kl_symmetric` averages both directions, `attribute_kl_distribution="bernoulli"` compares the
+  per-attribute sigmoids instead of one softmax over the level's attributes.
+- **Score**: S = λ Σ_ℓ w_ℓ cos(e^v_ℓ, e^t_ℓ) with λ CLIP's logit scale and w a softmax over levels (learned from
+  uniform by default, or fixed), so Σ w = 1 and S keeps CLIP's range.
+- **Contrastive losses**: symmetric InfoNCE on S plus `level_contrastive_weight` × the mean of the per-level
+  InfoNCE losses on λ cos_ℓ (the fused loss is what trains w).
+
+This file travels to the Hub next to the weights: it imports only torch, transformers, `configuration_mcsan` and
+MSAM's modelling file (whose backbone code it shares).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+from transformers.utils import ModelOutput
+
+from .configuration_mcsan import McsanConfig
+from .modeling_msam import (
+    MsamModel,
+    MsamTemporalModule,
+    _all_gather_padded,
+    _temporal_layer_config,
+    l2_normalize,
+    mask_logits,
+    masked_mean,
+)
+
+
+@dataclass
+class McsanTextOutput(ModelOutput):
+    """
+    Args:
+        text_embeds (`torch.FloatTensor` of shape `(texts, projection_dim)`):
+            ŝ, the unit-norm sentence embedding (the global level).
+        level_embeds (`torch.FloatTensor` of shape `(texts, levels, projection_dim)`):
+            Unit-norm embedding of every level in `config.levels`, in that order.
+        word_embeds (`torch.FloatTensor` of shape `(texts, length, projection_dim)`):
+            The text projection applied to every position of the text encoder's last hidden state.
+        attention_mask (`torch.LongTensor` of shape `(texts, length)`):
+            1 for real tokens, 0 for padding.
+    """
+
+    text_embeds: torch.FloatTensor | None = None
+    level_embeds: torch.FloatTensor | None = None
+    word_embeds: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+
+
+@dataclass
+class McsanVideoOutput(ModelOutput):
+    """
+    Args:
+        video_embeds (`torch.FloatTensor` of shape `(videos, projection_dim)`):
+            The unit-norm global-level embedding (the masked mean of unit-norm frame features when `"global"` is not
+            in `config.levels`).
+        level_embeds (`torch.FloatTensor` of shape `(videos, levels, projection_dim)`):
+            Unit-norm embedding of every level in `config.levels`, in that order.
+        frame_features (`torch.FloatTensor` of shape `(videos, frames, projection_dim)`):
+            f_t, the raw CLIP image embeddings; zero at padded frames.
+        video_mask (`torch.LongTensor` of shape `(videos, frames)`):
+            1 for real frames, 0 for padding.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+    level_embeds: torch.FloatTensor | None = None
+    frame_features: torch.FloatTensor | None = None
+    video_mask: torch.LongTensor | None = None
+
+
+@dataclass
+class McsanOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
+            contrastive_loss + attribute_loss_weight · attribute_loss + kl_loss_weight · kl_loss.
+        contrastive_loss (`torch.FloatTensor`, *optional*):
+            Symmetric InfoNCE on the fused score plus `level_contrastive_weight` × the mean per-level InfoNCE.
+        level_contrastive_losses (`torch.FloatTensor` of shape `(levels,)`, *optional*):
+            Symmetric InfoNCE on each level's scaled cosine, in `config.levels` order.
+        attribute_loss (`torch.FloatTensor`, *optional*, when attribute labels are given):
+            Focal binary cross-entropy of the shared attribute projection, averaged over modalities and levels.
+        kl_loss (`torch.FloatTensor`, *optional*):
+            KL divergence between caption and video attribute predictions, averaged over pairs and levels.
+        logits_per_text (`torch.FloatTensor` of shape `(texts, videos)`):
+            S = λ Σ_ℓ w_ℓ cos(e^v_ℓ, e^t_ℓ).
+        logits_per_video (`torch.FloatTensor` of shape `(videos, texts)`):
+            The transpose of `logits_per_text`.
+        level_logits_per_text (`torch.FloatTensor` of shape `(texts, videos, levels)`):
+            λ cos(e^v_ℓ, e^t_ℓ) per level.
+        level_weights (`torch.FloatTensor` of shape `(levels,)`):
+            w, summing to 1.
+        text_embeds (`torch.FloatTensor` of shape `(texts, projection_dim)`), video_embeds (`(videos,
+        projection_dim)`): the global-level embeddings.
+        text_outputs (`McsanTextOutput`), video_outputs (`McsanVideoOutput`):
+            The full outputs of `get_text_features` and `get_video_features`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    level_contrastive_losses: torch.FloatTensor | None = None
+    attribute_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    level_logits_per_text: torch.FloatTensor | None = None
+    level_weights: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_outputs: McsanTextOutput | None = None
+    video_outputs: McsanVideoOutput | None = None
+
+
+def focal_binary_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
+    """FBCE(z, y) = −mean[α y (1−p)^γ log p + (1−α)(1−y) p^γ log(1−p)], p = sigmoid(z), over every element.
+
+    With γ = 0 and α = 0.5 it is half the plain binary cross-entropy.
+    """
+    labels = labels.to(logits.dtype)
+    probabilities = torch.sigmoid(logits)
+    # log p and log(1 − p) from logsigmoid: exact where sigmoid saturates.
+    positive = alpha * labels * (1 - probabilities) ** gamma * F.logsigmoid(logits)
+    negative = (1 - alpha) * (1 - labels) * probabilities**gamma * F.logsigmoid(-logits)
+    return -(positive + negative).mean()
+
+
+def attribute_kl_divergence(
+    text_logits: torch.Tensor,
+    video_logits: torch.Tensor,
+    temperature: float = 1.0,
+    distribution: str = "softmax",
+    symmetric: bool = False,
+) -> torch.Tensor:
+    """KL(text ‖ video) between the attribute predictions of matching pairs (row i with row i), mean over pairs.
+
+    `distribution="softmax"`: one categorical distribution softmax(z / T) over the level's attributes;
+    `"bernoulli"`: one Bernoulli(sigmoid(z / T)) per attribute, KL averaged over attributes. `symmetric` averages
+    both directions.
+    """
+    text_logits, video_logits = text_logits / temperature, video_logits / temperature
+
+    def kl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if distribution == "softmax":
+            source_log, target_log = source.log_softmax(-1), target.log_softmax(-1)
+            return (source_log.exp() * (source_log - target_log)).sum(-1).mean()
+        source_p = torch.sigmoid(source)
+        on = source_p * (F.logsigmoid(source) - F.logsigmoid(target))
+        off = (1 - source_p) * (F.logsigmoid(-source) - F.logsigmoid(-target))
+        return (on + off).mean()
+
+    if symmetric:
+        return 0.5 * (kl(text_logits, video_logits) + kl(video_logits, text_logits))
+    return kl(text_logits, video_logits)
+
+
+def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """½(CE(S) + CE(Sᵀ)) with caption i matching video i."""
+    targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    return 0.5 * (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets))
+
+
+def _key_padding_bias(token_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask (batch, 1, queries, keys) that hides padded keys from every query."""
+    key_mask = token_mask[:, None, None, :].expand(-1, 1, token_mask.shape[1], -1)
+    return mask_logits(torch.zeros(key_mask.shape, dtype=dtype, device=token_mask.device), key_mask)
+
+
+class McsanTokenEncoder(nn.Module):
+    """Residual CLIP blocks at the joint width over a padded token set, with optional positions; unit-norm out."""
+
+    def __init__(self, config: McsanConfig, num_layers: int, num_positions: int | None = None):
+        super().__init__()
+        width = config.projection_dim
+        self.position_embeddings = nn.Embedding(num_positions, width) if num_positions else None
+        self.layers = nn.ModuleList([CLIPEncoderLayer(_temporal_layer_config(config)) for _ in range(num_layers)])
+
+    def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        # tokens: (batch, tokens, dim)
+        hidden_states = tokens
+        if self.position_embeddings is not None:
+            hidden_states = hidden_states + self.position_embeddings(torch.arange(tokens.shape[1], device=tokens.device))
+        attention_mask = _key_padding_bias(token_mask, hidden_states.dtype)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask)
+        return l2_normalize(hidden_states + tokens)
+
+
+class McsanAttentionPooling(nn.Module):
+    """One learned query attends over a padded token set; the weighted token sum goes through a linear map that
+    starts as the identity."""
+
+    def __init__(self, config: McsanConfig):
+        super().__init__()
+        width = config.projection_dim
+        self.query = nn.Parameter(torch.zeros(width))
+        self.layer_norm = nn.LayerNorm(width)
+        self.key_proj = nn.Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
+        self.scale = width**-0.5
+
+    def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """tokens (batch, tokens, D), token_mask (batch, tokens) → unit-norm pooled embeddings (batch, D)."""
+        logits = self.key_proj(self.layer_norm(tokens)) @ self.query * self.scale  # (batch, tokens)
+        weights = mask_logits(logits, token_mask).softmax(dim=-1)
+        return l2_normalize(self.out_proj(torch.einsum("bn,bnd->bd", weights, tokens)))
+
+
+class McsanAttributeProjection(nn.Linear):
+    """P_ℓ: level embedding → attribute logits. One instance per level serves captions and videos alike."""
+
+
+class McsanLevelWeights(nn.Module):
+    """w of the multi-level score: a softmax over per-level logits, trainable or frozen (`learn_level_weights`)."""
+
+    def __init__(self, config: McsanConfig):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(len(config.levels)), requires_grad=config.learn_level_weights)
+        self.initial_weights = config.level_weights or [1.0] * len(config.levels)
+
+    def forward(self) -> torch.Tensor:
+        return self.logits.softmax(dim=0)
+
+
+class McsanPreTrainedModel(PreTrainedModel):
+    config: McsanConfig
+    config_class = McsanConfig
+    base_model_prefix = "mcsan"
+    main_input_name = "input_ids"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        # CLIP's own modules are initialised by CLIPModel (a PreTrainedModel of its own); these are MCSAN's.
+        if isinstance(module, McsanAttentionPooling):
+            init.normal_(module.query, std=0.02)
+            init.normal_(module.key_proj.weight, std=0.02)
+            init.zeros_(module.key_proj.bias)
+            init.eye_(module.out_proj.weight)
+            init.zeros_(module.out_proj.bias)
+            init.ones_(module.layer_norm.weight)
+            init.zeros_(module.layer_norm.bias)
+        elif isinstance(module, McsanLevelWeights):
+            weights = torch.tensor(module.initial_weights, dtype=module.logits.dtype)
+            init.copy_(module.logits, (weights / weights.sum()).log())  # a fixed weight of 0 gives −inf: w = 0
+        elif isinstance(module, McsanAttributeProjection):
+            prior = self.config.attribute_prior_probability
+            init.normal_(module.weight, std=0.02)
+            init.constant_(module.bias, -math.log((1 - prior) / prior))
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, std=0.02)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+class McsanModel(McsanPreTrainedModel):
+    r"""
+    MCSAN for text-video retrieval: four semantic levels per side, a weighted multi-level score and, in training,
+    attribute supervision through a projection shared by both modalities. Build one from pretrained CLIP weights
+    with [`McsanModel.from_clip`], or load a trained one with `AutoModel.from_pretrained(repo,
+    trust_remote_code=True)`. Inputs come from MSAM's processor (`default_processor(model.config)`).
+
+    Example:
+
+    ```python
+    >>> from msam_hf import McsanModel, default_processor
+    >>> model = McsanModel.from_clip("openai/clip-vit-base-patch32", attribute_vocabulary=vocab["levels"])
+    >>> processor = default_processor(model.config)
+    >>> inputs = processor(text=["a white boat passes under a bridge"], videos=[frames], return_tensors="pt")
+    >>> model(**inputs).logits_per_text
+    ```
+    """
+
+    def __init__(self, config: McsanConfig):
+        super().__init__(config)
+        self.clip = CLIPModel._from_config(config.clip_config)
+        levels, width = config.levels, config.projection_dim
+        if "global" in levels:
+            self.temporal = MsamTemporalModule(config)
+        # The relationship level is built on the action tokens, so they exist whenever either level does.
+        if "action" in levels or "relationship" in levels:
+            self.action_difference = nn.Linear(width, width)  # W_d
+            self.action_encoder = McsanTokenEncoder(
+                config, config.action_num_layers, config.clip_config.text_config.max_position_embeddings
+            )
+        if "relationship" in levels:
+            self.token_type_embeddings = nn.Embedding(2, width)  # entity, action
+            self.relationship_encoder = McsanTokenEncoder(config, config.relationship_num_layers)
+        self.video_pooling = nn.ModuleDict({level: McsanAttentionPooling(config) for level in config.attribute_levels})
+        self.text_pooling = nn.ModuleDict({level: McsanAttentionPooling(config) for level in config.attribute_levels})
+        # One projection per level, applied to video and text alike: the paper's parameter sharing.
+        self.attribute_projections = nn.ModuleDict(
+            {
+                level: McsanAttributeProjection(width, config.attribute_vocabulary_sizes[level])
+                for level in config.attribute_levels
+            }
+        )
+        self.level_weights = McsanLevelWeights(config)
+        self.post_init()
+
+    @property
+    def msam_module_names(self) -> list[str]:
+        """Names of the modules MCSAN adds on top of CLIP: trained in full under LoRA (PEFT `modules_to_save`).
+        Named like `MsamModel`'s so `msam_hf.apply_lora` serves both models."""
+        return [name for name, _ in self.named_children() if name != "clip"]
+
+    @classmethod
+    def from_clip(cls, clip: "str | CLIPModel", **config_kwargs) -> "McsanModel":
+        """Build MCSAN on pretrained CLIP weights, e.g. `McsanModel.from_clip("openai/clip-vit-base-patch32")`.
+
+        `clip` is a Hub id, a local folder written by `CLIPModel.save_pretrained`, or a `CLIPModel`. The global
+        level's temporal module starts from CLIP's text position embedding and first text blocks, as MSAM's; the
+        other new modules are initialised randomly. `config_kwargs` set any other [`McsanConfig`] field.
+        """
+        if not isinstance(clip, CLIPModel):
+            clip = CLIPModel.from_pretrained(clip)
+        config = McsanConfig(
+            clip_config=clip.config.to_dict(), base_clip_model=clip.config.name_or_path or None, **config_kwargs
+        )
+        model = cls(config)
+        model.clip.load_state_dict(clip.state_dict())
+        model.initialize_temporal_from_text()
+        return model
+
+    # Backbone code shared with MSAM (same CLIP towers, same processor, same input errors): MsamModel's methods
+    # only touch `self.clip`, `self.temporal` and config fields that McsanConfig has too.
+    initialize_temporal_from_text = MsamModel.initialize_temporal_from_text
+    _check_text_inputs = MsamModel._check_text_inputs
+    _check_video_inputs = MsamModel._check_video_inputs
+    logit_scale = MsamModel.logit_scale
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> McsanTextOutput:
+        """Encode captions at every level: CLIP's sentence embedding (global) and a learned-query pooling of the
+        projected word tokens per attribute level."""
+        text = MsamModel.get_text_features(self, input_ids, attention_mask)
+        words = l2_normalize(text.word_embeds)
+        levels = {"global": text.text_embeds}
+        for level, pooling in self.text_pooling.items():
+            levels[level] = pooling(words, text.attention_mask)
+        return McsanTextOutput(
+            text_embeds=text.text_embeds,
+            level_embeds=torch.stack([levels[level] for level in self.config.levels], dim=1),
+            word_embeds=text.word_embeds,
+            attention_mask=text.attention_mask,
+        )
+
+    def get_video_features(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None) -> McsanVideoOutput:
+        """Encode videos at every level. Only valid frames go through the vision tower; padded frames and their
+        patches are zero and masked."""
+        video_mask = self._check_video_inputs(pixel_values_videos, video_mask)
+        videos, frames = video_mask.shape
+        width = self.config.projection_dim
+        valid = video_mask.flatten().nonzero().flatten()
+        image_outputs = self.clip.get_image_features(pixel_values=pixel_values_videos.flatten(0, 1)[valid])
+        frame_features = image_outputs.pooler_output.new_zeros(videos * frames, width)
+        frame_features = frame_features.index_copy(0, valid, image_outputs.pooler_output).view(videos, frames, width)
+        unit_frames = l2_normalize(frame_features)
+
+        levels = {}
+        if "global" in self.config.levels:
+            levels["global"] = l2_normalize(masked_mean(self.temporal(frame_features, video_mask), video_mask))
+        if len(self.config.levels) > 1:
+            entity_tokens, entity_mask = unit_frames, video_mask
+            if self.config.entity_tokens == "patches":
+                patches = self.clip.visual_projection(
+                    self.clip.vision_model.post_layernorm(image_outputs.last_hidden_state[:, 1:])
+                )
+                patches_per_frame = patches.shape[1]
+                entity_tokens = patches.new_zeros(videos * frames, patches_per_frame, width)
+                entity_tokens = entity_tokens.index_copy(0, valid, l2_normalize(patches))
+                entity_tokens = entity_tokens.view(videos, frames * patches_per_frame, width)
+                entity_mask = video_mask.repeat_interleave(patches_per_frame, dim=1)
+            if "entity" in self.config.levels:
+                levels["entity"] = self.video_pooling["entity"](entity_tokens, entity_mask)
+            if hasattr(self, "action_encoder"):
+                # f_{t+1} − f_t where frame t+1 exists, 0 at a video's last frame.
+                next_frames = torch.cat([frame_features[:, 1:], torch.zeros_like(frame_features[:, :1])], dim=1)
+                next_mask = torch.cat([video_mask[:, 1:], torch.zeros_like(video_mask[:, :1])], dim=1)
+                differences = (next_frames - frame_features) * next_mask[..., None]
+                action_tokens = self.action_encoder(frame_features + self.action_difference(differences), video_mask)
+                if "action" in self.config.levels:
+                    levels["action"] = self.video_pooling["action"](action_tokens, video_mask)
+            if "relationship" in self.config.levels:
+                tokens = torch.cat(
+                    [entity_tokens + self.token_type_embeddings.weight[0], action_tokens + self.token_type_embeddings.weight[1]],
+                    dim=1,
+                )
+                token_mask = torch.cat([entity_mask, video_mask], dim=1)
+                levels["relationship"] = self.video_pooling["relationship"](
+                    self.relationship_encoder(tokens, token_mask), token_mask
+                )
+        video_embeds = levels.get("global")
+        if video_embeds is None:
+            video_embeds = l2_normalize(masked_mean(unit_frames, video_mask))
+        return McsanVideoOutput(
+            video_embeds=video_embeds,
+            level_embeds=torch.stack([levels[level] for level in self.config.levels], dim=1),
+            frame_features=frame_features,
+            video_mask=video_mask,
+        )
+
+    def similarity(
+        self,
+        text_features: McsanTextOutput,
+        video_features: McsanVideoOutput,
+        text_context_size: int | None = 1,
+        text_chunk_size: int = 256,
+        video_chunk_size: int = 256,
+        return_frame_attention: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, None]:
+        """Scaled multi-level similarity logits (texts, videos): λ Σ_ℓ w_ℓ cos(e^v_ℓ, e^t_ℓ).
+
+        Same signature as `MsamModel.similarity` so evaluation serves both models. A caption's score does not
+        depend on the other captions, so `text_context_size` changes nothing; one matrix product needs no chunks
+        (memory texts × videos), so the chunk sizes are unused too. MCSAN has no frame attention: with
+        `return_frame_attention` the second value is None.
+        """
+        if text_context_size is not None and text_context_size < 1:
+            raise ValueError(f"text_context_size must be at least 1 or None, got {text_context_size}.")
+        weights = self.level_weights()
+        # Σ_ℓ w_ℓ ⟨t_ℓ, v_ℓ⟩ as one product over the flattened (levels × D) axis.
+        weighted_text = (text_features.level_embeds * weights[None, :, None]).flatten(1)
+        logits = self.logit_scale * weighted_text @ video_features.level_embeds.flatten(1).T
+        return (logits, None) if return_frame_attention else logits
+
+    def level_similarities(self, text_features: McsanTextOutput, video_features: McsanVideoOutput) -> torch.Tensor:
+        """Per-level scaled cosines λ cos(e^v_ℓ, e^t_ℓ): (texts, videos, levels), in `config.levels` order."""
+        return self.logit_scale * torch.einsum("tld,vld->tvl", text_features.level_embeds, video_features.level_embeds)
+
+    def predict_attributes(self, features: McsanTextOutput | McsanVideoOutput) -> dict[str, torch.Tensor]:
+        """Attribute logits per attribute level, {level: (items, V_ℓ)}, from the shared projections; the same call
+        serves captions and videos."""
+        return {
+            level: projection(features.level_embeds[:, self.config.levels.index(level)])
+            for level, projection in self.attribute_projections.items()
+        }
+
+    def attribute_losses(
+        self,
+        text_features: McsanTextOutput,
+        video_features: McsanVideoOutput,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The focal BCE on the labels (None without labels) and the KL alignment of matching pairs (caption i with
+        video i), each averaged over the attribute levels; (None, None) when no attribute level is enabled.
+
+        Labels are multi-hot `(items, config.num_attributes)` in `config.attribute_slices` layout; the video's
+        default to its caption's.
+        """
+        if not self.attribute_projections:
+            return None, None
+        config = self.config
+        text_logits, video_logits = self.predict_attributes(text_features), self.predict_attributes(video_features)
+        if attribute_labels is not None:
+            attribute_labels = self._check_labels(attribute_labels, text_logits, "attribute_labels")
+            video_attribute_labels = (
+                attribute_labels
+                if video_attribute_labels is None
+                else self._check_labels(video_attribute_labels, video_logits, "video_attribute_labels")
+            )
+        focal, kl = [], []
+        for level in text_logits:
+            kl.append(
+                attribute_kl_divergence(
+                    text_logits[level],
+                    video_logits[level],
+                    temperature=config.attribute_kl_temperature,
+                    distribution=config.attribute_kl_distribution,
+                    symmetric=config.attribute_kl_symmetric,
+                )
+            )
+            if attribute_labels is not None:
+                columns = config.attribute_slices[level]
+                focal.append(0.5 * sum(
+                    focal_binary_cross_entropy(logits, labels[:, columns], config.focal_alpha, config.focal_gamma)
+                    for logits, labels in ((text_logits[level], attribute_labels), (video_logits[level], video_attribute_labels))
+                ))
+        attribute_loss = torch.stack(focal).mean() if focal else None
+        return attribute_loss, torch.stack(kl).mean()
+
+    def _check_labels(self, labels: torch.Tensor, logits: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+        rows = next(iter(logits.values())).shape[0]
+        expected = (rows, self.config.num_attributes)
+        if tuple(labels.shape) != expected:
+            sizes = ", ".join(f"{level} {size}" for level, size in self.config.attribute_vocabulary_sizes.items())
+            raise ValueError(
+                f"{name} has shape {tuple(labels.shape)}, expected {expected}: one multi-hot row per item over the "
+                f"attribute vocabulary ({sizes}), as `AttributeVocabulary.labels` builds them."
+            )
+        return labels
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        text_context_size: int | None = None,
+        gather_global_batch: bool = False,
+        **kwargs,
+    ) -> McsanOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(texts, length)`): CLIP token ids (the processor's output).
+            attention_mask (`torch.LongTensor` of shape `(texts, length)`, *optional*): 1 for tokens, 0 for padding.
+            pixel_values_videos (`torch.FloatTensor` of shape `(videos, frames, 3, height, width)`): normalised frames.
+            video_mask (`torch.LongTensor` of shape `(videos, frames)`, *optional*): 1 for frames, 0 for padding.
+            attribute_labels (`torch.Tensor` of shape `(texts, num_attributes)`, *optional*): multi-hot attribute
+                labels of each caption (entity, action, relationship vocabularies concatenated); enables the focal
+                BCE when `return_loss=True`.
+            video_attribute_labels (`torch.Tensor` of shape `(videos, num_attributes)`, *optional*): the video's
+                labels (the union over its captions); defaults to `attribute_labels`.
+            return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
+            text_context_size (`int`, *optional*): accepted for MSAM compatibility; scores do not depend on it.
+            gather_global_batch (`bool`, *optional*): in a multi-process run, score against the embeddings of every
+                process (with gradients), so logits and the contrastive losses cover the global batch; the attribute
+                losses stay per process (means over pairs, averaged across processes with the gradients).
+        """
+        if input_ids is None or pixel_values_videos is None:
+            raise ValueError("McsanModel needs both input_ids and pixel_values_videos; see get_text_features / "
+                             "get_video_features to encode one modality.")
+        text_outputs = self.get_text_features(input_ids, attention_mask)
+        video_outputs = self.get_video_features(pixel_values_videos, video_mask)
+        scored_text, scored_video = text_outputs, video_outputs
+        if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            scored_text = McsanTextOutput(level_embeds=_all_gather_padded(text_outputs.level_embeds))
+            scored_video = McsanVideoOutput(level_embeds=_all_gather_padded(video_outputs.level_embeds))
+        logits_per_text = self.similarity(scored_text, scored_video, text_context_size=text_context_size)
+        level_logits = self.level_similarities(scored_text, scored_video)
+
+        loss = contrastive_loss = level_losses = attribute_loss = kl_loss = None
+        if return_loss:
+            if logits_per_text.shape[0] != logits_per_text.shape[1]:
+                raise ValueError(
+                    f"return_loss=True pairs caption i with video i, but got {logits_per_text.shape[0]} captions for "
+                    f"{logits_per_text.shape[1]} videos."
+                )
+            level_losses = torch.stack([symmetric_info_nce(level_logits[..., index]) for index in range(level_logits.shape[-1])])
+            contrastive_loss = symmetric_info_nce(logits_per_text) + self.config.level_contrastive_weight * level_losses.mean()
+            loss = contrastive_loss
+            attribute_loss, kl_loss = self.attribute_losses(
+                text_outputs, video_outputs, attribute_labels, video_attribute_labels
+            )
+            if attribute_loss is not None:
+                loss = loss + self.config.attribute_loss_weight * attribute_loss
+            if kl_loss is not None:
+                loss = loss + self.config.kl_loss_weight * kl_loss
+
+        return McsanOutput(
+            loss=loss,
+            contrastive_loss=contrastive_loss,
+            level_contrastive_losses=level_losses,
+            attribute_loss=attribute_loss,
+            kl_loss=kl_loss,
+            logits_per_text=logits_per_text,
+            logits_per_video=logits_per_text.T,
+            level_logits_per_text=level_logits,
+            level_weights=self.level_weights(),
+            text_embeds=text_outputs.text_embeds,
+            video_embeds=video_outputs.video_embeds,
+            text_outputs=text_outputs,
+            video_outputs=video_outputs,
+        )
+
+
+__all__ = ["McsanModel", "McsanPreTrainedModel", "McsanOutput", "McsanTextOutput", "McsanVideoOutput"]
