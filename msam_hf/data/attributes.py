@@ -1,0 +1,657 @@
+"""Attribute mining for MCSAN: per-level vocabularies from training captions, and multi-hot labels.
+
+- **entity**: nouns (lemmas), e.g. "car", "lake";
+- **action**: verbs (lemmas), e.g. "drive", "park";
+- **relationship**: noun–preposition–noun ("car beside lake", multi-word prepositions normalised: "to the left of"
+  → "left of") and subject–verb–object ("car approach house") patterns, as "subject predicate object" lemmas.
+
+Part of speech comes from spaCy when an English pipeline (`en_core_web_*`) is installed, else from a lexicon tagger:
+lemminflect's lexicon (the NIH SPECIALIST lexicon, shipped inside its PyPI wheel: a word's possible parts of speech
+and lemmas) for open-class words, the closed-class words below, and a few context rules that choose among a word's
+possible tags ("a red car": an adjective before a noun; "a car parks": an inflected verb after its subject). No
+model or data is downloaded at run time. Both taggers yield (word, lemma, tag) sequences and the same surface
+patterns extract the attributes from either, so the vocabulary records which tagger mined it and labels are made
+with the same one.
+
+Choices the paper leaves open (documented for MCSAN's README):
+
+- a vocabulary keeps a level's most frequent attributes by *caption* frequency (ties alphabetical), at least
+  `min_count` captions each; sizes per level are configurable (512 / 256 / 256 by default, as design/mcsan.md);
+- words that describe the footage rather than its content are not attributes (`STOP_LEMMAS`: "view", "footage",
+  "drone", "camera", "see", ...), nor are auxiliaries; "of" is not a relationship predicate (partitive / possessive:
+  "a group of people");
+- a noun–noun compound counts by its head ("parking lot" → "lot"); a participle before a noun is a modifier, not an
+  action ("a parked car"), with the lexicon tagger (spaCy tags it as a verb);
+- a relationship's subject is the nearest noun before the preposition or verb; its object is the head of the noun
+  phrase right after it;
+- a caption's labels are the vocabulary's attributes it contains; a video's are the union over its captions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..configuration_mcsan import ATTRIBUTE_LEVELS, DEFAULT_ATTRIBUTE_VOCABULARY_SIZES
+
+logger = logging.getLogger(__name__)
+
+VOCABULARY_FORMAT = "msam-attribute-vocabulary"
+TAGGER_CHOICES = ("auto", "lexicon", "spacy")
+SPACY_PIPELINES = ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf")
+
+# Lemmas about the footage, not its content: the medium, directions in the frame, verbs of perceiving it.
+STOP_LEMMAS = frozenset({
+    "view", "footage", "shot", "video", "clip", "image", "picture", "scene", "frame", "drone", "camera", "aerial",
+    "left", "right", "top", "bottom", "up", "down",
+    "see", "show", "film", "capture", "record", "look", "be", "have", "do",
+})
+STOP_PREDICATES = frozenset({"of"})
+
+# Closed-class words (not in lemminflect's open-class lexicon), by Universal Dependencies tag.
+CLOSED_CLASS = {
+    "DET": "a an the this that these those some any each every another no all both either neither its their his her "
+           "our my your such",
+    "NUM": "one two three four five six seven eight nine ten eleven twelve dozen",
+    "PRON": "i we you he she it they me us him them there something someone anyone everything which who what",
+    "ADP": "about above across after against along alongside amid among amongst around at before behind below "
+           "beneath beside between beyond by during for from in inside into near of off on onto opposite outside "
+           "over past through throughout to toward towards under underneath upon via with within without",
+    "CCONJ": "and or but nor",
+    "SCONJ": "as while when where because if than whereas",
+    "AUX": "am is are was were be been being do does did have has had can could will would shall should may might "
+           "must",
+    "PART": "not",
+}
+CLOSED_TAGS = {word: tag for tag, words in CLOSED_CLASS.items() for word in words.split()}
+MODALS = frozenset("can could will would shall should may might must".split())
+# Multi-word prepositions, longest first when matched, and the predicate each one normalises to.
+MULTIWORD_PREPOSITIONS = {
+    "to the left of": "left of", "on the left of": "left of", "left of": "left of",
+    "to the right of": "right of", "on the right of": "right of", "right of": "right of",
+    "in front of": "in front of", "on top of": "on top of", "in the middle of": "in the middle of",
+    "next to": "next to", "close to": "close to", "near to": "near", "away from": "away from", "out of": "out of",
+    "on both sides of": "on both sides of", "at the edge of": "at the edge of",
+}
+_PREPOSITION_PATTERNS = sorted(((tuple(key.split()), value) for key, value in MULTIWORD_PREPOSITIONS.items()),
+                               key=lambda item: -len(item[0]))
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+")
+
+
+@dataclass(frozen=True)
+class TaggedWord:
+    """One word of a caption: its lower-case text, lemma and Universal Dependencies part-of-speech tag."""
+
+    text: str
+    lemma: str
+    pos: str
+
+
+Tagger = Callable[[str], list[TaggedWord]]
+
+
+class LexiconTagger:
+    """Part of speech from lemminflect's lexicon plus closed-class words and context rules (see the module doc)."""
+
+    def __init__(self):
+        import lemminflect
+
+        self._lemminflect = lemminflect
+        self.name = f"lexicon (lemminflect {importlib.metadata.version('lemminflect')})"
+
+    def __call__(self, caption: str) -> list[TaggedWord]:
+        words = _WORD.findall(caption.lower())
+        candidates = [self._candidates(word) for word in words]
+        tagged: list[TaggedWord] = []
+        for index, (word, options) in enumerate(zip(words, candidates)):
+            following = candidates[index + 1] if index + 1 < len(words) else {}
+            if any(tuple(words[index + 1 : index + 1 + len(pattern)]) == pattern for pattern, _ in _PREPOSITION_PATTERNS):
+                following = {"ADP": words[index + 1]}  # "house right of car": a preposition follows, not an adjective
+            tag = self._choose(word, options, tagged[-1] if tagged else None, following)
+            tagged.append(TaggedWord(word, options.get(tag, word), tag))
+        return tagged
+
+    def _candidates(self, word: str) -> dict[str, str]:
+        """Possible tags of a word → the lemma under each tag."""
+        if word in CLOSED_TAGS:
+            return {CLOSED_TAGS[word]: word}
+        if word.isdigit():
+            return {"NUM": word}
+        lemmas = {tag: list(values) for tag, values in self._lemminflect.getAllLemmas(word).items() if tag != "AUX"}
+        lemmas.pop("PROPN", None)
+        if not lemmas:  # out of the lexicon: guess from the ending
+            tag = "VERB" if word.endswith(("ing", "ed")) else "ADV" if word.endswith(("ly", "ward", "wards")) else "NOUN"
+            lemmas = {tag: list(self._lemminflect.getAllLemmasOOV(word, tag).get(tag, (word,)))}
+        elif word.endswith("ing") and "VERB" not in lemmas:  # the lexicon lists some gerunds as nouns only ("jogging")
+            lemmas["VERB"] = list(self._lemminflect.getAllLemmasOOV(word, "VERB").get("VERB", (word,)))
+        if len(lemmas.get("NOUN", ())) > 1:  # "leaves": the noun lemma that is not the verb's ("leaf", not "leave")
+            lemmas["NOUN"] = [lemma for lemma in lemmas["NOUN"] if lemma not in lemmas.get("VERB", ())] or lemmas["NOUN"]
+        return {tag: values[0] for tag, values in lemmas.items()}
+
+    def _choose(self, word: str, options: dict[str, str], previous: TaggedWord | None, following: dict[str, str]) -> str:
+        if len(options) == 1:
+            tag = next(iter(options))
+            # A participle between a determiner / adjective and a noun modifies it: "the parking lot".
+            if tag == "VERB" and word.endswith(("ing", "ed")) and "NOUN" in following and previous is not None \
+                    and previous.pos in ("DET", "NUM", "ADJ", "ADP"):
+                return "ADJ"
+            return tag
+        before = previous.pos if previous is not None else None
+        noun_follows = "NOUN" in following or "ADJ" in following  # a noun, or more adjectives before it
+        participle = "VERB" in options and word.endswith(("ing", "ed"))
+        inflected_verb = "VERB" in options and options["VERB"] != word
+        # A gradable adjective ("red": "redder") stays one without a noun after it ("in red", "wearing red"); a
+        # noun the lexicon also lists as an adjective ("house") does not.
+        gradable = "ADJ" in options and "JJR" in self._lemminflect.getAllInflections(word, upos="ADJ")
+        if "NOUN" in options and following.get("ADP") == "of":  # "a drone shot of", "a group of"
+            return "NOUN"
+        if before in ("AUX", "PART"):  # "is parked", "can see", "is not moving", "is red"
+            if "VERB" in options and (participle or previous.text in MODALS):
+                return "VERB"
+            for tag in ("ADJ", "VERB", "ADV", "NOUN"):
+                if tag in options:
+                    return tag
+        if before in ("NOUN", "PRON") and inflected_verb:  # "a car parks", "people walking"
+            return "VERB"
+        if before == "VERB":  # "turns left", "standing still", "wearing red", "approaching the house"
+            for tag in ("ADV", "ADJ", "NOUN"):
+                if tag in options and (tag != "ADJ" or gradable or noun_follows):
+                    return tag
+        if "ADJ" in options and (noun_follows or (before == "ADP" and gradable)):
+            return "ADJ"  # "a red car", "in blue"; but "on the left", "the purple home", "beside house"
+        if participle and (before not in ("DET", "NUM", "ADJ") or not noun_follows):
+            return "VERB"  # "people in blue jogging"; but "the running track"
+        for tag in ("NOUN", "ADJ", "VERB", "ADV"):
+            if tag in options:
+                return tag
+        return next(iter(options))
+
+
+class SpacyTagger:
+    """Part of speech and lemmas from an installed spaCy pipeline."""
+
+    def __init__(self, nlp):
+        self.nlp = nlp
+        self.name = f"spacy ({nlp.meta['lang']}_{nlp.meta['name']} {nlp.meta['version']})"
+
+    def __call__(self, caption: str) -> list[TaggedWord]:
+        return [
+            TaggedWord(token.lower_, token.lemma_.lower(), "NOUN" if token.pos_ == "PROPN" else token.pos_)
+            for token in self.nlp(caption.lower())
+            if not (token.is_punct or token.is_space)
+        ]
+
+
+def installed_spacy_pipelines() -> list[str]:
+    """English spaCy pipelines importable here, in `SPACY_PIPELINES` order (none when spaCy is not installed)."""
+    try:
+        import spacy.util
+    except ImportError:
+        return []
+    installed = set(spacy.util.get_installed_models())
+    return [name for name in SPACY_PIPELINES if name in installed]
+
+
+def load_tagger(name: str = "auto") -> Tagger:
+    """A tagger by name: `"auto"` (spaCy when an English pipeline is installed, else the lexicon), `"lexicon"`,
+    `"spacy"` (the first installed English pipeline) or `"spacy:PIPELINE"`; a vocabulary's recorded tagger name
+    (`"spacy (en_core_web_sm 3.8.0)"`, `"lexicon (...)"`) loads the same kind."""
+    kind, _, pipeline = name.partition(":")
+    kind = kind.split(" ")[0]
+    if name.startswith("spacy ("):
+        pipeline = name.split("(")[1].split(" ")[0]
+    if kind not in TAGGER_CHOICES:
+        raise ValueError(f"unknown tagger {name!r}; choose one of {', '.join(TAGGER_CHOICES)} or spacy:PIPELINE")
+    pipelines = installed_spacy_pipelines()
+    if kind == "lexicon" or (kind == "auto" and not pipelines):
+        return LexiconTagger()
+    pipeline = pipeline or (pipelines[0] if pipelines else "")
+    try:
+        import spacy
+
+        return SpacyTagger(spacy.load(pipeline, exclude=["ner"]))
+    except (ImportError, OSError) as error:
+        raise ValueError(
+            f"tagger {name!r} needs spaCy with an English pipeline installed ({error}); install one "
+            "(`pip install spacy` plus an en_core_web_* package) or use --tagger lexicon."
+        ) from error
+
+
+def extract_attributes(
+    tagged: Sequence[TaggedWord],
+    stop_lemmas: frozenset[str] = STOP_LEMMAS,
+    stop_predicates: frozenset[str] = STOP_PREDICATES,
+) -> dict[str, list[str]]:
+    """Entities, actions and relationships of one tagged caption, each in order of appearance, without repeats."""
+    words = [word.text for word in tagged]
+    tags = [word.pos for word in tagged]
+    entities, actions, relationships = [], [], []
+    subject: str | None = None  # the nearest noun so far (head lemma), or the clause's subject once a verb follows it
+    anchored = False  # a verb followed `subject`: later phrases of the clause attach to it ("a car parked by the
+    # lake near the house" → car by lake, car near house)
+    pending_verb: str | None = None  # a verb after `subject`, waiting for a direct object
+    index = 0
+    while index < len(tagged):
+        match = _preposition_at(words, tags, index)
+        if match is not None:
+            length, predicate = match
+            head = _noun_phrase_head(tagged, index + length)
+            if subject and head and head[0] not in stop_lemmas and predicate not in stop_predicates:
+                relationships.append(f"{subject} {predicate} {head[0]}")
+            pending_verb = None
+            index += length
+            continue
+        word = tagged[index]
+        if word.pos == "NOUN":
+            end = index
+            while end + 1 < len(tagged) and tags[end + 1] == "NOUN" and _preposition_at(words, tags, end + 1) is None:
+                end += 1  # a compound counts by its head, the last noun
+            head = tagged[end].lemma
+            if head not in stop_lemmas:
+                entities.append(head)
+                if pending_verb and subject:
+                    relationships.append(f"{subject} {pending_verb} {head}")
+                if not anchored:
+                    subject = head
+            pending_verb = None
+            index = end + 1
+            continue
+        if word.pos == "VERB" and word.lemma not in stop_lemmas:
+            actions.append(word.lemma)
+            pending_verb = word.lemma if subject else None
+            anchored = subject is not None
+        elif word.pos in ("CCONJ", "SCONJ", "PRON", "PUNCT"):  # a new clause or conjunct
+            pending_verb, anchored = None, False
+        index += 1
+    return {"entity": _unique(entities), "action": _unique(actions), "relationship": _unique(relationships)}
+
+
+def _preposition_at(words: list[str], tags: list[str], index: int) -> tuple[int, str] | None:
+    """(length, normalised predicate) of the preposition starting at `index`, or None."""
+    for pattern, predicate in _PREPOSITION_PATTERNS:
+        if tuple(words[index : index + len(pattern)]) == pattern:
+            return len(pattern), predicate
+    if tags[index] == "ADP" and not (words[index] == "to" and index + 1 < len(tags) and tags[index + 1] == "VERB"):
+        return 1, words[index]
+    return None
+
+
+def _noun_phrase_head(tagged: Sequence[TaggedWord], start: int) -> tuple[str, int] | None:
+    """(head lemma, index) of the noun phrase starting at `start` (determiners, numbers, adjectives, adverbs and
+    compounds before the head), or None when no noun follows."""
+    index = start
+    while index < len(tagged) and tagged[index].pos in ("DET", "NUM", "ADJ", "ADV"):
+        index += 1
+    if index >= len(tagged) or tagged[index].pos != "NOUN":
+        return None
+    while index + 1 < len(tagged) and tagged[index + 1].pos == "NOUN":
+        index += 1
+    return tagged[index].lemma, index
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass
+class AttributeVocabulary:
+    """Per-level attribute vocabularies mined from captions, and the labels they give.
+
+    A label vector concatenates the entity, action and relationship vocabularies (`McsanConfig.attribute_slices`
+    layout); `McsanConfig(attribute_vocabulary=vocabulary.levels)` stores the vocabulary with a model.
+    """
+
+    levels: dict[str, list[str]]
+    counts: dict[str, list[int]]
+    tagger_name: str
+    num_captions: int = 0
+    skipped_captions: int = 0
+    min_count: int = 1
+    _tagger: Tagger | None = field(default=None, repr=False, compare=False)
+    _index: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._index = {level: {name: position for position, name in enumerate(self.levels[level])}
+                       for level in ATTRIBUTE_LEVELS}
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {level: len(self.levels[level]) for level in ATTRIBUTE_LEVELS}
+
+    @property
+    def num_attributes(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def tagger(self) -> Tagger:
+        """The tagger the vocabulary was mined with (labels must come from the same one)."""
+        if self._tagger is None:
+            self._tagger = load_tagger(self.tagger_name)
+            if self._tagger.name != self.tagger_name:
+                logger.warning("vocabulary mined with %s, labelling with %s: labels may differ from the mined "
+                               "vocabulary's", self.tagger_name, self._tagger.name)
+        return self._tagger
+
+    def caption_attributes(self, caption: str) -> dict[str, list[str]]:
+        """The vocabulary's attributes found in one caption, per level (empty for a blank caption)."""
+        if not isinstance(caption, str):
+            raise ValueError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
+        found = extract_attributes(self.tagger(caption)) if caption.strip() else {level: [] for level in ATTRIBUTE_LEVELS}
+        return {level: [name for name in found[level] if name in self._index[level]] for level in ATTRIBUTE_LEVELS}
+
+    def labels(self, captions: Sequence[str]) -> np.ndarray:
+        """Multi-hot labels `(captions, num_attributes)` (uint8), one row per caption."""
+        labels = np.zeros((len(captions), self.num_attributes), dtype=np.uint8)
+        offsets = np.cumsum([0] + [self.sizes[level] for level in ATTRIBUTE_LEVELS])
+        for row, caption in enumerate(captions):
+            for offset, level in zip(offsets, ATTRIBUTE_LEVELS):
+                for name in self.caption_attributes(caption)[level]:
+                    labels[row, offset + self._index[level][name]] = 1
+        return labels
+
+    def video_labels(self, captions: Sequence[str]) -> np.ndarray:
+        """A video's multi-hot labels `(num_attributes,)`: the union over its captions."""
+        return self.labels(captions).max(axis=0) if len(captions) else np.zeros(self.num_attributes, dtype=np.uint8)
+
+    def decode(self, labels: np.ndarray) -> dict[str, list[str]]:
+        """The attribute names of one multi-hot row, per level."""
+        offsets = np.cumsum([0] + [self.sizes[level] for level in ATTRIBUTE_LEVELS])
+        return {level: [self.levels[level][int(position)] for position in np.flatnonzero(labels[start:end])]
+                for level, start, end in zip(ATTRIBUTE_LEVELS, offsets[:-1], offsets[1:])}
+
+    def to_dict(self) -> dict:
+        return {"format": VOCABULARY_FORMAT, "version": 1, "tagger": self.tagger_name,
+                "num_captions": self.num_captions, "skipped_captions": self.skipped_captions,
+                "min_count": self.min_count, "levels": self.levels, "counts": self.counts}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AttributeVocabulary":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != VOCABULARY_FORMAT:
+            raise ValueError(f"{path} is not an attribute vocabulary (no \"format\": \"{VOCABULARY_FORMAT}\"); "
+                             "write one with `msam data attributes DATA --out vocab.json`.")
+        return cls(levels=data["levels"], counts=data["counts"], tagger_name=data["tagger"],
+                   num_captions=data["num_captions"], skipped_captions=data["skipped_captions"],
+                   min_count=data["min_count"])
+
+
+def mine_attributes(
+    captions: Iterable[str],
+    sizes: dict[str, int] | None = None,
+    min_count: int = 2,
+    tagger: Tagger | str = "auto",
+    strict: bool = False,
+) -> AttributeVocabulary:
+    """Build the per-level vocabularies from captions (e.g. every caption of the training split).
+
+    Args:
+        captions: caption strings. Empty, blank and non-string captions are skipped and counted
+            (`skipped_captions`), or raise with `strict=True`.
+        sizes: attributes kept per level (defaults: entity 512, action 256, relationship 256); a level keeps fewer
+            when fewer attributes reach `min_count`.
+        min_count: captions an attribute must occur in.
+        tagger: a tagger or a `load_tagger` name.
+    """
+    sizes = {**DEFAULT_ATTRIBUTE_VOCABULARY_SIZES, **(sizes or {})}
+    tagger = load_tagger(tagger) if isinstance(tagger, str) else tagger
+    counters = {level: Counter() for level in ATTRIBUTE_LEVELS}
+    used = skipped = 0
+    for position, caption in enumerate(captions):
+        if not isinstance(caption, str) or not caption.strip():
+            if strict:
+                raise ValueError(f"caption {position} is empty or not a string ({caption!r}); fix the data or mine "
+                                 "with strict=False to skip and count such captions.")
+            skipped += 1
+            continue
+        used += 1
+        for level, names in extract_attributes(tagger(caption)).items():
+            counters[level].update(names)
+    if skipped:
+        logger.warning("%d empty or non-string caption(s) skipped", skipped)
+    if not used:
+        raise ValueError("no usable caption to mine attributes from")
+    levels, counts = {}, {}
+    for level in ATTRIBUTE_LEVELS:
+        ranked = sorted((item for item in counters[level].items() if item[1] >= min_count), key=lambda item: (-item[1], item[0]))
+        ranked = ranked[: sizes[level]]
+        levels[level] = [name for name, _ in ranked]
+        counts[level] = [count for _, count in ranked]
+    vocabulary = AttributeVocabulary(levels, counts, tagger.name, used, skipped, min_count)
+    vocabulary._tagger = tagger
+    return vocabulary
+
+
+def mine_dataset_attributes(
+    path: str | Path,
+    split: str = "train",
+    layout: str = "auto",
+    sizes: dict[str, int] | None = None,
+    min_count: int = 2,
+    tagger: Tagger | str = "auto",
+) -> AttributeVocabulary:
+    """Mine the vocabulary from every caption of one split of a dataset folder (any layout) or Hub dataset."""
+    from .readers import load_video_text_dataset
+
+    dataset = load_video_text_dataset(path, layout=layout)
+    if split not in dataset:
+        raise ValueError(f"{path} has no {split!r} split (it has {', '.join(dataset)}); choose one with --split.")
+    captions = [caption for video_captions in dataset[split]["captions"] for caption in video_captions]
+    return mine_attributes(captions, sizes=sizes, min_count=min_count, tagger=tagger)
+
+
+# ----------------------------------------------------------------------------- against the synthetic ground truth
+
+
+def compare_with_ground_truth(
+    vocabulary: AttributeVocabulary,
+    data_dir: str | Path,
+    vocabulary_split: str = "train",
+    label_split: str = "test",
+    synonyms: dict[str, dict[str, set[str]]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Precision and recall of mined attributes against the synthetic benchmark's ground truth, per level.
+
+    The generator's attributes (`synth_captions.scene_attributes`: "car", "turning left", "car left of house") are
+    normalised by the vocabulary's own tagger and patterns ("turn", "car left of house"), so both sides use the same
+    forms. Two views:
+
+    - vocabulary: the mined vocabulary against every ground-truth attribute of the `vocabulary_split` videos;
+    - labels: per video of `label_split`, the labels of its captions against its ground truth, micro-averaged.
+      Captions describe part of a scene, so label recall is bounded well below 1 by what they mention.
+
+    `synonyms` ({level: {mined form: canonical forms}}, e.g. `synth_synonyms(tagger)`) counts a mined "vehicle" as
+    the ground truth's "car" or "truck"; relationships map their subject, predicate and object (with the entity map
+    for the nouns).
+    """
+    records = [json.loads(line) for line in (Path(data_dir) / "ground_truth.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    if not records:
+        raise ValueError(f"{Path(data_dir) / 'ground_truth.jsonl'} has no video")
+    synonyms = synonyms or {}
+    tagger = vocabulary.tagger
+    truth = {record["video_id"]: normalise_ground_truth(record, tagger) for record in records}
+
+    def canonical(level: str, name: str) -> set[str]:
+        if level != "relationship":
+            return synonyms.get(level, {}).get(name, set()) | {name}
+        return {" ".join(parts) for parts in _relationship_forms(name, synonyms)}
+
+    results = {}
+    vocabulary_truth = {level: set() for level in ATTRIBUTE_LEVELS}
+    for record in records:
+        if record["split"] == vocabulary_split:
+            for level in ATTRIBUTE_LEVELS:
+                vocabulary_truth[level] |= truth[record["video_id"]][level]
+    label_videos = [record for record in records if record["split"] == label_split]
+    for level in ATTRIBUTE_LEVELS:
+        mined = {name: canonical(level, name) for name in vocabulary.levels[level]}
+        reference = vocabulary_truth[level]
+        correct = sum(bool(forms & reference) for forms in mined.values())
+        recalled = sum(any(name in forms for forms in mined.values()) for name in reference)
+        true_positives = predicted = recalled_labels = relevant = 0
+        for record in label_videos:
+            expected = truth[record["video_id"]][level]
+            found = {name for caption in record["captions"] for name in vocabulary.caption_attributes(caption)[level]}
+            found_forms = [mined[name] for name in found]
+            predicted += len(found)
+            true_positives += sum(bool(forms & expected) for forms in found_forms)
+            relevant += len(expected)
+            recalled_labels += sum(any(name in forms for forms in found_forms) for name in expected)
+        results[level] = {
+            "vocabulary_size": len(mined),
+            "vocabulary_precision": correct / max(len(mined), 1),
+            "vocabulary_recall": recalled / max(len(reference), 1),
+            "label_precision": true_positives / max(predicted, 1),
+            "label_recall": recalled_labels / max(relevant, 1),
+        }
+    return results
+
+
+def normalise_ground_truth(record: dict, tagger: Tagger) -> dict[str, set[str]]:
+    """A ground-truth record's attributes in mined form, by the same tagger and patterns."""
+    from .synth_captions import scene_attributes
+
+    attributes = scene_attributes(record)
+    entities = {found for name in attributes["entities"] for found in extract_attributes(tagger(name), frozenset())["entity"][-1:]}
+    actions = {found for name in attributes["actions"] for found in extract_attributes(tagger(name), frozenset())["action"][:1]}
+    relationships = {found for name in attributes["relations"]
+                     for found in extract_attributes(tagger(name), frozenset())["relationship"][:1]}
+    return {"entity": entities, "action": actions, "relationship": relationships}
+
+
+def synth_synonyms(tagger: Tagger) -> dict[str, dict[str, set[str]]]:
+    """{level: {mined form: canonical forms}} from the synthetic caption writer's own phrase tables: the words it
+    uses for each ground-truth noun, action and relation, tagged like any caption."""
+    from . import synth_captions as tables
+
+    def entities_of(text: str) -> list[str]:
+        return extract_attributes(tagger(text), frozenset())["entity"]
+
+    def verbs_of(text: str) -> list[str]:
+        return extract_attributes(tagger(f"it {text}"), frozenset())["action"]
+
+    def add(mapping: dict[str, set[str]], forms: Iterable[str], canonical_forms: Iterable[str]) -> None:
+        for form in forms:
+            mapping.setdefault(form, set()).update(canonical_forms)
+
+    nouns: dict[str, set[str]] = {}
+    for kind, phrases in tables.NOUNS.items():
+        add(nouns, [entity for phrase in phrases for entity in entities_of(phrase)[-1:]], entities_of(kind))
+    add(nouns, [entity for phrase in tables.PERSON_NOUNS for entity in entities_of(phrase)], ["person"])
+    add(nouns, [entity for phrase in tables.GROUP_NOUNS for entity in entities_of(phrase)], ["people"])
+    predicates: dict[str, set[str]] = {}
+    for surface, phrases in tables.SURFACE_PHRASES.items():
+        canonical_object = entities_of(surface)[-1:]
+        for phrase in phrases:
+            found = extract_attributes(tagger(f"car {phrase}"), frozenset())["relationship"][:1]
+            for relationship in found:
+                _, predicate, target = _split_relationship(relationship)
+                add(predicates, [predicate], ["on"])
+                add(nouns, [target], canonical_object)
+    relation_tables = {**{name: phrases for name, phrases in tables.RELATION_PHRASES.items() if "after verb" not in name},
+                       "beside": tables.BESIDE_PHRASES}
+    for name, phrases in relation_tables.items():
+        truth = extract_attributes(tagger(f"car {name} house"), frozenset())["relationship"][:1]
+        for relationship in truth:
+            canonical_predicate = _split_relationship(relationship)[1]
+            for phrase in phrases:
+                text = "car " + (phrase.format("the house") if "{}" in phrase else phrase.replace("bridge", "house"))
+                add(predicates, [_split_relationship(found)[1] for found in
+                                 extract_attributes(tagger(text), frozenset())["relationship"][:1]], [canonical_predicate])
+    actions: dict[str, set[str]] = {}
+    for canonical, phrase_table in ((name, [*tables.ACTION_PARTICIPLES[name], *tables.ACTION_PRESENT[name]])
+                                    for name in tables.ACTION_PARTICIPLES):
+        canonical_verb = extract_attributes(tagger(canonical), frozenset())["action"][:1]
+        add(actions, [verb for phrase in phrase_table for verb in verbs_of(phrase)], canonical_verb)
+    return {"entity": nouns, "action": actions, "predicate": predicates}
+
+
+def _split_relationship(relationship: str) -> tuple[str, str, str]:
+    """(subject, predicate, object) of a "subject predicate object" string; subject and object are one word."""
+    subject, rest = relationship.split(" ", 1)
+    predicate, target = rest.rsplit(" ", 1)
+    return subject, predicate, target
+
+
+def _relationship_forms(relationship: str, synonyms: dict[str, dict[str, set[str]]]) -> list[tuple[str, str, str]]:
+    subject, predicate, target = _split_relationship(relationship)
+    nouns, predicates = synonyms.get("entity", {}), synonyms.get("predicate", {})
+    return [(s, p, o) for s in nouns.get(subject, set()) | {subject} for p in predicates.get(predicate, set()) | {predicate}
+            for o in nouns.get(target, set()) | {target}]
+
+
+def format_comparison(results_by_view: dict[str, dict[str, dict[str, float]]]) -> str:
+    """A markdown table: one row per (matching, level)."""
+    lines = ["| matching | level | vocabulary size | vocabulary P | vocabulary R | label P | label R |",
+             "|---|---|---|---|---|---|---|"]
+    for view, results in results_by_view.items():
+        for level, scores in results.items():
+            lines.append(
+                f"| {view} | {level} | {scores['vocabulary_size']} | {scores['vocabulary_precision']:.2f} | "
+                f"{scores['vocabulary_recall']:.2f} | {scores['label_precision']:.2f} | {scores['label_recall']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `msam data attributes` to the `msam data` command group."""
+    parser = subparsers.add_parser(
+        "attributes",
+        help="mine MCSAN's entity / action / relationship attribute vocabularies from training captions",
+        description="Mine per-level attribute vocabularies (entities = nouns, actions = verbs, relationships = "
+        "noun-preposition-noun and subject-verb-object patterns) from the captions of one split and write them as "
+        "JSON. On a synthetic benchmark folder (with ground_truth.jsonl) also print precision and recall against "
+        "the generator's ground truth.",
+    )
+    parser.add_argument("path", metavar="DATA", help="dataset folder (any supported layout) or Hub dataset repo id")
+    parser.add_argument("--out", required=True, type=Path, help="vocabulary JSON to write")
+    parser.add_argument("--split", default="train", help="split whose captions are mined (default: train)")
+    parser.add_argument("--layout", default="auto", help="dataset layout (default: auto-detect)")
+    for level, option in (("entity", "--entities"), ("action", "--actions"), ("relationship", "--relationships")):
+        parser.add_argument(option, type=int, default=DEFAULT_ATTRIBUTE_VOCABULARY_SIZES[level],
+                            help=f"{level} vocabulary size (default: {DEFAULT_ATTRIBUTE_VOCABULARY_SIZES[level]})")
+    parser.add_argument("--min-count", type=int, default=2, help="captions an attribute must occur in (default: 2)")
+    parser.add_argument("--tagger", default="auto",
+                        help="part-of-speech tagger: auto (spaCy when an English pipeline is installed, else the "
+                        "lexicon), lexicon, spacy or spacy:PIPELINE (default: auto)")
+    parser.add_argument("--label-split", default="test",
+                        help="split whose captions are labelled for the ground-truth comparison (default: test)")
+    parser.set_defaults(func=run_attributes)
+
+
+def run_attributes(args: argparse.Namespace) -> int:
+    sizes = {"entity": args.entities, "action": args.actions, "relationship": args.relationships}
+    vocabulary = mine_dataset_attributes(args.path, split=args.split, layout=args.layout, sizes=sizes,
+                                         min_count=args.min_count, tagger=args.tagger)
+    vocabulary.save(args.out)
+    print(f"mined {args.split} captions of {args.path} with {vocabulary.tagger_name}: "
+          f"{vocabulary.num_captions} captions ({vocabulary.skipped_captions} skipped)")
+    for level in ATTRIBUTE_LEVELS:
+        top = ", ".join(f"{name} ({count})" for name, count in zip(vocabulary.levels[level][:8], vocabulary.counts[level][:8]))
+        print(f"  {level}: {vocabulary.sizes[level]} attributes; most frequent: {top}")
+    print(f"wrote {args.out}; use it with McsanConfig(attribute_vocabulary=json.load(open({str(args.out)!r}))['levels'])")
+    if (Path(args.path) / "ground_truth.jsonl").is_file():
+        views = {"exact": compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split)}
+        views["synonyms"] = compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split,
+                                                      synonyms=synth_synonyms(vocabulary.tagger))
+        print(f"\nagainst the generator's ground truth (vocabulary: {args.split} videos; labels: {args.label_split} "
+              "videos, micro-averaged):\n")
+        print(format_comparison(views))
+    return 0
