@@ -403,7 +403,7 @@ class McsanModel(McsanPreTrainedModel):
         levels = {}
         if "global" in self.config.levels:
             levels["global"] = l2_normalize(masked_mean(self.temporal(frame_features, video_mask), video_mask))
-        if len(self.config.levels) > 1:
+        if self.config.attribute_levels:
             entity_tokens, entity_mask = unit_frames, video_mask
             if self.config.entity_tokens == "patches":
                 patches = self.clip.visual_projection(
