@@ -345,8 +345,15 @@ class McsanModel(McsanPreTrainedModel):
     @property
     def msam_module_names(self) -> list[str]:
         """Names of the modules MCSAN adds on top of CLIP: trained in full under LoRA (PEFT `modules_to_save`).
-        Named like `MsamModel`'s so `msam_hf.apply_lora` serves both models."""
-        return [name for name, _ in self.named_children() if name != "clip"]
+        Named like `MsamModel`'s so `msam_hf.apply_lora` serves both models; per-level `ModuleDict`s are listed by
+        level, as PEFT cannot wrap a `ModuleDict` itself."""
+        names = []
+        for name, module in self.named_children():
+            if isinstance(module, nn.ModuleDict):
+                names += [f"{name}.{level}" for level in module]
+            elif name != "clip":
+                names.append(name)
+        return names
 
     @classmethod
     def from_clip(cls, clip: "str | CLIPModel", **config_kwargs) -> "McsanModel":

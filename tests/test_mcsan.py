@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from msam_hf import default_processor
+from transformers import CLIPModel
+
+from msam_hf import apply_lora, default_processor
 from msam_hf.configuration_mcsan import McsanConfig
 from msam_hf.modeling_mcsan import McsanModel, attribute_kl_divergence, focal_binary_cross_entropy
 
@@ -84,6 +86,7 @@ def test_the_attribute_projection_is_one_set_of_weights_for_both_modalities():
         matrices = [name for name, parameter in model.named_parameters() if parameter.shape == (size, 128)]
         assert matrices == [f"attribute_projections.{level}.weight"]
         projection = model.attribute_projections[level]
+        torch.testing.assert_close(projection.bias, torch.full((size,), -math.log(99)))  # p = 0.01 at the start
         column = model.config.levels.index(level)
         for features in (text, video):
             expected = features.level_embeds[:, column] @ projection.weight.T + projection.bias
@@ -166,6 +169,21 @@ def test_input_errors_name_the_problem():
         McsanConfig.tiny(level_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="no attributes for level"):
         McsanConfig.tiny(attribute_vocabulary={"entity": ["car"], "action": [], "relationship": ["car on road"]})
+
+
+def test_from_clip_keeps_clip_weights_and_lora_trains_mcsans_own_modules_in_full():
+    torch.manual_seed(3)
+    clip = CLIPModel(McsanConfig.tiny().clip_config)
+    model = McsanModel.from_clip(clip, attribute_vocabulary_sizes=SIZES)
+    for name, tensor in clip.state_dict().items():
+        torch.testing.assert_close(model.clip.state_dict()[name], tensor, rtol=0, atol=0)
+    torch.testing.assert_close(model.temporal.layers[0].mlp.fc2.weight, clip.text_model.encoder.layers[0].mlp.fc2.weight)
+    lora = apply_lora(model, r=2)
+    trainable = {name.split(".")[2] for name, parameter in lora.named_parameters() if parameter.requires_grad}
+    assert {"clip", "attribute_projections", "text_pooling", "video_pooling", "level_weights"} <= trainable
+    assert all("lora_" in name for name, parameter in lora.named_parameters()
+               if parameter.requires_grad and ".clip." in name)  # CLIP itself stays frozen
+    assert lora(**random_inputs(), return_loss=True).loss.isfinite()
 
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
