@@ -192,13 +192,15 @@ class SpacyTagger:
 
 
 def installed_spacy_pipelines() -> list[str]:
-    """English spaCy pipelines importable here, in `SPACY_PIPELINES` order (none when spaCy is not installed)."""
+    """English spaCy pipelines installed here (none without spaCy): `SPACY_PIPELINES` first, then any other `en_*`
+    package (a re-packaged pipeline keeps the prefix)."""
     try:
         import spacy.util
     except ImportError:
         return []
-    installed = set(spacy.util.get_installed_models())
-    return [name for name in SPACY_PIPELINES if name in installed]
+    installed = spacy.util.get_installed_models()
+    known = [name for name in SPACY_PIPELINES if name in installed]
+    return known + sorted(name for name in installed if name.startswith("en_") and name not in known)
 
 
 def load_tagger(name: str = "auto") -> Tagger:
