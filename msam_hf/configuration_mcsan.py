@@ -160,6 +160,12 @@ class McsanConfig(PreTrainedConfig):
         return self.clip_config.projection_dim
 
     @property
+    def similarity_head(self) -> str:
+        """What scores a caption against a video, named like `MsamConfig.similarity_head` so evaluation and reports
+        treat both models alike: MCSAN's weighted multi-level score (no frame attention, no caption set)."""
+        return "multi_level"
+
+    @property
     def attribute_levels(self) -> list[str]:
         """The levels of `levels` that have an attribute projection."""
         return [level for level in ATTRIBUTE_LEVELS if level in self.levels]

@@ -18,6 +18,7 @@ from transformers import CLIPModel
 from msam_hf import apply_lora, default_processor
 from msam_hf.configuration_mcsan import McsanConfig
 from msam_hf.modeling_mcsan import McsanModel, attribute_kl_divergence, focal_binary_cross_entropy
+from msam_hf.modeling_msam import concatenate_outputs
 
 SIZES = {"entity": 6, "action": 4, "relationship": 5}
 
@@ -130,6 +131,24 @@ def test_score_is_the_weighted_sum_of_level_cosines_and_ignores_the_caption_set(
         torch.testing.assert_close(output.logits_per_text, expected)
         torch.testing.assert_close(model.similarity(text, video, text_context_size=1), model.similarity(text, video, None))
     assert not model.level_weights.logits.requires_grad
+
+
+def test_features_encoded_in_batches_and_concatenated_score_like_one_batch():
+    # What evaluation does (msam_hf.evaluation.extract_features): encode batches, concatenate, score once.
+    model = tiny_model()
+    inputs = random_inputs()
+    with torch.no_grad():
+        whole = model(**inputs).logits_per_text
+        parts = [{name: value[rows] for name, value in inputs.items()} for rows in (slice(0, 1), slice(1, 3))]
+        for part in parts:  # the first batch has 3 frames and 7 tokens, the second is cut to its longest
+            part["pixel_values_videos"] = part["pixel_values_videos"][:, : int(part["video_mask"].sum(1).max())]
+            part["video_mask"] = part["video_mask"][:, : part["pixel_values_videos"].shape[1]]
+            part["input_ids"] = part["input_ids"][:, : int(part["attention_mask"].sum(1).max())]
+            part["attention_mask"] = part["attention_mask"][:, : part["input_ids"].shape[1]]
+        text = concatenate_outputs([model.get_text_features(part["input_ids"], part["attention_mask"]) for part in parts])
+        video = concatenate_outputs([model.get_video_features(part["pixel_values_videos"], part["video_mask"]) for part in parts])
+        torch.testing.assert_close(model.similarity(text, video, text_context_size=32), whole, atol=1e-4, rtol=1e-5)
+    assert model.config.similarity_head == "multi_level" and "similarity_head" not in model.config.to_dict()
 
 
 @pytest.mark.parametrize("levels", [["global", "action"], ["entity"], ["relationship"]])
