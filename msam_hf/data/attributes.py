@@ -20,8 +20,8 @@ Choices the paper leaves open (documented for MCSAN's README):
 - words that describe the footage rather than its content are not attributes (`STOP_LEMMAS`: "view", "footage",
   "drone", "camera", "see", ...), nor are auxiliaries; "of" is not a relationship predicate (partitive / possessive:
   "a group of people");
-- a noun–noun compound counts by its head ("parking lot" → "lot"); a participle before a noun is a modifier, not an
-  action ("a parked car"), with the lexicon tagger (spaCy tags it as a verb);
+- a noun–noun compound counts by its head ("parking lot" → "lot"); the lexicon tagger takes a participle before a
+  noun for a modifier, not an action ("a parked car"; spaCy decides by its own model);
 - a relationship's subject is the nearest noun before the preposition or verb; its object is the head of the noun
   phrase right after it;
 - a caption's labels are the vocabulary's attributes it contains; a video's are the union over its captions.
@@ -648,7 +648,8 @@ def run_attributes(args: argparse.Namespace) -> int:
     for level in ATTRIBUTE_LEVELS:
         top = ", ".join(f"{name} ({count})" for name, count in zip(vocabulary.levels[level][:8], vocabulary.counts[level][:8]))
         print(f"  {level}: {vocabulary.sizes[level]} attributes; most frequent: {top}")
-    print(f"wrote {args.out}; use it with McsanConfig(attribute_vocabulary=json.load(open({str(args.out)!r}))['levels'])")
+    print(f"wrote {args.out}; give it to a model with "
+          f"McsanConfig(attribute_vocabulary=AttributeVocabulary.load({str(args.out)!r}).levels)")
     if (Path(args.path) / "ground_truth.jsonl").is_file():
         views = {"exact": compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split)}
         views["synonyms"] = compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split,
