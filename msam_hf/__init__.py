@@ -3,8 +3,10 @@
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .configuration_mcsan import McsanConfig
 from .configuration_msam import MsamConfig
 from .lora import LORA_TARGET_MODULES, apply_lora, load_lora, merge_lora
+from .modeling_mcsan import McsanModel, McsanOutput, McsanPreTrainedModel, McsanTextOutput, McsanVideoOutput
 from .modeling_msam import MsamModel, MsamOutput, MsamPreTrainedModel, MsamTextOutput, MsamVideoOutput
 from .pipeline_msam import MsamVideoTextRetrievalPipeline
 from .processing_msam import MsamProcessor
@@ -23,6 +25,13 @@ MsamConfig.register_for_auto_class()
 MsamModel.register_for_auto_class("AutoModel")
 MsamVideoProcessor.register_for_auto_class("AutoImageProcessor")
 MsamProcessor.register_for_auto_class("AutoProcessor")
+# MCSAN shares MSAM's processor.
+AutoConfig.register(McsanConfig.model_type, McsanConfig, exist_ok=True)
+AutoModel.register(McsanConfig, McsanModel, exist_ok=True)
+AutoImageProcessor.register(McsanConfig, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
+AutoProcessor.register(McsanConfig, MsamProcessor, exist_ok=True)
+McsanConfig.register_for_auto_class()
+McsanModel.register_for_auto_class("AutoModel")
 # `pipeline("video-text-retrieval", model=...)` in-package; a pipeline instance's save_pretrained records it in the
 # folder's `custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)` finds it without msam_hf.
 PIPELINE_REGISTRY.register_pipeline(
@@ -31,6 +40,12 @@ PIPELINE_REGISTRY.register_pipeline(
 
 __all__ = [
     "LORA_TARGET_MODULES",
+    "McsanConfig",
+    "McsanModel",
+    "McsanOutput",
+    "McsanPreTrainedModel",
+    "McsanTextOutput",
+    "McsanVideoOutput",
     "MsamConfig",
     "MsamModel",
     "MsamOutput",

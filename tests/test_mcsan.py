@@ -229,9 +229,6 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
 
 def test_saved_folder_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
-    # What msam_hf/__init__.py is to do for every MCSAN model: record the classes in the saved config's auto_map.
-    McsanConfig.register_for_auto_class()
-    McsanModel.register_for_auto_class("AutoModel")
     vocabulary = {"entity": ["car", "boat"], "action": ["drive"], "relationship": ["car on road", "boat on lake"]}
     model = tiny_model(attribute_vocabulary=vocabulary, attribute_vocabulary_sizes=None)
     processor = default_processor(model.config)
