@@ -9,7 +9,7 @@ COMMAND_GROUPS = [
     ("data", "make, inspect and publish video-caption datasets", ["msam_hf.data.commands", "msam_hf.data.synth"]),
 ]
 # Modules whose `register(subparsers)` adds one top-level command.
-COMMANDS = ["msam_hf.evaluation", "msam_hf.hub"]
+COMMANDS = ["msam_hf.evaluation", "msam_hf.hub", "msam_hf.search"]
 
 
 def build_parser() -> argparse.ArgumentParser:
