@@ -22,10 +22,10 @@ Search has two stages. CIFFP scores a caption against a video's frames (msam.md 
 video; at |J| = 1 its score is γ·cos(frame-attention pooling, caption), close to the best frame's cosine, which the
 text-agnostic video embedding v̄ approximates. Stage 1 takes the R videos whose v̄ has the largest inner product with
 the caption (FAISS: exact up to `EXACT_SEARCH_MAX_VIDEOS` videos, compressed scanning with exact re-scoring beyond;
-exact numpy without FAISS); stage 2
-scores them with the model's own similarity head at |J| = 1, reading only their frame features, and returns the best
-k with the timestamps of the frames the head attended to. benchmarks/bench_search.py measures how often the two
-stages return the top 10 of the head applied to the whole collection.
+exact numpy without FAISS); stage 2 scores them with the model's own similarity head at |J| = 1, reading only their
+frame features, and returns the best k with the timestamps of the frames the head attended to.
+benchmarks/bench_search.py measures how often the two stages return the top 10 of the head applied to the whole
+collection.
 """
 
 from __future__ import annotations
@@ -265,7 +265,6 @@ class VideoIndex:
             saved = faiss.read_index(str(directory / manifest["stage1_file"]))
             if saved.ntotal == len(index):  # else saved without FAISS since: rebuilt when needed
                 index._stage1, index._stage1_saved = saved, True
-        _allow_open_files(len(manifest["shards"]))
         index._resumed = len(index._merge_new_shards()[0])
         return index
 
@@ -359,7 +358,7 @@ class VideoIndex:
         files = list_video_files(video_dir)
         return self._index_files(files, Path(video_dir).absolute(), batch_size, num_workers, progress)
 
-    def add(self, paths: list[str | Path], batch_size: int = 16, num_workers: int = 0, progress: bool = True) -> IndexReport:
+    def add(self, paths: list[str | Path], batch_size: int = 16, num_workers: int = 2, progress: bool = True) -> IndexReport:
         """Index these video files (unchanged ones are skipped, changed ones re-encoded). Saves the index."""
         files = list(dict.fromkeys(Path(path).absolute() for path in paths))
         return self._index_files(files, None, batch_size, num_workers, progress)
@@ -566,6 +565,7 @@ class VideoIndex:
 
     def _shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
         if shard not in self._shards:
+            _allow_open_files(len(self._shards) + 1)
             self._shards[shard] = _memory_map(self._shard_path(shard))
         return self._shards[shard]
 
@@ -703,14 +703,11 @@ class VideoIndex:
         order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
         table = self._videos.take(np.searchsorted(self._row_ids, row_ids[order]))
         hits = []
-        for position, (path, duration) in zip(order, zip(table["path"].to_pylist(), table["duration"].to_pylist())):
+        for position, path, duration in zip(order, table["path"].to_pylist(), table["duration"].to_pylist()):
             times, weights = [], []
             if attention is not None:
-                weights_here = attention[0, position].float().cpu().numpy()
-                for frame in np.argsort(-weights_here, kind="stable"):
-                    if stored["video_mask"][position, frame] and (not times or weights_here[frame] >= TIMESTAMP_MIN_ATTENTION):
-                        times.append(float(stored["timestamps"][position, frame]))
-                        weights.append(float(weights_here[frame]))
+                times, weights = _best_frames(attention[0, position].float().cpu().numpy(),
+                                              stored["timestamps"][position], stored["video_mask"][position])
             hits.append(SearchHit(path=path, score=float(scores[position]), timestamps=times, attention=weights,
                                   duration=duration))
         return hits
@@ -758,6 +755,14 @@ class _DecodedVideos(torch.utils.data.Dataset):
         return {"path": path, "pixel_values": pixels, "timestamps": decoded.timestamps, "duration": decoded.duration}
 
 
+def _best_frames(attention: np.ndarray, timestamps: np.ndarray, video_mask: np.ndarray) -> tuple[list, list]:
+    """Seconds and attention weights of a hit's best frame and of the others holding at least
+    `TIMESTAMP_MIN_ATTENTION` of the head's attention, best first."""
+    frames = [frame for frame in np.argsort(-attention, kind="stable") if video_mask[frame]]
+    kept = frames[:1] + [frame for frame in frames[1:] if attention[frame] >= TIMESTAMP_MIN_ATTENTION]
+    return [float(timestamps[frame]) for frame in kept], [float(attention[frame]) for frame in kept]
+
+
 def _as_is(item):
     return item
 
@@ -775,8 +780,8 @@ def _allow_open_files(count: int) -> None:
     except ImportError:  # not on Unix
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = count + 256
-    if soft != resource.RLIM_INFINITY and soft < wanted:
+    if soft != resource.RLIM_INFINITY and soft < count + 256:
+        wanted = count + 4096  # headroom, so this runs once per few thousand shards
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
