@@ -127,6 +127,11 @@ def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
     assert 0 <= results["metrics"]["|J|=1"]["t2v_r1"] <= 100
     loaded = MsamModel.from_pretrained(tmp_path / "best")
     assert loaded.config.similarity_head == "ciffp"
+    for folder in ("best", "final"):  # the run's arguments, for the card's training recipe
+        recorded = json.loads((tmp_path / folder / "training_args.json").read_text())
+        assert (recorded["batch_size"], recorded["max_frames"], recorded["num_epochs"]) == (4, 3, 1)
+        assert recorded["data_dir"] == str(dataset_dir) and recorded["clip_model"] is None
+        assert recorded["num_processes"] == 1
 
 
 def random_batch(size: int = 6, frames: int = 3) -> dict[str, torch.Tensor]:
@@ -193,3 +198,5 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
     assert "epoch 0: validation text-to-video R@1" in result.stdout
     assert json.loads((tmp_path / "checkpoints" / "step-3" / "train_state.json").read_text())["step"] == 3
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path).values())
+    recorded = json.loads((tmp_path / "final" / "training_args.json").read_text())
+    assert (recorded["num_processes"], recorded["gradient_accumulation_steps"]) == (2, 2)

@@ -270,12 +270,13 @@ def main(argv: list[str] | None = None) -> dict:
             if state["best"] is None or metrics["t2v_r1"] > state["best"]["t2v_r1"]:
                 state["best"] = {"epoch": epoch, "step": state["step"], "t2v_r1": metrics["t2v_r1"]}
                 _save_model(accelerator, model, processor, output_dir / "best",
-                            {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results})
+                            {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results},
+                            (model_args, data_args, train_args))
             # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
             _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
     progress.close()
     _save_model(accelerator, model, processor, output_dir / "final",
-                {"step": state["step"], "train_seconds": state["train_seconds"]})
+                {"step": state["step"], "train_seconds": state["train_seconds"]}, (model_args, data_args, train_args))
     if state["skipped_videos"] or state["skipped_steps"]:
         accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
     accelerator.end_training()
@@ -329,8 +330,9 @@ def _evaluate(accelerator, model, processor, dataset, data_args) -> dict:
     return broadcast_object_list([results])[0]
 
 
-def _save_model(accelerator, model, processor, folder: Path, results: dict) -> None:
-    """`save_pretrained` a self-contained model folder (LoRA adapters merged) with the processor and results."""
+def _save_model(accelerator, model, processor, folder: Path, results: dict, arguments: tuple) -> None:
+    """`save_pretrained` a self-contained model folder (LoRA adapters merged) with the processor, the results and
+    the run's arguments (`training_args.json`, the recipe table of `msam push`'s model card)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
@@ -339,7 +341,16 @@ def _save_model(accelerator, model, processor, folder: Path, results: dict) -> N
         unwrapped.save_pretrained(folder)
         processor.save_pretrained(folder)
         (folder / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        training_args = _training_args(arguments, accelerator.num_processes)
+        (folder / "training_args.json").write_text(json.dumps(training_args, indent=2) + "\n")
     accelerator.wait_for_everyone()
+
+
+def _training_args(arguments: tuple, num_processes: int) -> dict:
+    """The argument dataclasses merged, values as given (None stays null; no argument holds a token), and the
+    process count, which the arguments do not record but which splits the global batch."""
+    return {**{name: value for group in arguments for name, value in asdict(group).items()},
+            "num_processes": num_processes}
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: dict, total_limit: int | None) -> None:
