@@ -2,9 +2,10 @@
 
 A full repo holds the model (LoRA adapters merged in, weights as safetensors), its custom code, the processor, the
 `video-text-retrieval` pipeline (`pipeline_msam.py` + `video_io.py`, recorded in `config.json`'s `custom_pipelines`),
-an Inference Endpoints `handler.py`, the run's `eval_results.json` and a model card. An adapter-only repo holds the
-PEFT adapter and a card whose `base_model` names the MSAM model it applies to. `prepare_space_folder` writes a
-Gradio Space repo folder that searches videos with a published model.
+an Inference Endpoints `handler.py` (which also answers the card's feature-extraction widget), the run's
+`eval_results.json` and `training_args.json`, and a model card. An adapter-only repo holds the PEFT adapter and a
+card whose `base_model` names the MSAM model it applies to. `prepare_space_folder` writes a Gradio Space repo folder
+that searches videos with a published model.
 
 Tokens come from `token=`, `HF_TOKEN` or `hf auth login` (huggingface_hub's usual order); they are never logged, and
 they are removed from the message of any upload error.
@@ -48,12 +49,20 @@ MODEL_CARD_TEMPLATE = HUB_CARDS_DIR / "model_card_template.md"
 ENDPOINT_HANDLER = HUB_CARDS_DIR / "handler.py"
 SPACE_DIR = HUB_CARDS_DIR / "space"  # the Gradio Space: app.py, requirements.txt, README.md (Space card)
 EVAL_RESULTS_FILE = "eval_results.json"  # written next to the best model by training/train.py
+TRAINING_ARGS_FILE = "training_args.json"  # training/train.py's arguments, next to every model it saves
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # The Hub has no video-retrieval task. "feature-extraction" is what the model is: it maps captions and videos into
 # one embedding space (get_text_features / get_video_features), and retrieval ranks by similarity there.
 # "text-to-video" would be wrong (it means generating videos), "zero-shot-classification" means NLI text
 # classification, and "video-classification" a fixed label set.
 PIPELINE_TAG = "feature-extraction"
+# The feature-extraction widget sends {"inputs": "<text>"} and shows the vector it gets back: handler.py answers
+# that with the caption's embedding, so these are captions one would search drone footage with.
+WIDGET_EXAMPLES = [
+    {"text": "a white boat passes under a bridge", "example_title": "boat"},
+    {"text": "cars drive along a road between green fields", "example_title": "road"},
+    {"text": "people walk across a square in front of a church", "example_title": "square"},
+]
 CARD_TAGS = ["msam", "video-text-retrieval", "text-to-video-retrieval", "drone", "clip", "arxiv:2510.15470"]
 SIMILARITY_HEAD_NAMES = {
     "ciffp": "CIFFP, MSAM's cross-modal interactive feature fusion pooling",
@@ -109,6 +118,7 @@ def prepare_hub_folder(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} exists and is not empty; choose a new folder.")
     eval_results = _read_eval_results(model_dir)
+    training_args = _read_training_args(model_dir)
     if eval_results is not None and not dataset:
         raise ValueError(f"{model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they were measured "
                          "on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name.")
@@ -134,12 +144,15 @@ def prepare_hub_folder(
         shutil.copy(ENDPOINT_HANDLER, out_dir / "handler.py")
     if eval_results is not None:
         shutil.copy(model_dir / EVAL_RESULTS_FILE, out_dir / EVAL_RESULTS_FILE)
+    if training_args is not None:
+        shutil.copy(model_dir / TRAINING_ARGS_FILE, out_dir / TRAINING_ARGS_FILE)
 
     card = build_model_card(
         config,
         repo_id=repo_id,
         base_model=card_base_model,
         eval_results=eval_results,
+        training_args=training_args,
         dataset=dataset,
         adapter_only=adapter_only,
         license=license,
@@ -154,6 +167,7 @@ def build_model_card(
     repo_id: str,
     base_model: str | None = None,
     eval_results: dict[str, Any] | None = None,
+    training_args: dict[str, Any] | None = None,
     dataset: str | None = None,
     adapter_only: bool = False,
     license: str = "apache-2.0",
@@ -161,7 +175,8 @@ def build_model_card(
     """The model card: metadata (with `model-index` from `eval_results`) and the sections of the template.
 
     `base_model` defaults to the CLIP checkpoint a full model was built from (`config.base_clip_model`); an
-    adapter's card must name its MSAM base.
+    adapter's card must name its MSAM base. `training_args` (training/train.py's `training_args.json`) becomes
+    the training recipe table.
     """
     if adapter_only and not base_model:
         raise ValueError("an adapter card needs base_model=, the Hub id of the MSAM model the adapter applies to.")
@@ -177,6 +192,8 @@ def build_model_card(
         datasets=[dataset_id] if dataset_id else None,
         tags=CARD_TAGS + (["lora", "peft"] if adapter_only else []),
         eval_results=_eval_results_for_card(eval_results, dataset) if eval_results else None,
+        # An adapter repo has no handler.py to answer the widget.
+        widget=None if adapter_only else WIDGET_EXAMPLES,
     )
     return ModelCard.from_template(
         card_data,
@@ -190,7 +207,9 @@ def build_model_card(
         pretrained_backbone=config.base_clip_model,
         max_frames=config.max_frames,
         max_text_length=config.max_text_length,
+        projection_dim=config.projection_dim,
         configuration_rows=_configuration_rows(config),
+        recipe_rows=_training_recipe_rows(training_args) if training_args else None,
         selection=_selection_sentence(eval_results),
         evaluation=_evaluation_section(eval_results, dataset, model_name) if eval_results else None,
     )
@@ -287,6 +306,20 @@ def _read_eval_results(model_dir: Path) -> dict[str, Any] | None:
     return results
 
 
+def _read_training_args(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / TRAINING_ARGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        arguments = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); remove it or write it again.") from error
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{path} must hold one JSON object of training arguments (name: value), as "
+                         "training/train.py writes it.")
+    return arguments
+
+
 def _hub_id(name: str | os.PathLike | None) -> str | None:
     """`name` if it is a Hub repo id (namespace/name) rather than a local folder, else None."""
     if name is None or Path(name).exists() or "/" not in str(name):
@@ -357,6 +390,73 @@ def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:
     else:
         rows.append(("adaptive semantic branch", "off (contrastive loss only)"))
     return rows
+
+
+FINETUNE_MODES = {
+    "full": "full (CLIP and MSAM's modules)",
+    "frozen": "CLIP frozen, MSAM's modules trained",
+}
+LORA_FIELDS = (("r", "lora_r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout"))
+
+
+def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
+    """The recipe table from training/train.py's arguments; a row whose fields the file lacks is left out."""
+    lora = arguments.get("finetune") == "lora"  # adapters are new parameters: they train at the full rate
+
+    def batch(a):
+        processes, micro_batches = a.get("num_processes") or 1, a.get("gradient_accumulation_steps") or 1
+        split = (f" (over {processes} process(es) × {micro_batches} accumulated micro-batch(es))"
+                 if processes > 1 or micro_batches > 1 else "")
+        return f"{a['batch_size']} videos per optimiser step, one caption each{split}"
+
+    def finetune(a):
+        if lora:
+            settings = ", ".join(f"{label} {a[field]}" for label, field in LORA_FIELDS if a.get(field) is not None)
+            return f"LoRA on CLIP ({settings}), MSAM's modules in full; the adapters are merged into these weights"
+        return FINETUNE_MODES.get(a["finetune"], str(a["finetune"]))
+
+    rows = (  # (row, the fields it needs, how it reads)
+        ("training data", ("data_dir", "train_split"),
+         lambda a: f"`{_dataset_name(a['data_dir'])}`, split `{a['train_split']}`"),
+        ("batch size", ("batch_size",), batch),
+        ("epochs", ("num_epochs",),
+         lambda a: str(a["num_epochs"]) + (f", at most {a['max_steps']} steps" if a.get("max_steps") else "")),
+        ("learning rate", ("learning_rate",),
+         lambda a: f"{a['learning_rate']:g} (MSAM's modules{' and LoRA adapters' if lora else ''})"),
+        ("CLIP learning rate", ("learning_rate", "backbone_lr_coefficient"),
+         lambda a: f"{a['learning_rate'] * a['backbone_lr_coefficient']:g} "
+                   f"(learning rate × backbone coefficient {a['backbone_lr_coefficient']:g})"),
+        ("optimiser", ("adam_beta1", "adam_beta2", "adam_epsilon"),
+         lambda a: f"AdamW, betas ({a['adam_beta1']:g}, {a['adam_beta2']:g}), eps {a['adam_epsilon']:g}"),
+        ("weight decay", ("weight_decay",), lambda a: f"{a['weight_decay']:g} (none on biases, norms, logit scale)"),
+        ("schedule", ("warmup_ratio",),
+         lambda a: f"linear warm-up over {a['warmup_ratio']:.0%} of the steps, then cosine decay"),
+        ("gradient clipping", ("max_grad_norm",), lambda a: f"global norm {a['max_grad_norm']:g}"),
+        ("seed", ("seed",), lambda a: str(a["seed"])),
+        ("similarity head", ("similarity_head",), lambda a: f"`{a['similarity_head']}`"),
+        ("semantic loss", ("semantic_loss",),
+         lambda a: (f"adaptive semantic branch, slots over {a.get('semantic_tokens', 'frames')}" if a["semantic_loss"]
+                    else "off (contrastive loss only)")),
+        ("fine-tuning", ("finetune",), finetune),
+        ("frames", ("max_frames", "fps"),
+         lambda a: f"at most {a['max_frames']} per video, sampled at {a['fps']:g} fps"),
+    )
+    table = []
+    for name, fields, describe in rows:
+        if any(arguments.get(field) is None for field in fields):
+            continue
+        try:
+            table.append((name, describe(arguments)))
+        except (TypeError, ValueError) as error:
+            values = ", ".join(f"{field}={arguments[field]!r}" for field in fields)
+            raise ValueError(f"{TRAINING_ARGS_FILE}: cannot render the {name!r} row from {values} ({error}); expected "
+                             "the values training/train.py writes.") from error
+    return table
+
+
+def _dataset_name(data_dir: str) -> str:
+    """A Hub dataset id as it is; of a local folder only its name: the rest of the path says nothing to readers."""
+    return _hub_id(data_dir) or Path(data_dir).name or data_dir
 
 
 def _selection_sentence(eval_results: dict[str, Any] | None) -> str | None:

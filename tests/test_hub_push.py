@@ -1,8 +1,10 @@
 """`msam push` / `push_to_hub` offline: what would be uploaded (model, code, processor, pipeline, handler, card), the
-card rendered from the config and eval_results.json, its snippet run against the folder in a fresh process, LoRA
-folders merged or published alone, and the token kept out of every error and log."""
+card rendered from the config, eval_results.json and training_args.json, its snippet run against the folder in a
+fresh process, the widget's examples answered by handler.py, LoRA folders merged or published alone, and the token
+kept out of every error and log."""
 
 import copy
+import importlib.util
 import json
 import logging
 import os
@@ -10,12 +12,14 @@ import re
 import subprocess
 import sys
 import traceback
+from pathlib import Path
 from unittest import mock
 
 import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+import yaml
 from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 from huggingface_hub import RepoUrl
@@ -29,15 +33,24 @@ from msam_hf.cli import main as msam
 from msam_hf.evaluation import RetrievalFeatures, evaluate_retrieval
 from msam_hf.hub import ENDPOINT_HANDLER, HubPushError, build_model_card, prepare_hub_folder, push_to_hub
 
+TRAIN = Path(__file__).resolve().parents[1] / "training" / "train.py"
 REPO_ID = "someone/msam-drone"
 DATASET_ID = "someone/drone-clips"
 FULL_REPO_FILES = {
-    "README.md", "config.json", "model.safetensors", "eval_results.json", "handler.py",
+    "README.md", "config.json", "model.safetensors", "eval_results.json", "training_args.json", "handler.py",
     "configuration_msam.py", "modeling_msam.py", "processing_msam.py", "video_processing_msam.py",
     "pipeline_msam.py", "video_io.py",
     "processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
 }
 QUERY = "a white boat passes under a bridge"
+
+
+def load_module(name: str, path):
+    """A script as its runner imports it: training/train.py, or handler.py from a repo's root."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_features(model, processor) -> RetrievalFeatures:
@@ -59,7 +72,8 @@ def make_features(model, processor) -> RetrievalFeatures:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model folder as training/train.py leaves OUTPUT/best: weights, processor and eval_results.json."""
+    """A tiny model folder as training/train.py leaves OUTPUT/best: weights, processor, eval_results.json and
+    training_args.json (written by train.py's own code, for a 2-process LoRA run from a local data folder)."""
     folder = tmp_path_factory.mktemp("best")
     torch.manual_seed(0)
     model = MsamModel(MsamConfig.tiny(max_frames=4)).eval()
@@ -69,6 +83,11 @@ def trained(tmp_path_factory):
     results = {"epoch": 2, "step": 40, "split": "validation",
                **evaluate_retrieval(model, make_features(model, processor), text_context_sizes=(32, 1))}
     (folder / "eval_results.json").write_text(json.dumps(results))
+    train = load_module("train", TRAIN)
+    arguments = train.parse_arguments([
+        "--data_dir", "/home/someone/data/drone-clips", "--output_dir", "runs/msam", "--max_frames", "4",
+        "--finetune", "lora", "--lora_r", "8", "--gradient_accumulation_steps", "2", "--num_epochs", "3"])
+    (folder / "training_args.json").write_text(json.dumps(train._training_args(arguments, num_processes=2)))
     return folder, model, results
 
 
@@ -161,7 +180,8 @@ def test_the_card_metadata_and_sections_come_from_the_config_and_eval_results(tr
     text = card.text
     for placeholder in ("{{", "{%", "[More Information Needed]", "None", "<user>"):
         assert placeholder not in text
-    for heading in ("## What it is", "## How to use", "## Configuration", "## Evaluation", "## Limitations", "## Citation"):
+    for heading in ("## What it is", "## How to use", "## Configuration", "## Training recipe", "## Evaluation",
+                    "## Limitations", "## Citation"):
         assert heading in text
     assert "best epoch (2, step 40) by text-to-video R@1 on the `validation` split" in text
     assert "| similarity head | `ciffp`" in text and "| frames per video | at most 4 " in text
@@ -181,6 +201,85 @@ def test_a_model_without_eval_results_gets_no_results_and_names_its_clip(tmp_pat
     assert "## Evaluation" not in card.text and "not initialised from pretrained weights" not in card.text
     assert "CIFFP scores depend" not in card.text  # the mean head has no caption set
     assert "`openai/clip-vit-base-patch32`" in card.text
+    assert "## Training recipe" not in card.text  # no training_args.json, no recipe
+
+
+def recipe_rows(card_text: str) -> dict[str, str]:
+    """The rows of the card's training recipe table, without its header."""
+    section = card_text.split("## Training recipe", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| ([^|]+) \| (.+) \|$", section, flags=re.MULTILINE))
+    assert rows.pop("setting") == "value"
+    return rows
+
+
+def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
+    folder, _, _ = trained
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
+    assert (out / "training_args.json").read_bytes() == (folder / "training_args.json").read_bytes()
+    assert recipe_rows(ModelCard.load(out / "README.md").text) == {
+        "training data": "`drone-clips`, split `train`",  # the folder's name, not the trainer's home directory
+        "batch size": "64 videos per optimiser step, one caption each (over 2 process(es) × 2 accumulated "
+                      "micro-batch(es))",
+        "epochs": "3",
+        "learning rate": "0.0001 (MSAM's modules and LoRA adapters)",
+        "CLIP learning rate": "1e-07 (learning rate × backbone coefficient 0.001)",
+        "optimiser": "AdamW, betas (0.9, 0.98), eps 1e-06",
+        "weight decay": "0.2 (none on biases, norms, logit scale)",
+        "schedule": "linear warm-up over 10% of the steps, then cosine decay",
+        "gradient clipping": "global norm 1",
+        "seed": "42",
+        "similarity head": "`ciffp`",
+        "semantic loss": "adaptive semantic branch, slots over frames",
+        "fine-tuning": "LoRA on CLIP (r 8, alpha 32, dropout 0.05), MSAM's modules in full; the adapters are merged "
+                       "into these weights",
+        "frames": "at most 4 per video, sampled at 1 fps",
+    }
+
+
+def test_a_training_recipe_is_rendered_only_from_what_is_recorded_and_refuses_bad_values(trained, tmp_path):
+    config = MsamConfig.tiny()
+    card = build_model_card(config, repo_id=REPO_ID, training_args={"batch_size": 8, "finetune": "frozen"})
+    assert recipe_rows(card.text) == {"batch size": "8 videos per optimiser step, one caption each",
+                                      "fine-tuning": "CLIP frozen, MSAM's modules trained"}
+    with pytest.raises(ValueError, match=r"'learning rate' row from learning_rate='fast'"):
+        build_model_card(config, repo_id=REPO_ID, training_args={"learning_rate": "fast"})
+
+    folder, _, _ = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_bytes((folder / "config.json").read_bytes())
+    (broken / "training_args.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="training_args.json must hold one JSON object"):
+        prepare_hub_folder(broken, tmp_path / "repo")
+
+
+def card_metadata(readme) -> dict:
+    return yaml.safe_load(readme.read_text().split("---\n")[1])
+
+
+def test_the_widget_examples_are_captions_the_bundled_handler_embeds(trained, tmp_path):
+    folder, model, _ = trained
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
+    metadata = card_metadata(out / "README.md")
+    assert metadata["pipeline_tag"] == "feature-extraction"  # its widget sends {"inputs": "<text>"}
+    examples = [example["text"] for example in metadata["widget"]]
+    assert len(examples) >= 2 and all(isinstance(text, str) and text.strip() for text in examples)
+    assert "Inference Endpoint" in ModelCard.load(out / "README.md").text
+
+    handler = load_module("handler", out / "handler.py").EndpointHandler(str(out))
+    processor = default_processor(model.config)
+    with torch.no_grad():
+        inputs = processor(text=examples)
+        expected = model.eval().get_text_features(inputs["input_ids"], inputs["attention_mask"]).text_embeds
+    for text, vector in zip(examples, expected):
+        response = json.loads(json.dumps(handler(json.loads(json.dumps({"inputs": text})))))
+        assert len(response) == model.config.projection_dim and all(isinstance(value, float) for value in response)
+        assert response == pytest.approx(vector.tolist(), abs=1e-5)
+    np.testing.assert_allclose(handler({"inputs": examples}), expected.numpy(), atol=1e-5)  # one vector per text
+    with pytest.raises(ValueError, match="a text request takes none"):
+        handler({"inputs": examples[0], "parameters": {"top_k": 2}})
+    with pytest.raises(ValueError, match='"inputs": "a text"'):
+        handler({"inputs": 3})
 
 
 def test_eval_results_need_the_name_of_the_data_they_were_measured_on(trained, tmp_path):
@@ -259,7 +358,8 @@ def test_a_failed_push_never_shows_the_token(trained, monkeypatch, capsys, caplo
 def test_a_lora_folder_is_pushed_merged_as_a_plain_model(lora, tmp_path):
     root, lora_model = lora
     out = prepare_hub_folder(root / "adapter", tmp_path / "repo", repo_id=REPO_ID)
-    assert FULL_REPO_FILES - {"eval_results.json"} == {path.name for path in out.iterdir()}
+    assert FULL_REPO_FILES - {"eval_results.json", "training_args.json"} == {path.name for path in out.iterdir()}
+    assert "## Training recipe" not in (out / "README.md").read_text()
     inputs = dict(default_processor(lora_model.config)(
         text=["a red car", "two boats"], videos=[np.full((2, 40, 40, 3), value, np.uint8) for value in (30, 200)]))
     with torch.no_grad():
@@ -281,6 +381,7 @@ def test_adapter_only_publishes_the_adapter_with_its_hub_base(lora, tmp_path):
     assert (out / "adapter_model.safetensors").read_bytes() == (root / "adapter" / "adapter_model.safetensors").read_bytes()
     card = ModelCard.load(out / "README.md")
     assert (card.data.library_name, card.data.base_model) == ("peft", "someone/msam-base")
+    assert "widget" not in card_metadata(out / "README.md")  # no handler.py in an adapter repo to answer it
     assert {"lora", "peft"} <= set(card.data.tags)
     assert "[someone/msam-base](https://huggingface.co/someone/msam-base)" in card.text
     with pytest.raises(ValueError, match="not a LoRA adapter folder"):

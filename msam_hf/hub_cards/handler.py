@@ -7,14 +7,21 @@ Request body (JSON), videos as base64 (a `data:video/mp4;base64,` prefix is acce
     {"inputs": {"videos": ["<base64>", ...], "candidate_labels": ["boats", "cars"]},
      "parameters": {"hypothesis_template": "a drone video of {}."}}
 
+or a text alone, as the model page's feature-extraction widget sends it:
+
+    {"inputs": "a white boat passes under a bridge"}
+
 Response: with `texts`, one ranked list of videos per text (`video_index`, `score`, `timestamp`); with
-`candidate_labels`, one ranked list of labels per video (`label`, `score`, `timestamp`). The endpoint never fetches
-URLs: a server that downloads what a request names can be pointed at internal addresses.
+`candidate_labels`, one ranked list of labels per video (`label`, `score`, `timestamp`); for a text alone, its
+unit-norm embedding (a list of `projection_dim` floats; a list of texts gets one per text), the vector videos are
+ranked against. The endpoint never fetches URLs: a server that downloads what a request names can be pointed at
+internal addresses.
 """
 
 import base64
 import binascii
 
+import torch
 from transformers import pipeline
 
 # What a request may set; `allow_urls` is deliberately not among them.
@@ -28,9 +35,14 @@ class EndpointHandler:
 
     def __call__(self, data: dict) -> list:
         inputs = data.get("inputs")
-        if not isinstance(inputs, dict):
-            raise ValueError('the request needs "inputs": {"videos": [...], "texts": [...] or "candidate_labels": [...]}')
         parameters = data.get("parameters") or {}
+        if _is_text(inputs):
+            if parameters:
+                raise ValueError(f"parameters {sorted(parameters)} apply to ranking videos; a text request takes none")
+            return self._text_embeddings(inputs)
+        if not isinstance(inputs, dict):
+            raise ValueError('the request needs "inputs": {"videos": [...], "texts": [...] or "candidate_labels": '
+                             '[...]}, or "inputs": "a text" (or a list of texts) for its embedding')
         unknown = sorted(set(parameters) - set(REQUEST_PARAMETERS))
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(REQUEST_PARAMETERS)}")
@@ -45,6 +57,18 @@ class EndpointHandler:
         if texts is not None:
             return self.pipeline(videos=videos, texts=[texts] if isinstance(texts, str) else list(texts), **parameters)
         return self.pipeline(videos=videos, candidate_labels=list(labels), **parameters)
+
+    def _text_embeddings(self, texts):
+        model_inputs = self.pipeline.processor(text=texts, return_tensors="pt").to(self.pipeline.device)
+        with torch.inference_mode():
+            embeds = self.pipeline.model.get_text_features(model_inputs["input_ids"], model_inputs["attention_mask"])
+        vectors = embeds.text_embeds.float().tolist()
+        return vectors[0] if isinstance(texts, str) else vectors
+
+
+def _is_text(inputs) -> bool:
+    return isinstance(inputs, str) or (
+        isinstance(inputs, list) and bool(inputs) and all(isinstance(item, str) for item in inputs))
 
 
 def _decode_base64(value, index: int) -> bytes:
