@@ -6,7 +6,8 @@ import sys
 
 # (group name, help, modules that each expose `register(subparsers)`)
 COMMAND_GROUPS = [
-    ("data", "make, inspect and publish video-caption datasets", ["msam_hf.data.commands", "msam_hf.data.synth"]),
+    ("data", "make, inspect and publish video-caption datasets",
+     ["msam_hf.data.commands", "msam_hf.data.synth", "msam_hf.data.attributes"]),
 ]
 # Modules whose `register(subparsers)` adds one top-level command.
 COMMANDS = ["msam_hf.evaluation", "msam_hf.hub", "msam_hf.search"]

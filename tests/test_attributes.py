@@ -1,7 +1,6 @@
 """Attribute mining for MCSAN: tagging and patterns on known captions, labels, bad captions, the vocabulary file,
 the ground-truth comparison on synthetic scenes and `msam data attributes`."""
 
-import argparse
 import json
 import pickle
 from types import SimpleNamespace
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from msam_hf import cli
 from msam_hf.configuration_mcsan import McsanConfig
 from msam_hf.data.attributes import (
     AttributeVocabulary,
@@ -20,7 +20,6 @@ from msam_hf.data.attributes import (
     installed_spacy_pipelines,
     load_tagger,
     mine_attributes,
-    register,
     synth_synonyms,
 )
 from msam_hf.data.synth_captions import make_captions
@@ -170,11 +169,8 @@ def test_msam_data_attributes_writes_the_vocabulary(tmp_path, capsys):
     captions = {f"clip_{index}": [caption.split()] for index, caption in enumerate(CAPTIONS)}
     (data / "raw-captions.pkl").write_bytes(pickle.dumps(captions))
     (data / "train_list.txt").write_text("".join(f"{video_id}\n" for video_id in captions))
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers())
-    args = parser.parse_args(["attributes", str(data), "--out", str(tmp_path / "vocab.json"), "--tagger", "lexicon",
-                              "--entities", "3"])
-    assert args.func(args) == 0
+    assert cli.main(["data", "attributes", str(data), "--out", str(tmp_path / "vocab.json"), "--tagger", "lexicon",
+                     "--entities", "3"]) == 0
     written = json.loads((tmp_path / "vocab.json").read_text())
     assert written["levels"]["entity"] == ["car", "boat", "bridge"] and written["num_captions"] == len(CAPTIONS)
     assert "entity: 3 attributes; most frequent: car (4)" in capsys.readouterr().out
