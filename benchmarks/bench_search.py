@@ -78,7 +78,8 @@ class SyntheticCollection:
         sites = self.sites[self.rng.integers(0, len(self.sites), count)]
         centres = unit(sites + 0.6 * self.direction((count, DIM)))
         drift = np.cumsum(self.direction((count, FRAMES, DIM)), axis=1) / np.sqrt(FRAMES)  # camera motion
-        pans = (self.rng.random(count) < 0.1)[:, None, None] * np.linspace(0, 1, FRAMES, dtype=np.float32)[None, :, None]
+        panning = (self.rng.random(count) < 0.1)[:, None, None]
+        pans = panning * np.linspace(0, 1, FRAMES, dtype=np.float32)[None, :, None]
         other_sites = self.sites[self.rng.integers(0, len(self.sites), count)][:, None]
         frames = (1 - pans) * centres[:, None] + pans * other_sites + 0.5 * drift
         frames = unit(frames + 0.25 * self.direction((count, FRAMES, DIM)))
@@ -88,7 +89,8 @@ class SyntheticCollection:
         # v̄ as MsamModel.get_video_features computes it for the ciffp head: unit masked mean of the frames
         video_embeds = unit(frames.astype(np.float32).sum(1) / lengths[:, None]).astype(np.float16)
         timestamps = np.broadcast_to(np.arange(FRAMES, dtype=np.float32), (count, FRAMES))
-        return {"frame_embeds": frames, "video_mask": video_mask, "video_embeds": video_embeds, "timestamps": timestamps}
+        return {"frame_embeds": frames, "video_mask": video_mask, "video_embeds": video_embeds,
+                "timestamps": timestamps}
 
     def captions(self, frames: np.ndarray, structured_share: float) -> np.ndarray:
         """Caption embeddings for these frames: the frame plus a remainder whose `structured_share` of the energy lies
@@ -120,8 +122,8 @@ def build(collection: SyntheticCollection, directory: Path, model, processor, qu
 
 def stored_video(index: VideoIndex, row_ids: np.ndarray) -> MsamVideoOutput:
     stored = index._gather(row_ids, ("frame_embeds", "video_mask", "video_embeds"))
-    return MsamVideoOutput(video_embeds=torch.from_numpy(stored["video_embeds"]),
-                           frame_embeds=torch.from_numpy(stored["frame_embeds"]),
+    return MsamVideoOutput(video_embeds=torch.from_numpy(stored["video_embeds"]).float(),
+                           frame_embeds=torch.from_numpy(stored["frame_embeds"]).float(),
                            video_mask=torch.from_numpy(stored["video_mask"]).long())
 
 
@@ -184,7 +186,7 @@ def recall_at_10(found: list, truth: np.ndarray) -> float:
 
 def ivf_comparison(index: VideoIndex, texts: np.ndarray, truth: np.ndarray) -> list[str]:
     """Recall and latency with IVF (float16 lists) as stage 1 instead, at a few nprobe, same R and stage 2."""
-    embeds = index._gather(index._row_ids, ("video_embeds",))["video_embeds"]
+    embeds = index._gather(index._row_ids, ("video_embeds",))["video_embeds"].astype(np.float32)
     nlist = 2 ** round(np.log2(2 * np.sqrt(len(index))))
     ivf = faiss.index_factory(DIM, f"IVF{nlist},SQfp16", faiss.METRIC_INNER_PRODUCT)
     faiss.extract_index_ivf(ivf).cp.max_points_per_centroid = 64
@@ -204,11 +206,12 @@ def ivf_comparison(index: VideoIndex, texts: np.ndarray, truth: np.ndarray) -> l
 def statistics_line(index: VideoIndex, texts: np.ndarray, query_videos: np.ndarray) -> str:
     sample = np.arange(min(len(index), 2000))
     stored = index._gather(sample, ("frame_embeds", "video_mask", "video_embeds"))
-    frames, mask = stored["frame_embeds"], stored["video_mask"].astype(bool)
-    within = np.einsum("vtd,vsd->vts", frames, frames)[mask[:, :, None] & mask[:, None, :] & ~np.eye(FRAMES, dtype=bool)]
-    embeds = stored["video_embeds"]
+    frames, mask = stored["frame_embeds"].astype(np.float32), stored["video_mask"].astype(bool)
+    pairs = mask[:, :, None] & mask[:, None, :] & ~np.eye(FRAMES, dtype=bool)
+    within = np.einsum("vtd,vsd->vts", frames, frames)[pairs]
+    embeds = stored["video_embeds"].astype(np.float32)
     between = (embeds[: len(sample) // 2] * embeds[len(sample) // 2 : 2 * (len(sample) // 2)]).sum(1)
-    own = index._gather(query_videos[:50], ("frame_embeds",))["frame_embeds"]
+    own = index._gather(query_videos[:50], ("frame_embeds",))["frame_embeds"].astype(np.float32)
     best = np.einsum("vtd,vd->vt", own, texts[:50]).max(1)
     return (f"cosine of frames within a video {within.mean():.2f}, of two random videos' embeddings "
             f"{between.mean():.2f}, of a caption with its video's best frame {best.mean():.2f}")
@@ -229,10 +232,13 @@ def run(num_videos: int, model: MsamModel, processor, workdir: Path, num_queries
               "build_s": build_seconds,
               "memory_mb": (os.path.getsize(directory / index.manifest["stage1_file"]) + index._videos.nbytes) / 1e6,
               "disk_mb": sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / 1e6}
+    # the exhaustive pass reads every shard first, so the timed queries find the features in the page cache, as a
+    # search server that has been running would
+    truth, stress_truth = np.split(exhaustive_top10(model, index, np.concatenate([texts, stress_texts])), 2)
     found, latencies = timed_search(index, texts)
     result["p50_ms"], result["p95_ms"] = np.percentile(latencies, 50), np.percentile(latencies, 95)
-    truth, stress_truth = np.split(exhaustive_top10(model, index, np.concatenate([texts, stress_texts])), 2)
     result["recall"] = recall_at_10(found, truth)
+    result["own_video_found"] = float(np.mean([video in got for video, got in zip(query_videos, found)]))
     result["stress_recall"] = recall_at_10(timed_search(index, stress_texts)[0], stress_truth)
     result["own_video_in_top10"] = float(np.mean([video in true for video, true in zip(query_videos, truth.tolist())]))
     result["recall_by_candidates"] = {candidates: recall_at_10(timed_search(index, texts, candidates)[0], truth)
@@ -274,10 +280,11 @@ def main() -> None:
         compared_ivf |= compare_ivf
         result = run(num_videos, model, processor, workdir, args.queries, compare_ivf)
         results.append(result)
-        print(f"  {result['statistics']}; the query's own video is in the exact top 10 for "
-              f"{100 * result['own_video_in_top10']:.0f} % of queries")
-        print("  recall@10 with other R: " + ", ".join(f"R = {candidates}: {recall:.3f}"
-                                                       for candidates, recall in result["recall_by_candidates"].items()))
+        print(f"  {result['statistics']}; the query's own video is in the top 10 for "
+              f"{100 * result['own_video_in_top10']:.0f} % of queries with the exhaustive head, "
+              f"{100 * result['own_video_found']:.0f} % with the two stages")
+        others = result["recall_by_candidates"].items()
+        print("  recall@10 with other R: " + ", ".join(f"R = {count}: {recall:.3f}" for count, recall in others))
         for line in result["ivf"]:
             print(f"  stage 1 = {line}")
     if args.workdir is None:

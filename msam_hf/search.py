@@ -259,7 +259,7 @@ class VideoIndex:
         if model is not None:
             index.set_model(model, processor)
         if manifest["videos_file"]:
-            index._videos = pq.read_table(directory / manifest["videos_file"], schema=VIDEO_SCHEMA)
+            index._videos = pq.read_table(directory / manifest["videos_file"], schema=VIDEO_SCHEMA).combine_chunks()
             index._row_ids = index._videos["row_id"].to_numpy()
         if faiss is not None and manifest["stage1_file"]:
             saved = faiss.read_index(str(directory / manifest["stage1_file"]))
@@ -304,7 +304,8 @@ class VideoIndex:
         given = model_fingerprint(model, processor, recorded["fps"] if fps is None else fps)
         differing = [name for name in IDENTITY_FIELDS if given[name] != recorded[name]]
         if differing:
-            details = ", ".join(f"{name} {recorded[name]!s:.16} here vs {given[name]!s:.16} given" for name in differing)
+            details = ", ".join(f"{name} {recorded[name]!s:.16} here vs {given[name]!s:.16} given"
+                                for name in differing)
             raise ModelMismatchError(
                 f"the index in {self.directory} was built with model {recorded['name_or_path']} and this model differs "
                 f"({details}). Features of different models cannot be mixed: index into a new folder, or use the "
@@ -343,7 +344,8 @@ class VideoIndex:
         return len(self._row_ids)
 
     def __repr__(self) -> str:
-        return f"VideoIndex({str(self.directory)!r}, videos={len(self)}, model={self.manifest['model']['name_or_path']!r})"
+        model = self.manifest["model"]["name_or_path"]
+        return f"VideoIndex({str(self.directory)!r}, videos={len(self)}, model={model!r})"
 
     @property
     def paths(self) -> list[str]:
@@ -352,13 +354,17 @@ class VideoIndex:
 
     # ------------------------------------------------------------------ adding and removing videos
 
-    def update(self, video_dir: str | Path, batch_size: int = 16, num_workers: int = 2, progress: bool = True) -> IndexReport:
+    def update(
+        self, video_dir: str | Path, batch_size: int = 16, num_workers: int = 2, progress: bool = True
+    ) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir`: encode new and changed files, keep unchanged
         and moved ones, drop the ones that are gone. Saves the index and writes report.json."""
         files = list_video_files(video_dir)
         return self._index_files(files, Path(video_dir).absolute(), batch_size, num_workers, progress)
 
-    def add(self, paths: list[str | Path], batch_size: int = 16, num_workers: int = 2, progress: bool = True) -> IndexReport:
+    def add(
+        self, paths: list[str | Path], batch_size: int = 16, num_workers: int = 2, progress: bool = True
+    ) -> IndexReport:
         """Index these video files (unchanged ones are skipped, changed ones re-encoded). Saves the index."""
         files = list(dict.fromkeys(Path(path).absolute() for path in paths))
         return self._index_files(files, None, batch_size, num_workers, progress)
@@ -392,7 +398,8 @@ class VideoIndex:
         first_shard = self._next_shard()
         for number, start in enumerate(range(0, count, shard_size)):
             rows = slice(start, start + shard_size)
-            videos = [{"path": path, "num_frames": int(mask.sum())} for path, mask in zip(paths[rows], video_mask[rows])]
+            videos = [{"path": path, "num_frames": int(mask.sum())}
+                      for path, mask in zip(paths[rows], video_mask[rows])]
             self._write_shard(first_shard + number, videos, {
                 "frame_embeds": frame_embeds[rows].astype(np.float16),
                 "video_embeds": video_embeds[rows].astype(np.float16),
@@ -506,7 +513,8 @@ class VideoIndex:
                            fingerprint["max_frames"]),
             batch_size=None, num_workers=num_workers, collate_fn=_as_is,
         ))
-        bar = tqdm(total=len(files), desc=f"encoding videos (process {process_index})", unit="video", disable=not progress)
+        bar = tqdm(total=len(files), desc=f"encoding videos (process {process_index})", unit="video",
+                   disable=not progress)
         for chunk in chunks:
             videos, failed, pending, parts = [], [], [], []
             for number, file in enumerate(chunk["files"]):
@@ -545,7 +553,8 @@ class VideoIndex:
         frames, dim = self.manifest["frames"], self.manifest["dim"]
         shapes = {"frame_embeds": (0, frames, dim), "video_embeds": (0, dim), "video_mask": (0, frames),
                   "timestamps": (0, frames)}
-        dtypes = {"frame_embeds": np.float16, "video_embeds": np.float16, "video_mask": np.uint8, "timestamps": np.float32}
+        dtypes = {"frame_embeds": np.float16, "video_embeds": np.float16, "video_mask": np.uint8,
+                  "timestamps": np.float32}
         return np.zeros(shapes[name], dtypes[name])
 
     # ------------------------------------------------------------------ shards and the video table
@@ -579,7 +588,8 @@ class VideoIndex:
             if shard in listed:
                 continue
             metadata = _read_header(path)[0].get("__metadata__", {})
-            rows += [{**video, "row_id": shard * shard_size + row} for row, video in enumerate(json.loads(metadata["videos"]))]
+            videos = json.loads(metadata["videos"])
+            rows += [{**video, "row_id": shard * shard_size + row} for row, video in enumerate(videos)]
             failed += json.loads(metadata["failed"])
             self.manifest["shards"].append(shard)
         if rows:
@@ -590,27 +600,24 @@ class VideoIndex:
         """Drop the rows of `remove_paths`, add `new_rows`, and bring stage 1 along."""
         table = self._videos
         if remove_paths:
-            table = table.filter(pc.invert(pc.is_in(table["path"], value_set=pa.array(sorted(remove_paths), pa.string()))))
+            removed = pc.is_in(table["path"], value_set=pa.array(sorted(remove_paths), pa.string()))
+            table = table.filter(pc.invert(removed))
         if new_rows:
             columns = {name: [row.get(name) for row in new_rows] for name in VIDEO_SCHEMA.names}
             table = pa.concat_tables([table, pa.table(columns, schema=VIDEO_SCHEMA)])
         before = self._row_ids
-        self._videos = table.sort_by("row_id")
+        self._videos = table.sort_by("row_id").combine_chunks()  # one chunk: `take` on many is slow
         self._row_ids = self._videos["row_id"].to_numpy()
         self._table_saved = False
         self._update_stage1(np.setdiff1d(self._row_ids, before), np.setdiff1d(before, self._row_ids))
 
     def _gather(self, row_ids: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """The stored arrays `names` of these rows (any order), read from the memory-mapped shards; float16 features
-        come back as float32 (converted while copied)."""
+        """The stored arrays `names` of these rows (any order), read from the memory-mapped shards."""
         shard_size = self.manifest["shard_size"]
         shards = row_ids // shard_size
         by_shard = np.argsort(shards, kind="stable")
-        gathered = {}
-        for name in names:
-            stored = self._empty(name)
-            dtype = np.float32 if stored.dtype == np.float16 else stored.dtype
-            gathered[name] = np.empty((len(row_ids), *stored.shape[1:]), dtype)
+        gathered = {name: np.empty((len(row_ids), *self._empty(name).shape[1:]), self._empty(name).dtype)
+                    for name in names}
         for positions in np.split(by_shard, np.flatnonzero(np.diff(shards[by_shard])) + 1):
             if not len(positions):
                 continue
@@ -628,20 +635,21 @@ class VideoIndex:
         if not len(added) and not len(removed):
             return
         self._stage1_saved = False
-        if faiss is None or self._stage1 is None or stage1_parameters(len(self))["type"] != self.manifest["stage1"]["type"]:
+        kind = stage1_parameters(len(self))["type"]
+        if faiss is None or self._stage1 is None or kind != self.manifest["stage1"].get("type"):
             self._stage1 = None
             return
         if len(removed):
             # Refinement indexes cannot remove vectors: re-add the rest, keeping the trained codebooks.
             self._stage1.reset()
             added = self._row_ids
-        self._stage1.add_with_ids(self._gather(added, ("video_embeds",))["video_embeds"], added)
+        self._stage1.add_with_ids(self._gather(added, ("video_embeds",))["video_embeds"].astype(np.float32), added)
 
     def _ready_stage1(self):
         """The FAISS index (built for the collection's size if there is none), or the exact-search table."""
         if self._stage1 is not None:
             return self._stage1
-        embeds = self._gather(self._row_ids, ("video_embeds",))["video_embeds"]
+        embeds = self._gather(self._row_ids, ("video_embeds",))["video_embeds"].astype(np.float32)
         if faiss is None:
             logger.warning(
                 "faiss is not installed: stage 1 scans all %d video embeddings with numpy, in time linear in the "
@@ -677,7 +685,9 @@ class VideoIndex:
     # ------------------------------------------------------------------ search
 
     @torch.no_grad()
-    def search(self, query: str | np.ndarray | torch.Tensor, k: int = 10, candidates: int | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str | np.ndarray | torch.Tensor, k: int = 10, candidates: int | None = None
+    ) -> list[SearchHit]:
         """The `k` best videos for a caption (a string, or its unit-norm text embedding ŝ), best first.
 
         Stage 1 takes `candidates` videos (R, default the index's) by their video embedding; stage 2 scores them
@@ -688,28 +698,32 @@ class VideoIndex:
         if not len(self):
             return []
         row_ids = self._candidates(text_embeds[0].numpy(), max(k, candidates or self.manifest["candidates"]))
-        stored = self._gather(row_ids, FEATURE_NAMES)
-        frames = max(int(stored["video_mask"].sum(1).max()), 1)
         device = model.device
-        video = MsamVideoOutput(
-            video_embeds=torch.from_numpy(stored["video_embeds"]).to(device),
-            frame_embeds=torch.from_numpy(stored["frame_embeds"][:, :frames]).to(device),
-            video_mask=torch.from_numpy(stored["video_mask"][:, :frames]).long().to(device),
-        )
+        if model.config.similarity_head in ("mean", "seq_transformer"):  # these heads score v̄ alone
+            stored = self._gather(row_ids, ("video_embeds",))
+            video = MsamVideoOutput(video_embeds=torch.from_numpy(stored["video_embeds"]).to(device).float())
+        else:
+            stored = self._gather(row_ids, ("frame_embeds", "video_mask"))
+            frames = max(int(stored["video_mask"].sum(1).max()), 1)
+            frame_embeds = torch.from_numpy(stored["frame_embeds"][:, :frames]).to(device).float()
+            video_mask = torch.from_numpy(stored["video_mask"][:, :frames]).long().to(device)
+            video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
         logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
                                              text_context_size=1, video_chunk_size=len(row_ids),
                                              return_frame_attention=True)
         scores = logits[0].float().cpu()
         order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
-        table = self._videos.take(np.searchsorted(self._row_ids, row_ids[order]))
-        hits = []
-        for position, path, duration in zip(order, table["path"].to_pylist(), table["duration"].to_pylist()):
+        best = row_ids[order]
+        table = self._videos.take(np.searchsorted(self._row_ids, best))
+        moments = self._gather(best, ("timestamps", "video_mask")) if attention is not None else None
+        paths, durations, hits = table["path"].to_pylist(), table["duration"].to_pylist(), []
+        for rank, position in enumerate(order):
             times, weights = [], []
-            if attention is not None:
+            if moments is not None:
                 times, weights = _best_frames(attention[0, position].float().cpu().numpy(),
-                                              stored["timestamps"][position], stored["video_mask"][position])
-            hits.append(SearchHit(path=path, score=float(scores[position]), timestamps=times, attention=weights,
-                                  duration=duration))
+                                              moments["timestamps"][rank], moments["video_mask"][rank])
+            hits.append(SearchHit(path=paths[rank], score=float(scores[position]), timestamps=times,
+                                  attention=weights, duration=durations[rank]))
         return hits
 
     def _ready_model(self) -> MsamModel:
@@ -782,7 +796,8 @@ def _allow_open_files(count: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < count + 256:
         wanted = count + 4096  # headroom, so this runs once per few thousand shards
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _read_header(path: Path) -> tuple[dict[str, Any], int]:
@@ -893,6 +908,7 @@ def run_index(args: argparse.Namespace) -> int:
 
     state = _process_state()
     model, processor = load_model_and_processor(args.model)
+    model.name_or_path = args.model  # what `msam search` reloads: for a LoRA adapter, the adapter, not its base
     model.to(state.device)
     index = VideoIndex.build(args.video_dir, args.out, model, processor, fps=args.fps, shard_size=args.shard_size,
                              batch_size=args.batch_size, num_workers=args.num_workers,

@@ -22,7 +22,6 @@ from msam_hf import MsamConfig, MsamModel, default_processor
 from msam_hf.cli import main as msam
 from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
 from msam_hf.evaluation import load_model_and_processor
-from msam_hf.modeling_msam import MsamTextOutput
 from msam_hf.search import ModelMismatchError, VideoIndex
 from msam_hf.video_io import read_frames
 
@@ -202,8 +201,9 @@ def test_two_processes_index_like_one(tmp_path, built, video_dir, model_dir):
     # `--cpu --num_processes 2` would start one process; `--multi_gpu` with cpu=True in the code starts two (gloo).
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-               "-m", "msam_hf.cli", "index", str(video_dir), "--model", str(model_dir), "--out", str(tmp_path / "index"),
-               "--shard-size", "4", "--batch-size", "3", "--num-workers", "0", "--no-progress"]
+               "-m", "msam_hf.cli", "index", str(video_dir), "--model", str(model_dir),
+               "--out", str(tmp_path / "index"), "--shard-size", "4", "--batch-size", "3", "--num-workers", "0",
+               "--no-progress"]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=300)
     two = VideoIndex.load(tmp_path / "index")
     assert json.loads((tmp_path / "index" / "report.json").read_text())["processes"] == 2
@@ -245,3 +245,19 @@ def test_search_without_faiss_ranks_like_faiss_exact(built, model_and_processor,
         assert [hit.path for hit in hits] == [hit.path for hit in expected]
         assert [hit.score for hit in hits] == pytest.approx([hit.score for hit in expected], abs=1e-5)
     assert "faiss is not installed" in caplog.text
+
+
+def test_heads_without_frame_attention_rank_by_the_video_embedding(tmp_path, video_dir):
+    torch.manual_seed(0)
+    model = MsamModel(MsamConfig.tiny(max_frames=3, similarity_head="mean")).eval()
+    processor = default_processor(model.config)
+    index = VideoIndex.build(video_dir, tmp_path / "index", model, processor, **BUILD)
+    paths = sorted(video_dir.glob("*.mp4"))
+    with torch.no_grad():
+        frames = [read_frames(path, max_frames=3).frames for path in paths]
+        video = model.get_video_features(**processor(videos=frames, return_tensors="pt"))
+        inputs = processor(text=["a truck drives on the road"], return_tensors="pt")
+        logits = model.similarity(model.get_text_features(inputs["input_ids"], inputs["attention_mask"]), video)
+    hits = index.search("a truck drives on the road", k=len(paths))
+    assert [hit.path for hit in hits] == [str(paths[column]) for column in logits[0].argsort(descending=True)]
+    assert all(hit.timestamps == [] for hit in hits)
