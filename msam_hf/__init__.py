@@ -11,6 +11,7 @@ from .modeling_msam import MsamModel, MsamOutput, MsamPreTrainedModel, MsamTextO
 from .pipeline_msam import MsamVideoTextRetrievalPipeline
 from .processing_msam import MsamProcessor
 from .processors import default_processor, default_tokenizer
+from .search import SearchHit, VideoIndex
 from .video_processing_msam import MsamVideoProcessor
 
 __version__ = "0.1.0"
@@ -55,6 +56,8 @@ __all__ = [
     "MsamVideoOutput",
     "MsamVideoProcessor",
     "MsamVideoTextRetrievalPipeline",
+    "SearchHit",
+    "VideoIndex",
     "apply_lora",
     "default_processor",
     "default_tokenizer",
