@@ -24,13 +24,13 @@ from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
 from .modeling_msam import concatenate_outputs
 from .modeling_msam import gather_across_processes
+from .modeling_msam import symmetric_info_nce
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_mask")
 
@@ -88,8 +88,7 @@ def accumulated_contrastive_step(
         scored_text, scored_video = gather_across_processes(scored_text, scored_video)
     with accelerator.autocast():
         logits = msam.similarity(scored_text, scored_video, text_context_size=None)
-    targets = torch.arange(logits.shape[0], device=logits.device)
-    contrastive_loss = 0.5 * (F.cross_entropy(logits.float(), targets) + F.cross_entropy(logits.float().T, targets))
+    contrastive_loss = symmetric_info_nce(logits.float())
     if check_finite is not None:
         check_finite({"contrastive_loss": contrastive_loss})
     contrastive_loss.backward()

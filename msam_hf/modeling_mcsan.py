@@ -59,6 +59,7 @@ from .modeling_msam import (
     l2_normalize,
     mask_logits,
     masked_mean,
+    symmetric_info_nce,
 )
 
 
@@ -188,12 +189,6 @@ def attribute_kl_divergence(
     if symmetric:
         return 0.5 * (kl(text_logits, video_logits) + kl(video_logits, text_logits))
     return kl(text_logits, video_logits)
-
-
-def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
-    """½(CE(S) + CE(Sᵀ)) with caption i matching video i."""
-    targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
-    return 0.5 * (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets))
 
 
 def _key_padding_bias(token_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

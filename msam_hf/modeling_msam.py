@@ -115,6 +115,12 @@ def masked_mean(tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (tensor * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
+def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """½(CE(S) + CE(Sᵀ)) with caption i matching video i: the contrastive loss of both directions."""
+    targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
+    return 0.5 * (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets))
+
+
 def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Set logits at masked positions (mask == 0, broadcast over leading dims) to the dtype's minimum."""
     if mask is None:
@@ -738,10 +744,7 @@ class MsamModel(MsamPreTrainedModel):
                     f"return_loss=True pairs caption i with video i, but got {logits_per_text.shape[0]} captions for "
                     f"{logits_per_text.shape[1]} videos."
                 )
-            targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
-            contrastive_loss = 0.5 * (
-                F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets)
-            )
+            contrastive_loss = symmetric_info_nce(logits_per_text)
             loss = contrastive_loss
             if need_semantics:
                 distribution_loss, diversity_loss = self.semantic_losses(text_outputs, video_outputs)
