@@ -17,22 +17,16 @@ from .video_processing_msam import MsamVideoProcessor
 __version__ = "0.1.0"
 
 # In-package use through the Auto classes, and `auto_map` entries in saved folders so they load with
-# `trust_remote_code=True` where msam_hf is not installed.
-AutoConfig.register(MsamConfig.model_type, MsamConfig, exist_ok=True)
-AutoModel.register(MsamConfig, MsamModel, exist_ok=True)
-AutoImageProcessor.register(MsamConfig, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
-AutoProcessor.register(MsamConfig, MsamProcessor, exist_ok=True)
-MsamConfig.register_for_auto_class()
-MsamModel.register_for_auto_class("AutoModel")
+# `trust_remote_code=True` where msam_hf is not installed. Both models use MSAM's processor.
+for config_class, model_class in ((MsamConfig, MsamModel), (McsanConfig, McsanModel)):
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModel.register(config_class, model_class, exist_ok=True)
+    AutoImageProcessor.register(config_class, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
+    AutoProcessor.register(config_class, MsamProcessor, exist_ok=True)
+    config_class.register_for_auto_class()
+    model_class.register_for_auto_class("AutoModel")
 MsamVideoProcessor.register_for_auto_class("AutoImageProcessor")
 MsamProcessor.register_for_auto_class("AutoProcessor")
-# MCSAN shares MSAM's processor.
-AutoConfig.register(McsanConfig.model_type, McsanConfig, exist_ok=True)
-AutoModel.register(McsanConfig, McsanModel, exist_ok=True)
-AutoImageProcessor.register(McsanConfig, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
-AutoProcessor.register(McsanConfig, MsamProcessor, exist_ok=True)
-McsanConfig.register_for_auto_class()
-McsanModel.register_for_auto_class("AutoModel")
 # `pipeline("video-text-retrieval", model=...)` in-package; a pipeline instance's save_pretrained records it in the
 # folder's `custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)` finds it without msam_hf.
 PIPELINE_REGISTRY.register_pipeline(
