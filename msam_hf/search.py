@@ -57,8 +57,8 @@ from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
 from .modeling_msam import zero_pad
-from .video_io import VIDEO_EXTENSIONS
 from .video_io import read_frames
+from .video_io import video_files_under
 
 try:
     import faiss
@@ -176,7 +176,7 @@ def list_video_files(video_dir: str | Path) -> list[Path]:
     root = Path(video_dir).absolute()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; pass the folder that holds the videos to index.")
-    return sorted(path for path in root.rglob("*") if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
+    return video_files_under(root)
 
 
 class VideoIndex:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 from typing import NamedTuple
 from typing import Union
@@ -32,6 +33,13 @@ import numpy as np
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Mapping]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpeg", ".mpg", ".ts")
+
+
+def video_files_under(folder: str | os.PathLike) -> list[Path]:
+    """Every file under `folder` (recursively) with a video extension, sorted."""
+    paths = Path(folder).rglob("*")
+    return sorted(path for path in paths if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
+
 
 # Frame times are compared in seconds; a frame this close before a timestamp counts as at it.
 _TIME_TOLERANCE = 1e-6

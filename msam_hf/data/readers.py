@@ -36,6 +36,7 @@ from pathlib import Path
 import datasets
 
 from ..video_io import VIDEO_EXTENSIONS
+from ..video_io import video_files_under
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +396,7 @@ def _read_videofolder(root: Path) -> VideoTextSource:
             continue
         splits.setdefault(split, []).append(record)
     report.unreferenced_videos = sorted(
-        str(path.relative_to(root)) for path in _video_files(root) if path.resolve() not in referenced
+        str(path.relative_to(root)) for path in video_files_under(root) if path.resolve() not in referenced
     )
     return VideoTextSource("videofolder", {split: splits[split] for split in _ordered(splits)}, report)
 
@@ -508,10 +509,6 @@ def _find_video(folders: list[Path], video_id: str) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
-
-
-def _video_files(root: Path) -> list[Path]:
-    return sorted(path for path in root.rglob("*") if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file())
 
 
 def _existing_folders(root: Path, names: Iterable[str]) -> list[Path]:
