@@ -109,3 +109,30 @@ def test_rows_without_a_video_file_are_refused_until_selected_away(make_videofol
 def test_unknown_mode_is_refused(split):
     with pytest.raises(ValueError, match="mode"):
         VideoTextDataset(split, mode="inference")
+
+
+def test_attribute_labels_per_caption_and_per_video_over_all_its_captions(make_videofolder, processor):
+    from msam_hf.data.attributes import AttributeVocabulary
+
+    vocabulary = AttributeVocabulary(
+        levels={"entity": ["car", "boat", "lake"], "action": ["drive"], "relationship": ["car on road", "boat on lake"]},
+        counts={"entity": [], "action": [], "relationship": []}, tagger_name="lexicon",
+    )
+    captions = {"road": ["a red car drives on the road", "a boat on the lake"], "lake": ["the lake"]}
+    split = load_video_text_dataset(make_videofolder(captions))["train"]
+    collate = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
+    # columns: car boat lake | drive | car-on-road boat-on-lake
+    expected = {"a red car drives on the road": [1, 0, 0, 1, 1, 0], "a boat on the lake": [0, 1, 1, 0, 0, 1],
+                "the lake": [0, 0, 1, 0, 0, 0]}
+
+    dataset = VideoTextDataset(split, mode="train")
+    batch = collate([dataset[0], dataset[1]])
+    assert batch["attribute_labels"].tolist() == [expected[caption] for caption in batch["captions"]]
+    # The video's row is the union over all its captions, whichever caption was drawn.
+    assert batch["video_attribute_labels"].tolist() == [[1, 1, 1, 1, 1, 1], [0, 0, 1, 0, 0, 0]]
+    assert batch["attribute_labels"].dtype == torch.float32
+
+    eval_batch = collate([VideoTextDataset(split, mode="eval")[index] for index in range(2)])
+    assert eval_batch["attribute_labels"].tolist() == [expected[caption] for caption in eval_batch["captions"]]
+    assert eval_batch["video_attribute_labels"].shape == (2, 6)
+    assert "attribute_labels" not in VideoTextCollator(processor)([dataset[0]])  # no vocabulary, no labels

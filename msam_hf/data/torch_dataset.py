@@ -8,12 +8,20 @@ video that fails to decode is logged, and the collate drops it and lists it in t
 Evaluation (`mode="eval"`, the multi-sentence protocol of msam.md §8): one item per video with all
 its captions; a batch holds its videos once and the captions flat, with `caption_to_video` pointing
 each caption at its video. A decoding failure raises: a test set must not shrink silently.
+
+Attribute labels (any model whose config has an `attribute_vocabulary`, e.g. MCSAN): given the
+vocabulary, the collate adds multi-hot `attribute_labels` per caption and `video_attribute_labels` per
+video, the union over *all* the video's captions (items carry them as `video_captions`), not only the
+caption drawn for this epoch.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 import datasets
@@ -22,6 +30,9 @@ import torch
 
 from ..video_io import VideoDecodeError
 from ..video_io import read_frames
+
+if TYPE_CHECKING:
+    from .attributes import AttributeVocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +49,8 @@ class VideoTextDataset(torch.utils.data.Dataset):
         seed: seeds the caption draw in training.
 
     Items are dicts: `video_id`, `index` (row in the split), `frames` (T, H, W, 3) uint8, `timestamps`,
-    `captions` (one in training, all in evaluation) and `caption_indices` (their positions in the row's
-    captions). In training, a video that fails to decode gives `{"video_id", "index", "error"}`.
+    `captions` (one in training, all in evaluation), `caption_indices` (their positions in the row's
+    captions) and `video_captions` (all the row's captions, for video-level attribute labels). In training, a video that fails to decode gives `{"video_id", "index", "error"}`.
     """
 
     def __init__(
@@ -105,6 +116,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
             "timestamps": clip.timestamps,
             "captions": [captions[i] for i in caption_indices],
             "caption_indices": caption_indices,
+            "video_captions": list(captions),
         }
 
 
@@ -120,9 +132,30 @@ class VideoTextCollator:
     `caption_to_video` (N,) each caption's video in this batch (in training N = B and it is `arange(B)`),
     and `skipped_video_ids`: items that failed to decode and were dropped. When every item failed,
     the batch holds only `video_ids=[]` and `skipped_video_ids`; a training loop skips it.
+
+    With an `attribute_vocabulary` (`msam_hf.data.attributes.AttributeVocabulary`) the batch also holds
+    `attribute_labels` (N, A) and `video_attribute_labels` (B, A), float multi-hot rows over the
+    vocabulary (entity, action, relationship concatenated: the `McsanConfig.attribute_slices` layout);
+    a video's row is the union over all its captions.
     """
 
     processor: Any
+    attribute_vocabulary: AttributeVocabulary | None = None
+    # caption → its positive label columns; tagging costs ~1 ms a caption, so each distinct caption is tagged once.
+    _label_columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def label_captions(self, captions: Sequence[str]) -> torch.Tensor:
+        """Multi-hot attribute labels `(captions, A)` (float32), remembered per distinct caption. Called on a whole
+        split before a DataLoader starts its workers, it tags every caption once: the workers inherit the labels."""
+        if self.attribute_vocabulary is None:
+            raise ValueError("this collator has no attribute_vocabulary to label captions with")
+        new = [caption for caption in dict.fromkeys(captions) if caption not in self._label_columns]
+        for caption, row in zip(new, self.attribute_vocabulary.labels(new)):
+            self._label_columns[caption] = np.flatnonzero(row)
+        labels = torch.zeros(len(captions), self.attribute_vocabulary.num_attributes)
+        for row, caption in enumerate(captions):
+            labels[row, torch.from_numpy(self._label_columns[caption])] = 1.0
+        return labels
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         skipped = [item["video_id"] for item in items if "error" in item]
@@ -143,4 +176,9 @@ class VideoTextCollator:
             ),
             skipped_video_ids=skipped,
         )
+        if self.attribute_vocabulary is not None:
+            batch["attribute_labels"] = self.label_captions(captions)
+            batch["video_attribute_labels"] = torch.stack(
+                [self.label_captions(item["video_captions"]).amax(dim=0) for item in items]
+            )
         return batch
