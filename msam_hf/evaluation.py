@@ -1,4 +1,4 @@
-"""Retrieval evaluation of an MSAM model on a dataset split: the multi-sentence protocol of msam.md §8.
+"""Retrieval evaluation of an MSAM or MCSAN model on a dataset split: the multi-sentence protocol of msam.md §8.
 
 Every caption of the split is a text-to-video query against every video; every video is a video-to-text query
 against the caption groups (`msam_hf.metrics`). Features are extracted once per split (videos and captions in
@@ -8,11 +8,18 @@ CIFFP scores a caption together with a caption set J (msam.md §3). The referenc
 captions of the test list; here captions are taken in the split's order (video by video, each video's captions in
 their stored order), cut into consecutive blocks of |J|, so the result is deterministic. |J| = 1 scores every
 caption on its own: what a search engine serves. Both are reported; the other heads do not depend on |J|.
+
+A model with attribute projections (a config with an `attribute_vocabulary` and a `predict_attributes` method, e.g.
+MCSAN) also gets attribute mAP per level (`evaluate_attributes`): the attributes are predicted from the video
+embedding and from the caption embedding through the same projection, and scored against the labels the model's
+vocabulary mines from the split's captions (per caption, and per video as the union over its captions) and, on the
+synthetic benchmark, against the generator's ground truth.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +29,26 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .data.attributes import ATTRIBUTE_LEVELS
+from .data.attributes import AttributeVocabulary
+from .data.attributes import normalise_ground_truth
 from .data.torch_dataset import VideoTextCollator
 from .data.torch_dataset import VideoTextDataset
 from .metrics import RECALL_CUTOFFS
 from .metrics import retrieval_metrics
 from .metrics import text_to_video_recall_curve
+from .modeling_mcsan import McsanModel
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
 from .modeling_msam import concatenate_outputs
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TEXT_CONTEXT_SIZES = (32, 1)
+# Written next to a model trained with attribute labels: the vocabulary with the tagger that mined it, so held-out
+# captions are labelled by the same tagger (the config stores the attribute names only).
+ATTRIBUTE_VOCABULARY_FILE = "attribute_vocabulary.json"
 
 
 @dataclass
@@ -133,6 +149,112 @@ def context_key(size: int | None) -> str:
     return "|J|=all" if size is None else f"|J|={size}"
 
 
+# ----------------------------------------------------------------------------- attribute prediction
+
+
+def has_attribute_head(model: Any) -> bool:
+    """Whether `model` predicts attributes over a known vocabulary (MCSAN; any model with the same config field)."""
+    return bool(getattr(model.config, "attribute_vocabulary", None)) and hasattr(model, "predict_attributes")
+
+
+def model_attribute_vocabulary(model: Any, model_path: str | Path | None = None) -> AttributeVocabulary:
+    """The model's vocabulary (`config.attribute_vocabulary`) with the tagger that mined it: the one recorded in
+    the model folder's `attribute_vocabulary.json` when it matches the config, else the best installed one."""
+    levels = {level: list(model.config.attribute_vocabulary[level]) for level in ATTRIBUTE_LEVELS}
+    saved = Path(model_path) / ATTRIBUTE_VOCABULARY_FILE if model_path is not None else None
+    if saved is not None and saved.is_file():
+        vocabulary = AttributeVocabulary.load(saved)
+        if vocabulary.levels == levels:
+            return vocabulary
+        logger.warning("%s does not match the model config's attribute_vocabulary; labelling with the config's", saved)
+    return AttributeVocabulary(levels, {level: [] for level in ATTRIBUTE_LEVELS}, tagger_name="auto")
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision of one attribute: the mean precision at the positives' ranks, items ranked by score.
+    Tied scores form one step (as scikit-learn's), so the order of the items cannot change the result."""
+    order = np.argsort(-scores, kind="stable")
+    scores, labels = scores[order], labels[order]
+    run_ends = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last item of each group of equal scores
+    true_positives = np.cumsum(labels)[run_ends]
+    precision = true_positives / (run_ends + 1)
+    recall_steps = np.diff(np.r_[0, true_positives]) / true_positives[-1]
+    return float((recall_steps * precision).sum())
+
+
+def mean_average_precision(logits: torch.Tensor, labels: np.ndarray) -> dict[str, float | int | None]:
+    """Macro mAP (percent) over the attributes (columns) with at least one positive item (row), their number, and
+    chance: the attributes' mean positive rate (percent), about the mAP of a random ranking."""
+    scores, labels = logits.float().cpu().numpy(), np.asarray(labels, dtype=np.float64)
+    present = np.flatnonzero(labels.sum(axis=0) > 0)
+    if not len(present):
+        return {"map": None, "attributes": 0, "chance": None}
+    precisions = [average_precision(scores[:, column], labels[:, column]) for column in present]
+    return {"map": 100 * float(np.mean(precisions)), "attributes": int(len(present)),
+            "chance": 100 * float(labels[:, present].mean())}
+
+
+@torch.no_grad()
+def evaluate_attributes(
+    model: Any,
+    features: RetrievalFeatures,
+    vocabulary: AttributeVocabulary,
+    ground_truth: dict[str, dict] | None = None,
+) -> dict[str, Any]:
+    """Attribute mAP per level of `features` (see `mean_average_precision`).
+
+    - `"video"`: predicted from each video's embedding, against the union of its captions' labels;
+    - `"caption"`: predicted from each caption's embedding, against its own labels;
+    - `"ground_truth"` (given `ground_truth`, `{video_id: record}` of the synthetic benchmark's
+      `ground_truth.jsonl`): the video predictions against the generator's entities, actions and relations
+      (normalised to mined forms by the vocabulary's tagger), over the attributes in both vocabularies.
+
+    Labels are mined by `vocabulary` from the split's captions; attributes with no positive in the split are left
+    out. Returns `{"tagger", "video": {level: {"map", "attributes", "chance"}}, "caption": {...}, ...}`.
+    """
+    caption_labels = vocabulary.labels(features.captions)
+    video_labels = np.zeros((len(features.video_ids), vocabulary.num_attributes), dtype=np.uint8)
+    np.maximum.at(video_labels, features.caption_to_video.numpy(), caption_labels)
+    predictions = {"video": model.predict_attributes(features.video), "caption": model.predict_attributes(features.text)}
+    labels = {"video": video_labels, "caption": caption_labels}
+    starts = np.cumsum([0] + [vocabulary.sizes[level] for level in ATTRIBUTE_LEVELS])
+    slices = {level: slice(start, end) for level, start, end in zip(ATTRIBUTE_LEVELS, starts[:-1], starts[1:])}
+    results: dict[str, Any] = {"tagger": vocabulary.tagger.name}
+    for kind in ("video", "caption"):
+        results[kind] = {level: mean_average_precision(logits, labels[kind][:, slices[level]])
+                         for level, logits in predictions[kind].items()}
+    if ground_truth:
+        results["ground_truth"] = _ground_truth_attribute_map(features, vocabulary, ground_truth, predictions["video"])
+    return results
+
+
+def _ground_truth_attribute_map(features, vocabulary, ground_truth, video_predictions) -> dict[str, Any]:
+    # Only the split's videos: an attribute needs a positive among them to be scored anyway.
+    truth = {video_id: normalise_ground_truth(ground_truth[video_id], vocabulary.tagger)
+             for video_id in features.video_ids if video_id in ground_truth}
+    rows = [row for row, video_id in enumerate(features.video_ids) if video_id in truth]
+    if len(rows) < len(features.video_ids):
+        logger.warning("%d of %d videos have no ground-truth record; the ground-truth mAP leaves them out",
+                       len(features.video_ids) - len(rows), len(features.video_ids))
+    results = {}
+    for level, logits in video_predictions.items():
+        # Attributes the generator never states have no positive, so the mAP covers those in both vocabularies.
+        names = vocabulary.levels[level]
+        labels = np.array([[name in truth[features.video_ids[row]][level] for name in names] for row in rows],
+                          dtype=np.uint8).reshape(len(rows), len(names))
+        results[level] = mean_average_precision(logits[rows], labels)
+    return results
+
+
+def read_ground_truth(data_dir: str | Path) -> dict[str, dict] | None:
+    """`{video_id: record}` of a synthetic benchmark folder's `ground_truth.jsonl`, or None for other data."""
+    path = Path(data_dir) / "ground_truth.jsonl"
+    if not path.is_file():
+        return None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {record["video_id"]: record for record in records}
+
+
 # ----------------------------------------------------------------------------- reports
 
 
@@ -160,7 +282,37 @@ def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
     lines.append("")
     lines.append(f"{any_results['num_captions']} captions × {any_results['num_videos']} videos, ties: "
                  f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it).")
+    if any("attribute_map" in results for results in results_by_model.values()):
+        lines += ["", attribute_markdown_table(results_by_model)]
     return "\n".join(lines)
+
+
+ATTRIBUTE_LABEL_TITLES = {"video": "video (mined)", "caption": "caption (mined)", "ground_truth": "video (ground truth)"}
+
+
+def attribute_markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
+    """One row per (model, labels) of the models with attribute predictions: mAP per level."""
+    lines = ["| model | labels | " + " | ".join(f"{level} mAP" for level in ATTRIBUTE_LEVELS) + " |",
+             "|---|---|" + "---|" * len(ATTRIBUTE_LEVELS)]
+    for name, results in results_by_model.items():
+        for kind, title in ATTRIBUTE_LABEL_TITLES.items():
+            scores = results.get("attribute_map", {}).get(kind)
+            if scores is not None:
+                lines.append(f"| {name} | {title} | " + " | ".join(_map_cell(scores.get(level)) for level in ATTRIBUTE_LEVELS)
+                             + " |")
+    lines += ["", "mAP (%) over the attributes with a positive in the split (how many: n); chance: their mean positive "
+              "rate, about what a random ranking scores. Mined labels: the model's vocabulary applied to the split's "
+              "captions, a video's being the union over its captions."]
+    if any("ground_truth" in results.get("attribute_map", {}) for results in results_by_model.values()):
+        lines.append("Ground truth: the synthetic generator's entities, actions and relations of each video, in mined "
+                     "form; scored over the attributes that both vocabularies have.")
+    return "\n".join(lines)
+
+
+def _map_cell(scores: dict[str, Any] | None) -> str:
+    if scores is None or scores["map"] is None:
+        return "–"
+    return f"{scores['map']:.1f} (chance {scores['chance']:.1f}, n={scores['attributes']})"
 
 
 def write_report(
@@ -251,10 +403,14 @@ def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -
 # ----------------------------------------------------------------------------- command line
 
 
-def load_model_and_processor(path: str | Path, base_model: str | Path | None = None) -> tuple[MsamModel, Any]:
-    """An MSAM model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder merged onto its base
-    (`base_model`, by default the one the adapter records), with its processor: the one saved with the model, else
-    the one saved with the adapter's base, else the packaged default."""
+def load_model_and_processor(
+    path: str | Path, base_model: str | Path | None = None
+) -> tuple[MsamModel | McsanModel, Any]:
+    """An MSAM or MCSAN model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder merged onto
+    its base (`base_model`, by default the one the adapter records), with its processor: the one saved with the
+    model, else the one saved with the adapter's base, else the packaged default."""
+    from transformers import AutoConfig
+
     from .lora import load_lora
     from .processing_msam import MsamProcessor
     from .processors import default_processor
@@ -263,7 +419,11 @@ def load_model_and_processor(path: str | Path, base_model: str | Path | None = N
     if (path / "adapter_config.json").is_file():
         model = load_lora(path, base_model=base_model).merge_and_unload()
     else:
-        model = MsamModel.from_pretrained(path)
+        model_classes = {"msam": MsamModel, "mcsan": McsanModel}
+        model_type = AutoConfig.from_pretrained(path).model_type
+        if model_type not in model_classes:
+            raise ValueError(f"{path} holds a {model_type!r} model; msam evaluates {' and '.join(model_classes)} models")
+        model = model_classes[model_type].from_pretrained(path)
     for source in (path, base_model):
         if source is None:
             continue
@@ -294,6 +454,8 @@ def register(subparsers) -> None:
     parser.add_argument("--attention-queries", type=int, default=4,
                         help="captions whose frame attention is plotted (CIFFP / attention heads)")
     parser.add_argument("--output-dir", default="msam-eval", help="where results.json/.md and the plots go")
+    parser.add_argument("--no-attributes", dest="attributes", action="store_false",
+                        help="skip the attribute mAP of models with attribute projections (MCSAN)")
     parser.set_defaults(func=run_evaluate)
 
 
@@ -304,6 +466,7 @@ def run_evaluate(args) -> int:
     if args.split not in dataset:
         raise ValueError(f"{args.data} has no split {args.split!r}; it has {list(dataset)}")
     sizes = tuple(dict.fromkeys((args.text_context_size, 1)))
+    ground_truth = read_ground_truth(args.data)
     results, attention = {}, None
     for model_path in args.models:
         name = Path(model_path).name if len({Path(p).name for p in args.models}) == len(args.models) else model_path
@@ -313,6 +476,9 @@ def run_evaluate(args) -> int:
         results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties)
         results[name]["model"] = str(model_path)
         results[name]["split"] = args.split
+        if args.attributes and has_attribute_head(model):
+            vocabulary = model_attribute_vocabulary(model, model_path)
+            results[name]["attribute_map"] = evaluate_attributes(model, features, vocabulary, ground_truth)
         attention = attention or frame_attention_examples(model, features, args.attention_queries)
     written = write_report(results, args.output_dir, attention)
     print(markdown_table(results))

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +103,42 @@ def test_msam_evaluate_names_a_missing_split(model, dataset_dir, tmp_path, capsy
     model.save_pretrained(folder)
     assert msam(["evaluate", str(folder), str(dataset_dir), "--split", "dev-2", "--output-dir", str(tmp_path)]) == 2
     assert "has no split 'dev-2'" in capsys.readouterr().err
+
+
+def test_average_precision_by_hand_and_ties_count_as_one_step():
+    from msam_hf.evaluation import average_precision, mean_average_precision
+
+    # Ranked: pos, neg, pos, neg → precision 1 at the first positive, 2/3 at the second.
+    assert average_precision(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
+    # All scores tied: one step at recall 1, precision = the positive rate, whatever the item order.
+    assert average_precision(np.zeros(4), np.array([1, 0, 0, 0])) == pytest.approx(0.25)
+    assert average_precision(np.zeros(4), np.array([0, 0, 0, 1])) == pytest.approx(0.25)
+    logits = torch.tensor([[2.0, 0.0, 5.0], [1.0, 0.0, 4.0], [0.0, 0.0, 3.0]])
+    labels = np.array([[1, 0, 0], [0, 0, 0], [1, 0, 1]])  # the middle attribute has no positive: left out
+    result = mean_average_precision(logits, labels)
+    assert result["attributes"] == 2
+    assert result["map"] == pytest.approx(100 * ((1 + 2 / 3) / 2 + 1 / 3) / 2)
+    assert result["chance"] == pytest.approx(100 * 3 / 6)
+    assert mean_average_precision(logits, np.zeros((3, 3)))["map"] is None
+
+
+def test_attribute_map_of_mcsan_on_mined_labels_and_ground_truth(dataset_dir):
+    from msam_hf import McsanConfig, McsanModel
+    from msam_hf.data.attributes import mine_dataset_attributes
+    from msam_hf.evaluation import evaluate_attributes, has_attribute_head, read_ground_truth
+
+    vocabulary = mine_dataset_attributes(dataset_dir, split="train", min_count=1, tagger="lexicon")
+    torch.manual_seed(0)
+    mcsan = McsanModel(McsanConfig.tiny(max_frames=3, attribute_vocabulary=vocabulary.levels)).eval()
+    assert has_attribute_head(mcsan) and not has_attribute_head(MsamModel(MsamConfig.tiny()))
+    train = load_video_text_dataset(dataset_dir)["train"]
+    features = extract_features(mcsan, train, default_processor(mcsan.config), batch_size=2, progress=False)
+    results = evaluate_attributes(mcsan, features, vocabulary, read_ground_truth(dataset_dir))
+    assert set(results) == {"tagger", "video", "caption", "ground_truth"}
+    for kind in ("video", "caption", "ground_truth"):
+        assert set(results[kind]) == {"entity", "action", "relationship"}
+    # Mined from these very captions: every attribute has a positive caption, hence a positive video.
+    assert results["caption"]["entity"]["attributes"] == len(vocabulary.levels["entity"])
+    assert results["video"]["entity"]["attributes"] == len(vocabulary.levels["entity"])
+    assert 0 < results["video"]["entity"]["map"] <= 100 and results["video"]["entity"]["chance"] > 0
+    assert 0 < results["ground_truth"]["entity"]["attributes"] <= len(vocabulary.levels["entity"])
