@@ -12,6 +12,10 @@ micro-batch. Gradient caching gives the gradient of the *whole* batch's loss wit
    and backpropagate the cached feature gradients (plus the micro-batch's share of the semantic losses, which are
    means over pairs and need no other micro-batch).
 
+MCSAN (`McsanModel`) is cached the same way: its per-level embeddings are the cached features, the fused and
+per-level contrastive losses are computed on them, and the attribute losses (focal BCE and KL, means over pairs)
+are the micro-batch's share, like MSAM's semantic losses.
+
 What it equals: with dropout off, the gradients of a step without accumulation on the same batch (up to float
 rounding; tested). With dropout on, a step with the same objective whose dropout masks differ from the
 unaccumulated step's, as they would between any two runs. What it does not: it costs one extra encoder forward per
@@ -25,14 +29,19 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
+from .modeling_mcsan import McsanModel
+from .modeling_mcsan import McsanTextOutput
+from .modeling_mcsan import McsanVideoOutput
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
+from .modeling_msam import _all_gather_padded
 from .modeling_msam import concatenate_outputs
 from .modeling_msam import gather_across_processes
 from .modeling_msam import symmetric_info_nce
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_mask")
+LABEL_INPUTS = ("attribute_labels", "video_attribute_labels")
 
 
 def accumulated_contrastive_step(
@@ -46,20 +55,30 @@ def accumulated_contrastive_step(
 
     Leaves in every trainable parameter's `.grad` the gradient of the global batch's loss, averaged across
     processes like DDP would (the encoders run outside DDP's forward, so the averaging is done here). Returns the
-    loss parts (`loss`, `contrastive_loss`, and with the semantic branch `distribution_loss`, `diversity_loss`).
+    loss parts (`loss`, `contrastive_loss`, and with MSAM's semantic branch `distribution_loss`, `diversity_loss`;
+    with MCSAN's attribute levels `attribute_loss` (given `attribute_labels` in the batch) and `kl_loss`).
     `check_finite(parts)` is called before any backward pass on non-finite values and may raise.
     """
     if accelerator.mixed_precision == "fp16":
         raise ValueError("gradient accumulation by gradient caching does not support fp16 loss scaling; "
                          "use --mixed_precision bf16 or no, or --gradient_accumulation_steps 1")
-    msam = _msam_model(accelerator.unwrap_model(model))
+    base = _base_model(accelerator.unwrap_model(model))
     size = batch["input_ids"].shape[0]
     if size != batch["pixel_values_videos"].shape[0]:
         raise ValueError(f"training pairs caption i with video i, got {size} captions for "
                          f"{batch['pixel_values_videos'].shape[0]} videos")
     bounds = torch.linspace(0, size, num_micro_batches + 1).round().long().tolist()
-    micro_batches = [{name: batch[name][start:end] for name in MODEL_INPUTS}
+    micro_batches = [{name: batch[name][start:end] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
                      for start, end in zip(bounds[:-1], bounds[1:]) if end > start]
+    if isinstance(base, McsanModel):
+        parts = _mcsan_step(accelerator, base, micro_batches, size, check_finite)
+    else:
+        parts = _msam_step(accelerator, base, micro_batches, size, check_finite)
+    _average_gradients_across_processes(model)
+    return parts
+
+
+def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: int, check_finite) -> dict:
     use_semantics = msam.config.semantic_loss
     return_patches = use_semantics and msam.config.semantic_tokens == "patches"
 
@@ -127,7 +146,6 @@ def accumulated_contrastive_step(
                 semantic_parts["diversity_loss"] += share * diversity_loss.detach().float()
         surrogate.backward()
 
-    _average_gradients_across_processes(model)
     parts = {"contrastive_loss": contrastive_loss.detach()}
     loss = parts["contrastive_loss"]
     if use_semantics:
@@ -137,11 +155,73 @@ def accumulated_contrastive_step(
     return {"loss": loss, **parts}
 
 
-def _msam_model(model: torch.nn.Module) -> MsamModel:
-    """The `MsamModel` inside a PEFT wrapper (its LoRA layers stay in place)."""
+def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size: int, check_finite) -> dict:
+    config = mcsan.config
+    # 1. per-level embeddings of every micro-batch, no graph (all the multi-level score reads)
+    random_states, text_levels, video_levels = [], [], []
+    with torch.no_grad():
+        for micro in micro_batches:
+            random_states.append(_random_state(accelerator.device))
+            with accelerator.autocast():
+                text_levels.append(mcsan.get_text_features(micro["input_ids"], micro["attention_mask"]).level_embeds)
+                video_levels.append(
+                    mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"]).level_embeds)
+    text_levels = torch.cat(text_levels).float().requires_grad_()
+    video_levels = torch.cat(video_levels).float().requires_grad_()
+
+    # 2. the (global) fused and per-level contrastive losses on the cached embeddings, as McsanModel.forward
+    scored_text, scored_video = text_levels, video_levels
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        scored_text, scored_video = _all_gather_padded(text_levels), _all_gather_padded(video_levels)
+    scored_text, scored_video = McsanTextOutput(level_embeds=scored_text), McsanVideoOutput(level_embeds=scored_video)
+    with accelerator.autocast():
+        logits = mcsan.similarity(scored_text, scored_video)
+        level_logits = mcsan.level_similarities(scored_text, scored_video)
+    level_losses = torch.stack([symmetric_info_nce(level_logits[..., index].float())
+                                for index in range(level_logits.shape[-1])])
+    contrastive_loss = symmetric_info_nce(logits.float()) + config.level_contrastive_weight * level_losses.mean()
+    if check_finite is not None:
+        check_finite({"contrastive_loss": contrastive_loss})
+    contrastive_loss.backward()
+
+    # 3. replay each micro-batch with a graph: cached gradients plus its share of the attribute losses
+    attribute_parts: dict[str, torch.Tensor] = {}
+    offset = 0
+    for micro, random_state in zip(micro_batches, random_states):
+        rows = slice(offset, offset + micro["input_ids"].shape[0])
+        offset = rows.stop
+        _set_random_state(random_state, accelerator.device)
+        with accelerator.autocast():
+            text = mcsan.get_text_features(micro["input_ids"], micro["attention_mask"])
+            video = mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
+            surrogate = ((text.level_embeds.float() * text_levels.grad[rows]).sum()
+                         + (video.level_embeds.float() * video_levels.grad[rows]).sum())
+            attribute_loss, kl_loss = mcsan.attribute_losses(
+                text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels"))
+            share = (rows.stop - rows.start) / size
+            for name, value, weight in (("attribute_loss", attribute_loss, config.attribute_loss_weight),
+                                        ("kl_loss", kl_loss, config.kl_loss_weight)):
+                if value is None:
+                    continue
+                if check_finite is not None:
+                    check_finite({name: value})
+                surrogate = surrogate + share * weight * value
+                attribute_parts[name] = attribute_parts.get(name, 0.0) + share * value.detach().float()
+        surrogate.backward()
+
+    loss = contrastive_loss.detach()
+    if "attribute_loss" in attribute_parts:
+        loss = loss + config.attribute_loss_weight * attribute_parts["attribute_loss"]
+    if "kl_loss" in attribute_parts:
+        loss = loss + config.kl_loss_weight * attribute_parts["kl_loss"]
+    return {"loss": loss, "contrastive_loss": contrastive_loss.detach(), **attribute_parts}
+
+
+def _base_model(model: torch.nn.Module) -> MsamModel | McsanModel:
+    """The `MsamModel` or `McsanModel` inside a PEFT wrapper (its LoRA layers stay in place)."""
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not isinstance(model, MsamModel):
-        raise TypeError(f"gradient caching needs an MsamModel, got {type(model).__name__}")
+    if not isinstance(model, (MsamModel, McsanModel)):
+        raise TypeError(f"gradient caching needs an MsamModel or McsanModel, got {type(model).__name__}")
     return model
 
 
