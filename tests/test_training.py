@@ -1,5 +1,5 @@
 """training/train.py end to end on a small synthetic dataset: resume after SIGKILL, NaN stop, undecodable videos,
-and gradient caching against the unaccumulated step."""
+gradient caching against the unaccumulated step (MSAM and MCSAN), and MCSAN runs with their attribute vocabulary."""
 
 import importlib.util
 import json
@@ -15,6 +15,8 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
+from msam_hf import McsanConfig
+from msam_hf import McsanModel
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
 from msam_hf.data.synth import SynthConfig
@@ -170,8 +172,28 @@ def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
         torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
 
 
-def test_gradient_caching_refuses_a_model_that_is_not_msam():
-    with pytest.raises(TypeError, match="needs an MsamModel, got Linear"):
+def test_gradient_caching_equals_the_full_batch_step_for_mcsan():
+    torch.manual_seed(0)
+    reference = McsanModel(McsanConfig.tiny(attribute_vocabulary_sizes={"entity": 5, "action": 3, "relationship": 4}))
+    accumulated = McsanModel(reference.config)
+    accumulated.load_state_dict(reference.state_dict())
+    batch = random_batch()
+    labels = torch.rand(6, 12, generator=torch.Generator().manual_seed(1)) < 0.3
+    batch["attribute_labels"] = labels.float()
+    batch["video_attribute_labels"] = (labels | (torch.rand(6, 12) < 0.2)).float()
+
+    output = reference.train()(**batch, return_loss=True)
+    output.loss.backward()
+    parts = accumulated_contrastive_step(Accelerator(cpu=True), accumulated.train(), batch, num_micro_batches=3)
+
+    for name in ("loss", "contrastive_loss", "attribute_loss", "kl_loss"):
+        torch.testing.assert_close(parts[name], getattr(output, name).detach(), atol=1e-5, rtol=1e-5)
+    for (name, expected), actual in zip(reference.named_parameters(), accumulated.parameters()):
+        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+
+
+def test_gradient_caching_refuses_a_model_that_is_not_msam_or_mcsan():
+    with pytest.raises(TypeError, match="needs an MsamModel or McsanModel, got Linear"):
         accumulated_contrastive_step(Accelerator(cpu=True), torch.nn.Linear(2, 2), random_batch(), 2)
 
 
@@ -200,3 +222,79 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path).values())
     recorded = json.loads((tmp_path / "final" / "training_args.json").read_text())
     assert (recorded["num_processes"], recorded["gradient_accumulation_steps"]) == (2, 2)
+
+
+def load_train_module():
+    spec = importlib.util.spec_from_file_location("train", TRAIN)
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    return train
+
+
+def test_mcsan_trains_on_mined_attributes_and_msam_evaluate_reports_attribute_map(dataset_dir, tmp_path, capsys):
+    from msam_hf.cli import main as msam
+
+    result = run_training("--model", "mcsan", "--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--max_steps", "2",
+                          "--output_dir", tmp_path / "run")
+    assert "no --attribute_vocab: mined the attribute vocabulary from the 60 captions of the 'train' split" in result.stdout
+    assert "attribute mAP (video labels)" in result.stdout
+    best = tmp_path / "run" / "best"
+    # The vocabulary travels in the config; the file beside it adds the tagger that mined it.
+    vocabulary = json.loads((best / "attribute_vocabulary.json").read_text())
+    assert McsanModel.from_pretrained(best).config.attribute_vocabulary == vocabulary["levels"]
+    assert json.loads((best / "training_args.json").read_text())["model"] == "mcsan"
+    assert set(json.loads((best / "eval_results.json").read_text())["attribute_map"]) >= {"video", "caption"}
+
+    report = tmp_path / "report"
+    assert msam(["evaluate", str(best), str(dataset_dir), "--split", "test", "--num-workers", "0",
+                 "--output-dir", str(report)]) == 0
+    assert "| best | multi_level | 32 |" in capsys.readouterr().out
+    attribute_map = json.loads((report / "results.json").read_text())["best"]["attribute_map"]
+    assert set(attribute_map) == {"tagger", "video", "caption", "ground_truth"}  # synthetic data: ground truth too
+    for kind in ("video", "caption", "ground_truth"):
+        for scores in attribute_map[kind].values():
+            assert set(scores) == {"map", "attributes", "chance"}
+            assert scores["map"] is None or 0 <= scores["map"] <= 100
+    assert "| best | video (ground truth) |" in (report / "results.md").read_text()
+
+
+def test_mcsan_with_a_vocabulary_file_lora_and_gradient_caching(dataset_dir, tmp_path):
+    from msam_hf.data.attributes import mine_dataset_attributes
+
+    vocabulary = mine_dataset_attributes(dataset_dir, min_count=1, sizes={"entity": 4, "action": 3, "relationship": 2})
+    vocabulary.save(tmp_path / "vocab.json")
+    result = run_training("--model", "mcsan", "--attribute_vocab", tmp_path / "vocab.json", "--finetune", "lora",
+                          "--lora_r", "2", "--levels", "global", "entity", "action", "--data_dir", dataset_dir, *FAST,
+                          "--gradient_accumulation_steps", "2", "--max_steps", "1", "--eval_every_epoch", "false",
+                          "--output_dir", tmp_path / "run")
+    assert "mined" not in result.stdout
+    config = McsanModel.from_pretrained(tmp_path / "run" / "final").config  # LoRA merged: a plain McsanModel
+    assert config.attribute_vocabulary == vocabulary.levels and config.levels == ["global", "entity", "action"]
+    assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path / "run").values())
+
+
+def test_a_missing_or_malformed_attribute_vocabulary_is_named_with_what_to_do(tmp_path):
+    train = load_train_module()
+    with pytest.raises(ValueError, match=r"--attribute_vocab .*nowhere\.json: no such file; write one with `msam data"):
+        train.load_attribute_vocabulary(str(tmp_path / "nowhere.json"))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"levels": {"entity": ["car"],')
+    with pytest.raises(ValueError, match=r"broken\.json is not valid JSON"):
+        train.load_attribute_vocabulary(str(broken))
+    broken.write_text(json.dumps({"levels": {"entity": ["car"], "action": [], "relationship": ["car on road"]}}))
+    with pytest.raises(ValueError, match=r"broken\.json: levels\.action must be a non-empty list"):
+        train.load_attribute_vocabulary(str(broken))
+    broken.write_text(json.dumps({"levels": {"entity": ["car"], "action": ["drive"], "relationship": ["car on road"]}}))
+    with pytest.raises(ValueError, match=r"is not an attribute vocabulary"):
+        train.load_attribute_vocabulary(str(broken))
+
+
+def test_options_of_the_other_model_are_refused():
+    train = load_train_module()
+    data = train.DataArguments(data_dir="unused")
+    with pytest.raises(ValueError, match="--similarity_head apply to --model msam only, not --model mcsan"):
+        train.build_model(train.ModelArguments(model="mcsan", similarity_head="mean"), data)
+    with pytest.raises(ValueError, match="--focal_gamma apply to --model mcsan only"):
+        train.build_model(train.ModelArguments(focal_gamma=0.0), data)
+    with pytest.raises(ValueError, match="--model must be one of msam, mcsan"):
+        train.build_model(train.ModelArguments(model="clip4clip"), data)

@@ -1,12 +1,18 @@
-"""Train MSAM (or a baseline head) on a video-caption dataset with 🤗 Accelerate.
+"""Train MSAM (or a baseline head) or MCSAN on a video-caption dataset with 🤗 Accelerate.
 
     python training/train.py --data_dir DATA --output_dir runs/msam
+    python training/train.py --model mcsan --data_dir DATA --output_dir runs/mcsan      # vocabulary mined from train
     accelerate launch training/train.py --data_dir DATA --output_dir runs/msam      # whatever `accelerate config` says
     accelerate launch --multi_gpu --num_processes 2 training/train.py --cpu ...     # 2 CPU processes (gloo)
     python training/train.py recipe.yaml --data_dir DATA --output_dir OUT           # YAML defaults, then overrides
 
 Defaults are the paper's recipe (msam.md §7). DATA is any layout `msam_hf.data.load_video_text_dataset` reads
 (CLIP4Clip/MSVD, metadata.jsonl/csv video folders, MSR-VTT json, a Hub dataset folder).
+
+MCSAN (`--model mcsan`) trains on attribute labels: its vocabulary comes from `--attribute_vocab vocab.json` (`msam
+data attributes DATA --out vocab.json`) or is mined from the training split's captions, and is stored in the model
+config (and, with its tagger, as `attribute_vocabulary.json` next to every saved model). Any model whose config has an
+`attribute_vocabulary` gets `attribute_labels` / `video_attribute_labels` in its batches.
 
 `--batch_size` is the global batch: the contrastive loss (and CIFFP's caption set J) spans every process's
 captions and videos. With `--gradient_accumulation_steps k`, each process's share is encoded in k micro-batches
@@ -21,6 +27,7 @@ import time
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -34,6 +41,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from msam_hf import McsanConfig
+from msam_hf import McsanModel
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
 from msam_hf import apply_lora
@@ -41,19 +50,29 @@ from msam_hf import default_processor
 from msam_hf.data import VideoTextCollator
 from msam_hf.data import VideoTextDataset
 from msam_hf.data import load_video_text_dataset
+from msam_hf.data.attributes import ATTRIBUTE_LEVELS
+from msam_hf.data.attributes import AttributeVocabulary
+from msam_hf.data.attributes import mine_attributes
+from msam_hf.evaluation import ATTRIBUTE_VOCABULARY_FILE
+from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
+from msam_hf.evaluation import has_attribute_head
+from msam_hf.evaluation import read_ground_truth
 from msam_hf.grad_cache import MODEL_INPUTS
 from msam_hf.grad_cache import accumulated_contrastive_step
 from msam_hf.optimization import build_optimizer_and_scheduler
 
 logger = get_logger(__name__)
 STEP_SEED_STRIDE = 100_003  # more than any number of processes: (step, process) seeds never collide
-LOSS_PARTS = ("loss", "contrastive_loss", "distribution_loss", "diversity_loss")
+LOSS_PARTS = ("loss", "contrastive_loss", "distribution_loss", "diversity_loss", "attribute_loss", "kl_loss")
+LABEL_INPUTS = ("attribute_labels", "video_attribute_labels")
+MODELS = {"msam": (MsamModel, MsamConfig), "mcsan": (McsanModel, McsanConfig)}
 
 
 @dataclass
 class ModelArguments:
+    model: str = field(default="msam", metadata={"help": "msam | mcsan"})
     clip_model: str | None = field(
         default=None,
         metadata={"help": "Hub id or local folder of pretrained CLIP weights (e.g. openai/clip-vit-base-patch32); "
@@ -62,6 +81,17 @@ class ModelArguments:
     similarity_head: str = field(default="ciffp", metadata={"help": "mean | seq_transformer | attention | ciffp"})
     semantic_loss: bool = field(default=True, metadata={"help": "train with MSAM's adaptive semantic branch"})
     semantic_tokens: str = field(default="frames", metadata={"help": "frames (reference code) | patches (paper text)"})
+    levels: list[str] | None = field(
+        default=None, metadata={"help": "MCSAN: semantic levels to use (default all: global entity action relationship)"}
+    )
+    entity_tokens: str = field(default="patches", metadata={"help": "MCSAN: entity-level video tokens, patches | frames"})
+    focal_alpha: float = field(default=0.25, metadata={"help": "MCSAN: α of the focal BCE (0.5 with γ 0: plain BCE)"})
+    focal_gamma: float = field(default=2.0, metadata={"help": "MCSAN: γ of the focal BCE"})
+    attribute_vocab: str | None = field(
+        default=None,
+        metadata={"help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); MCSAN mines one "
+                  "from the training captions when unset"},
+    )
     finetune: str = field(default="full", metadata={"help": "full | frozen (CLIP fixed) | lora (PEFT adapters)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
@@ -111,17 +141,28 @@ class TrainArguments:
     cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
 
 
-def build_model(model_args: ModelArguments, data_args: DataArguments) -> MsamModel:
-    config_kwargs = {
-        "similarity_head": model_args.similarity_head,
-        "semantic_loss": model_args.semantic_loss,
-        "semantic_tokens": model_args.semantic_tokens,
-        "max_frames": data_args.max_frames,
-    }
+# Options of one model only: giving one a non-default value with the other model is refused.
+MODEL_OPTIONS = {
+    "msam": ("similarity_head", "semantic_loss", "semantic_tokens"),
+    "mcsan": ("levels", "entity_tokens", "focal_alpha", "focal_gamma"),
+}
+
+
+def build_model(
+    model_args: ModelArguments, data_args: DataArguments, attribute_vocabulary: AttributeVocabulary | None = None
+) -> MsamModel | McsanModel:
+    """The model of `--model`: tiny preset or `--clip_model` weights, then frozen / LoRA as `--finetune` says."""
+    _check_model_options(model_args)
+    model_class, config_class = MODELS[model_args.model]
+    config_kwargs = {name: getattr(model_args, name) for name in MODEL_OPTIONS[model_args.model]}
+    config_kwargs = {name: value for name, value in config_kwargs.items() if value is not None}
+    config_kwargs["max_frames"] = data_args.max_frames
+    if attribute_vocabulary is not None:
+        config_kwargs["attribute_vocabulary"] = attribute_vocabulary.levels
     if model_args.clip_model:
-        model = MsamModel.from_clip(model_args.clip_model, **config_kwargs)
+        model = model_class.from_clip(model_args.clip_model, **config_kwargs)
     else:
-        model = MsamModel(MsamConfig.tiny(**config_kwargs))
+        model = model_class(config_class.tiny(**config_kwargs))
     if model_args.finetune == "frozen":
         model.clip.requires_grad_(False)
     elif model_args.finetune == "lora":
@@ -131,18 +172,78 @@ def build_model(model_args: ModelArguments, data_args: DataArguments) -> MsamMod
     return model
 
 
+def _check_model_options(model_args: ModelArguments) -> None:
+    if model_args.model not in MODELS:
+        raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {model_args.model!r}")
+    defaults = {option.name: option.default for option in fields(ModelArguments)}
+    for other, options in MODEL_OPTIONS.items():
+        changed = [f"--{name}" for name in options if other != model_args.model and getattr(model_args, name) != defaults[name]]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} apply to --model {other} only, not --model {model_args.model}")
+
+
+def attribute_vocabulary_for(model_args: ModelArguments, train_split, split_name: str, log) -> AttributeVocabulary | None:
+    """The attribute vocabulary of the run: `--attribute_vocab`, else for MCSAN mined from the training captions
+    (deterministic, so every process mines the same), else None (no attribute labels)."""
+    config_class = MODELS[model_args.model][1]
+    if model_args.attribute_vocab:
+        if "attribute_vocabulary" not in {option.name for option in fields(config_class)}:
+            raise ValueError(f"--attribute_vocab: --model {model_args.model} has no attribute projections; use "
+                             "--model mcsan")
+        return load_attribute_vocabulary(model_args.attribute_vocab)
+    if model_args.model != "mcsan":
+        return None
+    started = time.perf_counter()
+    vocabulary = mine_attributes([caption for captions in train_split["captions"] for caption in captions])
+    sizes = ", ".join(f"{level} {size}" for level, size in vocabulary.sizes.items())
+    log(f"no --attribute_vocab: mined the attribute vocabulary from the {vocabulary.num_captions} captions of the "
+        f"{split_name!r} split in {time.perf_counter() - started:.1f} s ({sizes} attributes, {vocabulary.tagger_name}); "
+        "it is stored in the model config")
+    empty = [level for level, size in vocabulary.sizes.items() if size == 0]
+    if empty:
+        raise ValueError(f"the {split_name!r} captions give no {' / '.join(empty)} attribute that occurs in at least "
+                         f"{vocabulary.min_count} captions; mine a vocabulary with `msam data attributes DATA --out "
+                         "vocab.json --min-count 1` and pass --attribute_vocab vocab.json")
+    return vocabulary
+
+
+def load_attribute_vocabulary(path: str) -> AttributeVocabulary:
+    """`--attribute_vocab`'s file, with errors that name the file, the field and what to do."""
+    remedy = "write one with `msam data attributes DATA --out vocab.json`"
+    if not Path(path).is_file():
+        raise ValueError(f"--attribute_vocab {path}: no such file; {remedy}")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"--attribute_vocab {path} is not valid JSON ({error}); {remedy}") from error
+    levels = data.get("levels") if isinstance(data, dict) else None
+    for level in ATTRIBUTE_LEVELS:
+        names = levels.get(level) if isinstance(levels, dict) else None
+        if not names or not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise ValueError(f"--attribute_vocab {path}: levels.{level} must be a non-empty list of attribute names; "
+                             f"{remedy}")
+    try:
+        return AttributeVocabulary.load(path)
+    except KeyError as error:
+        raise ValueError(f"--attribute_vocab {path} lacks the field {error}; {remedy}") from error
+    except ValueError as error:
+        raise ValueError(f"--attribute_vocab: {error}") from error
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
     """Command-line arguments; a YAML file first gives defaults that later `--name value` arguments override."""
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments))
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")):
         recipe = yaml.safe_load(Path(argv.pop(0)).read_text()) or {}
-        argv = [item for name, value in recipe.items() if value is not None for item in (f"--{name}", str(value))] + argv
+        argv = [item for name, value in recipe.items() if value is not None
+                for item in (f"--{name}", *map(str, value if isinstance(value, list) else [value]))] + argv
     return parser.parse_args_into_dataclasses(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, train_args = parse_arguments(argv)
+    _check_model_options(model_args)  # before the data is read and a vocabulary mined
     output_dir = Path(train_args.output_dir)
     log_with = _tracker(train_args.log_with)
     accelerator = Accelerator(
@@ -155,13 +256,22 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(train_args.seed)
     micro_batch_size = _micro_batch_size(train_args, accelerator.num_processes)
 
-    model = build_model(model_args, data_args)
-    processor = default_processor(_base_model(model).config)
     dataset = load_video_text_dataset(data_args.data_dir)
     for split in (data_args.train_split, data_args.eval_split if train_args.eval_every_epoch else None):
         if split is not None and split not in dataset:
             raise ValueError(f"{data_args.data_dir} has no {split!r} split (it has {list(dataset)}); "
                              "pass --train_split / --eval_split")
+    vocabulary = attribute_vocabulary_for(model_args, dataset[data_args.train_split], data_args.train_split,
+                                          accelerator.print)
+    model = build_model(model_args, data_args, vocabulary)
+    processor = default_processor(_base_model(model).config)
+    # The vocabulary is in the model's config: the batches carry its labels, made by the vocabulary's own tagger.
+    collator = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
+    if vocabulary is not None:
+        started = time.perf_counter()
+        captions = [caption for captions in dataset[data_args.train_split]["captions"] for caption in captions]
+        collator.label_captions(captions)  # before the workers start: they inherit the labels
+        accelerator.print(f"labelled {len(captions)} training captions in {time.perf_counter() - started:.1f} s")
     train_dataset = VideoTextDataset(
         dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
         seed=train_args.seed,
@@ -175,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
         shuffle=True,
         drop_last=True,  # a short last batch would change the contrastive task (fewer negatives)
         num_workers=data_args.num_workers,
-        collate_fn=VideoTextCollator(processor),
+        collate_fn=collator,
     )
     steps_per_epoch = len(train_dataset) // train_args.batch_size
     total_steps = steps_per_epoch * train_args.num_epochs
@@ -229,9 +339,9 @@ def main(argv: list[str] | None = None) -> dict:
                 logger.warning(f"step {state['step']}: skipped, a process had no decodable video ({skipped})")
                 continue
             if train_args.gradient_accumulation_steps == 1:
-                inputs = {name: batch[name] for name in MODEL_INPUTS}
+                inputs = {name: batch[name] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
                 output = model(**inputs, return_loss=True, gather_global_batch=True)
-                parts = {name: getattr(output, name) for name in LOSS_PARTS if getattr(output, name) is not None}
+                parts = {name: getattr(output, name) for name in LOSS_PARTS if getattr(output, name, None) is not None}
                 _stop_if_not_finite(accelerator, parts, state["step"], epoch, video_ids, output_dir)
                 accelerator.backward(output.loss)
             else:
@@ -262,21 +372,22 @@ def main(argv: list[str] | None = None) -> dict:
             step_started = time.perf_counter()
         _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
         if train_args.eval_every_epoch:
-            results = _evaluate(accelerator, model, processor, dataset, data_args)
+            results = _evaluate(accelerator, model, processor, dataset, data_args, vocabulary)
             metrics = results["metrics"][results["primary"]]
             history.append({"epoch": epoch, "step": state["step"], **metrics})
             accelerator.print(f"epoch {epoch}: {data_args.eval_split} text-to-video R@1 {metrics['t2v_r1']:.2f} "
-                              f"({results['primary']}), rsum {metrics['rsum']:.1f}")
+                              f"({results['primary']}), rsum {metrics['rsum']:.1f}{_attribute_summary(results)}")
             if state["best"] is None or metrics["t2v_r1"] > state["best"]["t2v_r1"]:
                 state["best"] = {"epoch": epoch, "step": state["step"], "t2v_r1": metrics["t2v_r1"]}
                 _save_model(accelerator, model, processor, output_dir / "best",
                             {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results},
-                            (model_args, data_args, train_args))
+                            (model_args, data_args, train_args), vocabulary)
             # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
             _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
     progress.close()
     _save_model(accelerator, model, processor, output_dir / "final",
-                {"step": state["step"], "train_seconds": state["train_seconds"]}, (model_args, data_args, train_args))
+                {"step": state["step"], "train_seconds": state["train_seconds"]}, (model_args, data_args, train_args),
+                vocabulary)
     if state["skipped_videos"] or state["skipped_steps"]:
         accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
     accelerator.end_training()
@@ -314,8 +425,9 @@ def _stop_if_not_finite(accelerator, parts: dict, step: int, epoch: int, video_i
     )
 
 
-def _evaluate(accelerator, model, processor, dataset, data_args) -> dict:
-    """Evaluate on the main process (every process waits): the split is encoded once, not sharded."""
+def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: AttributeVocabulary | None) -> dict:
+    """Evaluate on the main process (every process waits): the split is encoded once, not sharded. With a
+    vocabulary, attribute mAP per level too (against the synthetic benchmark's ground truth when the data has it)."""
     results = None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -326,13 +438,29 @@ def _evaluate(accelerator, model, processor, dataset, data_args) -> dict:
             max_frames=data_args.max_frames,
         )
         results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1))
+        if vocabulary is not None and has_attribute_head(unwrapped):
+            results["attribute_map"] = evaluate_attributes(unwrapped, features, vocabulary,
+                                                           read_ground_truth(data_args.data_dir))
     accelerator.wait_for_everyone()
     return broadcast_object_list([results])[0]
 
 
-def _save_model(accelerator, model, processor, folder: Path, results: dict, arguments: tuple) -> None:
+def _attribute_summary(results: dict) -> str:
+    """", attribute mAP (video labels) entity 41.2, ..." for the epoch line; empty without attribute results."""
+    if "attribute_map" not in results:
+        return ""
+    scores = results["attribute_map"]["video"]
+    levels = [f"{level} {score['map']:.1f}" for level, score in scores.items() if score["map"] is not None]
+    return ", attribute mAP (video labels) " + (", ".join(levels) or "n/a (no attribute of the vocabulary occurs)")
+
+
+def _save_model(
+    accelerator, model, processor, folder: Path, results: dict, arguments: tuple,
+    vocabulary: AttributeVocabulary | None,
+) -> None:
     """`save_pretrained` a self-contained model folder (LoRA adapters merged) with the processor, the results and
-    the run's arguments (`training_args.json`, the recipe table of `msam push`'s model card)."""
+    the run's arguments (`training_args.json`, the recipe table of `msam push`'s model card), plus the attribute
+    vocabulary with its tagger (`attribute_vocabulary.json`, which evaluation labels held-out captions with)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
@@ -343,6 +471,8 @@ def _save_model(accelerator, model, processor, folder: Path, results: dict, argu
         (folder / "eval_results.json").write_text(json.dumps(results, indent=2) + "\n")
         training_args = _training_args(arguments, accelerator.num_processes)
         (folder / "training_args.json").write_text(json.dumps(training_args, indent=2) + "\n")
+        if vocabulary is not None:
+            vocabulary.save(folder / ATTRIBUTE_VOCABULARY_FILE)
     accelerator.wait_for_everyone()
 
 
