@@ -1,12 +1,16 @@
 """Ablation on the synthetic drone benchmark: the same data, recipe, budget and backbone for every variant.
 
 Variants: CLIP4Clip meanP (`mean`), seqTransf (`seq_transformer`), X-Pool-style pooling (`attention`), CIFFP
-without and with the semantic loss, and the semantic branch on patch tokens. Each is trained with
-`training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`) for every seed, its best validation checkpoint
-evaluated on the test split at |J| = 32 and |J| = 1, and the table reports mean ± std over seeds. A gain is only
-worth claiming when it exceeds the spread across seeds.
+without and with the semantic loss, and the semantic branch on patch tokens; with `--models mcsan` (or `msam
+mcsan`) MCSAN with all four levels, with each level removed in turn, and with plain BCE instead of the focal BCE
+(γ = 0, α = 0.5). Each is trained with `training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`: the same
+budget for every row) for every seed, its best validation checkpoint evaluated on the test split at |J| = 32 and
+|J| = 1, and the table reports mean ± std over seeds. MCSAN rows share one attribute vocabulary, mined once from the
+training captions, and add a table of attribute mAP per level on the test split. A gain is only worth claiming when
+it exceeds the spread across seeds.
 
     python benchmarks/ablation.py --seeds 0 1 2                  # ~20 minutes per seed on 2 CPU cores
+    python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
     python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60   # smoke run
 """
 
@@ -14,22 +18,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from msam_hf.configuration_mcsan import LEVELS as MCSAN_LEVELS
 from msam_hf.data import load_video_text_dataset
+from msam_hf.data.attributes import ATTRIBUTE_LEVELS
+from msam_hf.data.attributes import mine_dataset_attributes
 from msam_hf.data.synth import SynthConfig
 from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
+from msam_hf.evaluation import has_attribute_head
 from msam_hf.evaluation import load_model_and_processor
+from msam_hf.evaluation import model_attribute_vocabulary
+from msam_hf.evaluation import read_ground_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training" / "recipes" / "tiny-synthetic.yaml"
-VARIANTS = {
+MSAM_VARIANTS = {
     "mean (CLIP4Clip meanP)": ["--similarity_head", "mean", "--semantic_loss", "false"],
     "seq_transformer (CLIP4Clip seqTransf)": ["--similarity_head", "seq_transformer", "--semantic_loss", "false"],
     "attention (X-Pool-style)": ["--similarity_head", "attention", "--semantic_loss", "false"],
@@ -38,6 +50,14 @@ VARIANTS = {
     "ciffp + semantic loss, patch tokens": ["--similarity_head", "ciffp", "--semantic_loss", "true",
                                             "--semantic_tokens", "patches"],
 }
+MCSAN_VARIANTS = {
+    "MCSAN (four levels)": ["--model", "mcsan"],
+    **{f"MCSAN without {removed}": ["--model", "mcsan", "--levels", *(level for level in MCSAN_LEVELS if level != removed)]
+       for removed in MCSAN_LEVELS},
+    "MCSAN, plain BCE (γ 0, α 0.5)": ["--model", "mcsan", "--focal_gamma", "0", "--focal_alpha", "0.5"],
+}
+VARIANTS = {**MSAM_VARIANTS, **MCSAN_VARIANTS}
+MODEL_VARIANTS = {"msam": list(MSAM_VARIANTS), "mcsan": list(MCSAN_VARIANTS)}
 COLUMNS = ("t2v_r1", "t2v_r5", "t2v_r10", "t2v_median_rank", "v2t_r1", "v2t_r5", "rsum")
 
 
@@ -48,35 +68,48 @@ def main() -> None:
     parser.add_argument("--num_videos", type=int, default=200)
     parser.add_argument("--data_seed", type=int, default=0, help="the benchmark's seed (the same for every run)")
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="VARIANT")
+    parser.add_argument("--models", nargs="+", default=["msam"], choices=list(MODEL_VARIANTS),
+                        help="whose rows to run (default: msam)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                        help="run only these rows (default: every row of --models)")
     args = parser.parse_args()
+    variants = args.variants or [variant for model in args.models for variant in MODEL_VARIANTS[model]]
 
     data_dir = args.output_dir / "data"
     if not (data_dir / "synth_config.json").is_file():
         generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, seed=args.data_seed))
     test = load_video_text_dataset(data_dir)["test"]
+    vocabulary_file = args.output_dir / "attribute_vocabulary.json"
+    if any(variant in MCSAN_VARIANTS for variant in variants) and not vocabulary_file.is_file():
+        mine_dataset_attributes(data_dir).save(vocabulary_file)  # one vocabulary for every MCSAN row
     runs_file = args.output_dir / "runs.json"
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
     for seed in args.seeds:
-        for variant in args.variants:
+        for variant in variants:
             key = f"{variant} | seed {seed}"
             if key in runs:  # finished earlier: the script resumes where it stopped
                 continue
-            run_dir = args.output_dir / "runs" / f"{variant.split(' ')[0]}-{len(runs)}-seed{seed}"
+            slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+            run_dir = args.output_dir / "runs" / f"{slug}-seed{seed}"
             extra = ["--num_epochs", str(args.num_epochs)] if args.num_epochs else []
+            if variant in MCSAN_VARIANTS:
+                extra += ["--attribute_vocab", str(vocabulary_file)]
             subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), str(RECIPE), *VARIANTS[variant],
                             "--seed", str(seed), "--data_dir", str(data_dir), "--output_dir", str(run_dir),
                             "--log_with", "none", *extra], check=True, cwd=ROOT)
             model, processor = load_model_and_processor(run_dir / "best")
             features = extract_features(model, test, processor)
             results = evaluate_retrieval(model, features, text_context_sizes=(32, 1))
+            if has_attribute_head(model):
+                results["attribute_map"] = evaluate_attributes(
+                    model, features, model_attribute_vocabulary(model, run_dir / "best"), read_ground_truth(data_dir))
             training = json.loads((run_dir / "final" / "eval_results.json").read_text())
             runs[key] = {"variant": variant, "seed": seed, "train_seconds": training["train_seconds"],
                          "seconds_per_step": training["train_seconds"] / max(training["step"], 1),
-                         "metrics": results["metrics"],
+                         "metrics": results["metrics"], "attribute_map": results.get("attribute_map"),
                          "num_videos": results["num_videos"]}
             runs_file.write_text(json.dumps(runs, indent=2) + "\n")
-    print(ablation_table(runs, args.variants, args.seeds))
+    print(ablation_table(runs, variants, args.seeds))
 
 
 def ablation_table(runs: dict, variants: list[str], seeds: list[int]) -> str:
@@ -96,7 +129,34 @@ def ablation_table(runs: dict, variants: list[str], seeds: list[int]) -> str:
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         chance = 100.0 / next(iter(runs.values()))["num_videos"]
         lines.append("\nchance: " + ", ".join(f"R@{k} {min(100.0, k * chance):.1f}" for k in (1, 5, 10)))
+    lines += attribute_table(runs, variants, seeds)
     return "\n".join(lines)
+
+
+def attribute_table(runs: dict, variants: list[str], seeds: list[int]) -> list[str]:
+    """Attribute mAP per level on the test split (video labels mined from the captions, and the generator's ground
+    truth), mean ± std over seeds, for the rows that predict attributes."""
+    kinds = {"video": "mined", "ground_truth": "ground truth"}
+    lines = [f"\nTest split, attribute mAP (%) per level from the video embedding, mean ± std over seeds {seeds} "
+             "(in brackets: chance, the mean positive rate):\n",
+             "| variant | " + " | ".join(f"{level} ({title})" for title in kinds.values() for level in ATTRIBUTE_LEVELS)
+             + " |", "|---|" + "---|" * (len(kinds) * len(ATTRIBUTE_LEVELS))]
+    rows = 0
+    for variant in variants:
+        chosen = [runs[f"{variant} | seed {seed}"] for seed in seeds if f"{variant} | seed {seed}" in runs]
+        chosen = [run for run in chosen if run.get("attribute_map")]
+        if not chosen:
+            continue
+        cells = []
+        for kind in kinds:
+            for level in ATTRIBUTE_LEVELS:
+                scores = [run["attribute_map"].get(kind, {}).get(level) for run in chosen]
+                scores = [score for score in scores if score and score["map"] is not None]
+                cells.append(f"{_mean_std([score['map'] for score in scores])} ({scores[0]['chance']:.1f})"
+                             if scores else "–")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        rows += 1
+    return lines if rows else []
 
 
 def _mean_std(values: list[float], digits: int = 1) -> str:
