@@ -437,7 +437,8 @@ def load_model_and_processor(
 def register(subparsers) -> None:
     """Add `msam evaluate` to the top-level commands."""
     parser = subparsers.add_parser(
-        "evaluate", help="retrieval metrics, tables and plots of one or more models on a dataset split",
+        "evaluate", help="retrieval metrics (and attribute mAP for MCSAN), tables and plots of one or more models on "
+        "a dataset split",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)")
