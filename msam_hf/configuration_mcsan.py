@@ -5,11 +5,15 @@ This file travels to the Hub next to the weights: it imports only transformers a
 
 from transformers import CLIPConfig, PreTrainedConfig
 
-from .configuration_msam import TINY_CLIP_CONFIG
+from .configuration_msam import (
+    ATTRIBUTE_LEVELS,
+    TINY_CLIP_CONFIG,
+    attribute_slices,
+    check_attribute_loss_options,
+    checked_attribute_vocabulary,
+)
 
 LEVELS = ("global", "entity", "action", "relationship")
-# Levels with attribute supervision, in the order their labels are concatenated (see `McsanConfig.attribute_slices`).
-ATTRIBUTE_LEVELS = ("entity", "action", "relationship")
 ENTITY_TOKENS = ("patches", "frames")
 KL_DISTRIBUTIONS = ("softmax", "bernoulli")
 DEFAULT_ATTRIBUTE_VOCABULARY_SIZES = {"entity": 512, "action": 256, "relationship": 256}
@@ -111,13 +115,7 @@ class McsanConfig(PreTrainedConfig):
             raise ValueError(f"levels must be distinct entries of {', '.join(LEVELS)} (at least one), got {self.levels}.")
         self.levels = [level for level in LEVELS if level in self.levels]  # canonical order: weights follow it
         if self.attribute_vocabulary is not None:
-            missing = [level for level in ATTRIBUTE_LEVELS if not self.attribute_vocabulary.get(level)]
-            if missing:
-                raise ValueError(
-                    f"attribute_vocabulary has no attributes for level(s) {missing}; mine one with "
-                    "`msam data attributes DATA --out vocab.json` and pass its `levels`."
-                )
-            self.attribute_vocabulary = {level: list(self.attribute_vocabulary[level]) for level in ATTRIBUTE_LEVELS}
+            self.attribute_vocabulary = checked_attribute_vocabulary(self.attribute_vocabulary)
             self.attribute_vocabulary_sizes = {level: len(names) for level, names in self.attribute_vocabulary.items()}
         sizes = {**DEFAULT_ATTRIBUTE_VOCABULARY_SIZES, **(self.attribute_vocabulary_sizes or {})}
         if any(not isinstance(sizes[level], int) or sizes[level] < 1 for level in ATTRIBUTE_LEVELS):
@@ -147,10 +145,7 @@ class McsanConfig(PreTrainedConfig):
             )
         if not 2 <= self.max_text_length <= positions:
             raise ValueError(f"max_text_length={self.max_text_length} must be between 2 and {positions}.")
-        if not 0 < self.attribute_prior_probability < 1:
-            raise ValueError(f"attribute_prior_probability must be in (0, 1), got {self.attribute_prior_probability}.")
-        if not 0 <= self.focal_alpha <= 1 or self.focal_gamma < 0:
-            raise ValueError(f"focal_alpha must be in [0, 1] and focal_gamma >= 0, got {self.focal_alpha}, {self.focal_gamma}.")
+        check_attribute_loss_options(self)
         if self.attribute_kl_temperature <= 0:
             raise ValueError(f"attribute_kl_temperature must be positive, got {self.attribute_kl_temperature}.")
 
@@ -174,11 +169,7 @@ class McsanConfig(PreTrainedConfig):
     def attribute_slices(self) -> dict[str, slice]:
         """Where each level's attributes sit in a label vector: entity, action, relationship, concatenated. The
         layout covers all three levels whichever are in `levels`, so one labelled dataset serves every ablation."""
-        slices, start = {}, 0
-        for level in ATTRIBUTE_LEVELS:
-            slices[level] = slice(start, start + self.attribute_vocabulary_sizes[level])
-            start += self.attribute_vocabulary_sizes[level]
-        return slices
+        return attribute_slices(self.attribute_vocabulary_sizes)
 
     @property
     def num_attributes(self) -> int:

@@ -29,6 +29,40 @@ TINY_CLIP_CONFIG = {
 }
 
 
+# Levels with attribute supervision (MCSAN's, and MSAM's optional auxiliary objective), in label-vector order.
+ATTRIBUTE_LEVELS = ("entity", "action", "relationship")
+
+
+def checked_attribute_vocabulary(vocabulary: dict) -> dict[str, list[str]]:
+    """The three levels of a mined vocabulary as lists, or a clear error for a level without attributes."""
+    missing = [level for level in ATTRIBUTE_LEVELS if not vocabulary.get(level)]
+    if missing:
+        raise ValueError(
+            f"attribute_vocabulary has no attributes for level(s) {missing}; mine one with "
+            "`msam data attributes DATA --out vocab.json` and pass its `levels`."
+        )
+    return {level: list(vocabulary[level]) for level in ATTRIBUTE_LEVELS}
+
+
+def check_attribute_loss_options(config: PreTrainedConfig) -> None:
+    if not 0 < config.attribute_prior_probability < 1:
+        raise ValueError(f"attribute_prior_probability must be in (0, 1), got {config.attribute_prior_probability}.")
+    if not 0 <= config.focal_alpha <= 1 or config.focal_gamma < 0:
+        raise ValueError(
+            f"focal_alpha must be in [0, 1] and focal_gamma >= 0, got {config.focal_alpha}, {config.focal_gamma}."
+        )
+
+
+def attribute_slices(sizes: dict[str, int]) -> dict[str, slice]:
+    """Entity, action and relationship attributes concatenated, in that order: each level's slice."""
+    slices, start = {}, 0
+    for level in ATTRIBUTE_LEVELS:
+        if level in sizes:
+            slices[level] = slice(start, start + sizes[level])
+            start += sizes[level]
+    return slices
+
+
 class MsamConfig(PreTrainedConfig):
     r"""
     Configuration of [`MsamModel`]: a CLIP backbone plus MSAM's temporal module, similarity head and semantic branch
@@ -82,6 +116,19 @@ class MsamConfig(PreTrainedConfig):
             Weight of the slot diversity term.
         attention_head_dropout (`float`, *optional*, defaults to 0.3):
             Dropout of the `"attention"` (X-Pool) head, X-Pool's default.
+        attribute_vocabulary (`dict[str, list[str]]`, *optional*):
+            Turns on the auxiliary attribute objective (MCSAN's, on MSAM's global embeddings; not in the MSAM paper):
+            the mined vocabulary `{"entity": [...], "action": [...], "relationship": [...]}` of `msam data
+            attributes`. `None` (the default) trains MSAM as the paper does.
+        attribute_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the focal binary cross-entropy on the attribute labels.
+        kl_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the KL term between caption and video attribute predictions (softmax over a level's
+            attributes, KL(text ‖ video), as MCSAN's default).
+        focal_alpha (`float`, *optional*, defaults to 0.25), focal_gamma (`float`, *optional*, defaults to 2.0):
+            α and γ of the focal binary cross-entropy.
+        attribute_prior_probability (`float`, *optional*, defaults to 0.01):
+            Initial predicted probability of every attribute (the projections' bias).
         logit_scale_max (`float`, *optional*, defaults to 100.0):
             Clamp of `exp(logit_scale)`, as in CLIP.
         base_clip_model (`str`, *optional*):
@@ -112,6 +159,12 @@ class MsamConfig(PreTrainedConfig):
     distribution_loss_weight: float = 1.0
     diversity_loss_weight: float = 0.01
     attention_head_dropout: float = 0.3
+    attribute_vocabulary: dict[str, list[str]] | None = None
+    attribute_loss_weight: float = 1.0
+    kl_loss_weight: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    attribute_prior_probability: float = 0.01
     logit_scale_max: float = 100.0
     base_clip_model: str | None = None
 
@@ -136,6 +189,9 @@ class MsamConfig(PreTrainedConfig):
         for name in ("frame_attention_temperature", "caption_attention_temperature", "ciffp_gate_divisor"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.attribute_vocabulary is not None:
+            self.attribute_vocabulary = checked_attribute_vocabulary(self.attribute_vocabulary)
+        check_attribute_loss_options(self)
 
     @property
     def projection_dim(self) -> int:
@@ -145,6 +201,24 @@ class MsamConfig(PreTrainedConfig):
     @property
     def uses_temporal_module(self) -> bool:
         return self.similarity_head in ("seq_transformer", "ciffp")
+
+    @property
+    def attribute_levels(self) -> list[str]:
+        """The levels with an attribute projection: all three with an `attribute_vocabulary`, none without."""
+        return list(ATTRIBUTE_LEVELS) if self.attribute_vocabulary else []
+
+    @property
+    def attribute_vocabulary_sizes(self) -> dict[str, int]:
+        return {level: len(self.attribute_vocabulary[level]) for level in self.attribute_levels}
+
+    @property
+    def attribute_slices(self) -> dict[str, slice]:
+        """Where each level's attributes sit in a label vector (`McsanConfig.attribute_slices`'s layout)."""
+        return attribute_slices(self.attribute_vocabulary_sizes)
+
+    @property
+    def num_attributes(self) -> int:
+        return sum(self.attribute_vocabulary_sizes.values())
 
     @classmethod
     def tiny(cls, **kwargs) -> "MsamConfig":

@@ -9,8 +9,8 @@ micro-batch. Gradient caching gives the gradient of the *whole* batch's loss wit
 2. compute the batch's contrastive loss (gathered across processes, as in `forward(gather_global_batch=True)`) on
    those features as leaves, and backpropagate it to them and to the similarity head's own parameters;
 3. encode each micro-batch again with a graph, replaying the random state of step 1 so dropout draws the same masks,
-   and backpropagate the cached feature gradients (plus the micro-batch's share of the semantic losses, which are
-   means over pairs and need no other micro-batch).
+   and backpropagate the cached feature gradients (plus the micro-batch's share of the semantic and attribute
+   losses, which are means over pairs and need no other micro-batch).
 
 MCSAN (`McsanModel`) is cached the same way: its per-level embeddings are the cached features, the fused and
 per-level contrastive losses are computed on them, and the attribute losses (focal BCE and KL, means over pairs)
@@ -114,6 +114,7 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
 
     # 3. replay each micro-batch with a graph and push the cached gradients (and its semantic-loss share) through it
     semantic_parts = {"distribution_loss": 0.0, "diversity_loss": 0.0}
+    attribute_parts: dict[str, torch.Tensor] = {}
     offset = 0
     for micro, random_state in zip(micro_batches, random_states):
         rows = slice(offset, offset + micro["input_ids"].shape[0])
@@ -144,6 +145,9 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
                 )
                 semantic_parts["distribution_loss"] += share * distribution_loss.detach().float()
                 semantic_parts["diversity_loss"] += share * diversity_loss.detach().float()
+            if msam.config.attribute_vocabulary:
+                share = (rows.stop - rows.start) / size
+                surrogate = surrogate + _attribute_loss_share(msam, text, video, micro, share, attribute_parts, check_finite)
         surrogate.backward()
 
     parts = {"contrastive_loss": contrastive_loss.detach()}
@@ -152,7 +156,7 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
         parts.update(semantic_parts)
         loss = (loss + msam.config.distribution_loss_weight * parts["distribution_loss"]
                 + msam.config.diversity_loss_weight * parts["diversity_loss"])
-    return {"loss": loss, **parts}
+    return {"loss": _plus_attribute_parts(loss, attribute_parts, msam.config), **parts, **attribute_parts}
 
 
 def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size: int, check_finite) -> dict:
@@ -196,25 +200,36 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
             video = mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
             surrogate = ((text.level_embeds.float() * text_levels.grad[rows]).sum()
                          + (video.level_embeds.float() * video_levels.grad[rows]).sum())
-            attribute_loss, kl_loss = mcsan.attribute_losses(
-                text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels"))
             share = (rows.stop - rows.start) / size
-            for name, value, weight in (("attribute_loss", attribute_loss, config.attribute_loss_weight),
-                                        ("kl_loss", kl_loss, config.kl_loss_weight)):
-                if value is None:
-                    continue
-                if check_finite is not None:
-                    check_finite({name: value})
-                surrogate = surrogate + share * weight * value
-                attribute_parts[name] = attribute_parts.get(name, 0.0) + share * value.detach().float()
+            surrogate = surrogate + _attribute_loss_share(mcsan, text, video, micro, share, attribute_parts, check_finite)
         surrogate.backward()
 
-    loss = contrastive_loss.detach()
-    if "attribute_loss" in attribute_parts:
-        loss = loss + config.attribute_loss_weight * attribute_parts["attribute_loss"]
-    if "kl_loss" in attribute_parts:
-        loss = loss + config.kl_loss_weight * attribute_parts["kl_loss"]
+    loss = _plus_attribute_parts(contrastive_loss.detach(), attribute_parts, config)
     return {"loss": loss, "contrastive_loss": contrastive_loss.detach(), **attribute_parts}
+
+
+def _attribute_loss_share(model, text, video, micro: dict, share: float, parts: dict, check_finite) -> torch.Tensor:
+    """A micro-batch's share of the attribute losses (means over its pairs), weighted for the surrogate; the
+    unweighted shares accumulate in `parts`."""
+    attribute_loss, kl_loss = model.attribute_losses(
+        text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels"))
+    total = 0.0
+    for name, value, weight in (("attribute_loss", attribute_loss, model.config.attribute_loss_weight),
+                                ("kl_loss", kl_loss, model.config.kl_loss_weight)):
+        if value is None:
+            continue
+        if check_finite is not None:
+            check_finite({name: value})
+        total = total + share * weight * value
+        parts[name] = parts.get(name, 0.0) + share * value.detach().float()
+    return total
+
+
+def _plus_attribute_parts(loss: torch.Tensor, parts: dict, config) -> torch.Tensor:
+    for name, weight in (("attribute_loss", config.attribute_loss_weight), ("kl_loss", config.kl_loss_weight)):
+        if name in parts:
+            loss = loss + weight * parts[name]
+    return loss
 
 
 def _base_model(model: torch.nn.Module) -> MsamModel | McsanModel:

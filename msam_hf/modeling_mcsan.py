@@ -43,7 +43,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPModel, PreTrainedModel
 from transformers import initialization as init
@@ -56,6 +55,8 @@ from .modeling_msam import (
     MsamTemporalModule,
     _all_gather_padded,
     _temporal_layer_config,
+    attribute_kl_divergence,
+    focal_binary_cross_entropy,
     l2_normalize,
     mask_logits,
     masked_mean,
@@ -145,50 +146,6 @@ class McsanOutput(ModelOutput):
     video_embeds: torch.FloatTensor | None = None
     text_outputs: McsanTextOutput | None = None
     video_outputs: McsanVideoOutput | None = None
-
-
-def focal_binary_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
-) -> torch.Tensor:
-    """FBCE(z, y) = −mean[α y (1−p)^γ log p + (1−α)(1−y) p^γ log(1−p)], p = sigmoid(z), over every element.
-
-    With γ = 0 and α = 0.5 it is half the plain binary cross-entropy.
-    """
-    labels = labels.to(logits.dtype)
-    probabilities = torch.sigmoid(logits)
-    # log p and log(1 − p) from logsigmoid: exact where sigmoid saturates.
-    positive = alpha * labels * (1 - probabilities) ** gamma * F.logsigmoid(logits)
-    negative = (1 - alpha) * (1 - labels) * probabilities**gamma * F.logsigmoid(-logits)
-    return -(positive + negative).mean()
-
-
-def attribute_kl_divergence(
-    text_logits: torch.Tensor,
-    video_logits: torch.Tensor,
-    temperature: float = 1.0,
-    distribution: str = "softmax",
-    symmetric: bool = False,
-) -> torch.Tensor:
-    """KL(text ‖ video) between the attribute predictions of matching pairs (row i with row i), mean over pairs.
-
-    `distribution="softmax"`: one categorical distribution softmax(z / T) over the level's attributes;
-    `"bernoulli"`: one Bernoulli(sigmoid(z / T)) per attribute, KL averaged over attributes. `symmetric` averages
-    both directions.
-    """
-    text_logits, video_logits = text_logits / temperature, video_logits / temperature
-
-    def kl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if distribution == "softmax":
-            source_log, target_log = source.log_softmax(-1), target.log_softmax(-1)
-            return (source_log.exp() * (source_log - target_log)).sum(-1).mean()
-        source_p = torch.sigmoid(source)
-        on = source_p * (F.logsigmoid(source) - F.logsigmoid(target))
-        off = (1 - source_p) * (F.logsigmoid(-source) - F.logsigmoid(-target))
-        return (on + off).mean()
-
-    if symmetric:
-        return 0.5 * (kl(text_logits, video_logits) + kl(video_logits, text_logits))
-    return kl(text_logits, video_logits)
 
 
 def _key_padding_bias(token_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -8,6 +8,7 @@ This file travels to the Hub next to the weights: it imports only torch, transfo
 """
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -71,13 +72,18 @@ class MsamOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
-            contrastive_loss + distribution_loss_weight · distribution_loss + diversity_loss_weight · diversity_loss.
+            contrastive_loss + distribution_loss_weight · distribution_loss + diversity_loss_weight · diversity_loss
+            (+ attribute_loss_weight · attribute_loss + kl_loss_weight · kl_loss with an `attribute_vocabulary`).
         contrastive_loss (`torch.FloatTensor`, *optional*):
             Symmetric cross-entropy over the batch similarity matrix, matching pairs on the diagonal.
         distribution_loss (`torch.FloatTensor`, *optional*):
             KL divergence between the video and caption slot distributions (msam.md §5).
         diversity_loss (`torch.FloatTensor`, *optional*):
             Slot diversity term (msam.md §6).
+        attribute_loss (`torch.FloatTensor`, *optional*, with an `attribute_vocabulary` and attribute labels):
+            Focal binary cross-entropy of the auxiliary attribute objective.
+        kl_loss (`torch.FloatTensor`, *optional*, with an `attribute_vocabulary`):
+            KL term between the caption's and the video's attribute predictions.
         logits_per_text (`torch.FloatTensor` of shape `(texts, videos)`):
             Scaled similarity scores; the caption set J of CIFFP is every caption in the batch.
         logits_per_video (`torch.FloatTensor` of shape `(videos, texts)`):
@@ -96,6 +102,8 @@ class MsamOutput(ModelOutput):
     contrastive_loss: torch.FloatTensor | None = None
     distribution_loss: torch.FloatTensor | None = None
     diversity_loss: torch.FloatTensor | None = None
+    attribute_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
     logits_per_video: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
@@ -327,6 +335,24 @@ class MsamDistributionHead(nn.Module):
         return self.mu(slots), self.sigma(slots)
 
 
+class MsamAttributeProjection(nn.Linear):
+    """P_ℓ: unit-norm global embedding → attribute logits of level ℓ, one instance for captions and videos alike."""
+
+
+class MsamAttributeHead(nn.Module):
+    """The auxiliary attribute objective (`attribute_vocabulary`): MCSAN's parameter-shared projection per level,
+    applied to MSAM's global embeddings ŝ and v̄, as MSAM has no per-level embeddings."""
+
+    def __init__(self, config: MsamConfig):
+        super().__init__()
+        self.projections = nn.ModuleDict(
+            {level: MsamAttributeProjection(config.projection_dim, size) for level, size in config.attribute_vocabulary_sizes.items()}
+        )
+
+    def forward(self, embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {level: projection(embeds) for level, projection in self.projections.items()}
+
+
 def gaussian_kl_divergence(mu_video, sigma_video, mu_text, sigma_text) -> torch.Tensor:
     """KL(N(μ_v, σ_v²) ‖ N(μ_t, σ_t²)) elementwise, summed over slots and dims, divided by the batch size."""
     kl = 0.5 * (
@@ -344,6 +370,50 @@ def slot_diversity(slot_embeds: torch.Tensor) -> torch.Tensor:
     identity = torch.eye(slots, device=slot_embeds.device, dtype=slot_embeds.dtype)
     gram = slot_embeds @ slot_embeds.transpose(1, 2)
     return (gram - identity).abs().sum((1, 2)).mean() / slots**2
+
+
+def focal_binary_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> torch.Tensor:
+    """FBCE(z, y) = −mean[α y (1−p)^γ log p + (1−α)(1−y) p^γ log(1−p)], p = sigmoid(z), over every element.
+
+    With γ = 0 and α = 0.5 it is half the plain binary cross-entropy.
+    """
+    labels = labels.to(logits.dtype)
+    probabilities = torch.sigmoid(logits)
+    # log p and log(1 − p) from logsigmoid: exact where sigmoid saturates.
+    positive = alpha * labels * (1 - probabilities) ** gamma * F.logsigmoid(logits)
+    negative = (1 - alpha) * (1 - labels) * probabilities**gamma * F.logsigmoid(-logits)
+    return -(positive + negative).mean()
+
+
+def attribute_kl_divergence(
+    text_logits: torch.Tensor,
+    video_logits: torch.Tensor,
+    temperature: float = 1.0,
+    distribution: str = "softmax",
+    symmetric: bool = False,
+) -> torch.Tensor:
+    """KL(text ‖ video) between the attribute predictions of matching pairs (row i with row i), mean over pairs.
+
+    `distribution="softmax"`: one categorical distribution softmax(z / T) over the level's attributes;
+    `"bernoulli"`: one Bernoulli(sigmoid(z / T)) per attribute, KL averaged over attributes. `symmetric` averages
+    both directions.
+    """
+    text_logits, video_logits = text_logits / temperature, video_logits / temperature
+
+    def kl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if distribution == "softmax":
+            source_log, target_log = source.log_softmax(-1), target.log_softmax(-1)
+            return (source_log.exp() * (source_log - target_log)).sum(-1).mean()
+        source_p = torch.sigmoid(source)
+        on = source_p * (F.logsigmoid(source) - F.logsigmoid(target))
+        off = (1 - source_p) * (F.logsigmoid(-source) - F.logsigmoid(-target))
+        return (on + off).mean()
+
+    if symmetric:
+        return 0.5 * (kl(text_logits, video_logits) + kl(video_logits, text_logits))
+    return kl(text_logits, video_logits)
 
 
 def _all_gather_padded(tensor: torch.Tensor, frames: int | None = None) -> torch.Tensor:
@@ -399,6 +469,10 @@ class MsamPreTrainedModel(PreTrainedModel):
             init.xavier_uniform_(module.slot_queries.weight)
             init.xavier_uniform_(module.slot_gate.weight)
             init.zeros_(module.slot_gate.bias)
+        elif isinstance(module, MsamAttributeProjection):
+            init.normal_(module.weight, std=0.02)
+            prior = self.config.attribute_prior_probability
+            init.constant_(module.bias, -math.log((1 - prior) / prior))
         elif isinstance(module, MsamAttentionPoolingHead):
             for projection in (module.q_proj, module.k_proj, module.v_proj, module.out_proj, module.linear_proj):
                 init.eye_(projection.weight)
@@ -443,6 +517,8 @@ class MsamModel(MsamPreTrainedModel):
             self.video_semantics = MsamSemanticConstruction(config)
             self.text_semantics = MsamSemanticConstruction(config)
             self.distribution = MsamDistributionHead(config)
+        if config.attribute_vocabulary:
+            self.attribute_head = MsamAttributeHead(config)
         self.post_init()
 
     @property
@@ -697,12 +773,53 @@ class MsamModel(MsamPreTrainedModel):
         )
         return distribution_loss, diversity_loss
 
+    def predict_attributes(self, features: MsamTextOutput | MsamVideoOutput) -> dict[str, torch.Tensor]:
+        """Attribute logits per level, {level: (items, V_ℓ)}, of captions or videos through the shared projections."""
+        if not self.config.attribute_vocabulary:
+            raise ValueError("This model was built without an attribute_vocabulary: it predicts no attributes.")
+        embeds = features.text_embeds if isinstance(features, MsamTextOutput) else features.video_embeds
+        return self.attribute_head(embeds)
+
+    def attribute_losses(
+        self,
+        text_features: MsamTextOutput,
+        video_features: MsamVideoOutput,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The auxiliary objective for paired captions and videos (caption i with video i), averaged over levels:
+        the focal BCE on the labels (None without labels; text and video terms averaged) and KL(text ‖ video) of
+        the softmax attribute predictions. Labels are multi-hot `(items, config.num_attributes)` in
+        `config.attribute_slices` layout; a video's default to its caption's."""
+        config = self.config
+        text_logits, video_logits = self.predict_attributes(text_features), self.predict_attributes(video_features)
+        if video_attribute_labels is None:
+            video_attribute_labels = attribute_labels
+        for name, labels, rows in (("attribute_labels", attribute_labels, len(text_features.text_embeds)),
+                                   ("video_attribute_labels", video_attribute_labels, len(video_features.video_embeds))):
+            if labels is not None and tuple(labels.shape) != (rows, config.num_attributes):
+                raise ValueError(
+                    f"{name} has shape {tuple(labels.shape)}, expected {(rows, config.num_attributes)}: one multi-hot "
+                    "row per item over the attribute vocabulary, as `AttributeVocabulary.labels` builds them."
+                )
+        focal, kl = [], []
+        for level, columns in config.attribute_slices.items():
+            kl.append(attribute_kl_divergence(text_logits[level], video_logits[level]))
+            if attribute_labels is not None:
+                focal.append(0.5 * (
+                    focal_binary_cross_entropy(text_logits[level], attribute_labels[:, columns], config.focal_alpha, config.focal_gamma)
+                    + focal_binary_cross_entropy(video_logits[level], video_attribute_labels[:, columns], config.focal_alpha, config.focal_gamma)
+                ))
+        return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
         video_mask: torch.Tensor | None = None,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
         return_loss: bool | None = None,
         text_context_size: int | None = None,
         gather_global_batch: bool = False,
@@ -714,6 +831,10 @@ class MsamModel(MsamPreTrainedModel):
             attention_mask (`torch.LongTensor` of shape `(texts, length)`, *optional*): 1 for tokens, 0 for padding.
             pixel_values_videos (`torch.FloatTensor` of shape `(videos, frames, 3, height, width)`): normalised frames.
             video_mask (`torch.LongTensor` of shape `(videos, frames)`, *optional*): 1 for frames, 0 for padding.
+            attribute_labels (`torch.Tensor` of shape `(texts, num_attributes)`, *optional*): multi-hot attribute
+                labels of each caption, for the auxiliary objective of a model with an `attribute_vocabulary`.
+            video_attribute_labels (`torch.Tensor` of shape `(videos, num_attributes)`, *optional*): the video's
+                labels (the union over its captions); defaults to `attribute_labels`.
             return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
             text_context_size (`int`, *optional*): CIFFP's caption set size |J|; defaults to every caption of the
                 batch, as in training.
@@ -737,7 +858,7 @@ class MsamModel(MsamPreTrainedModel):
             scored_text, scored_video, text_context_size=text_context_size, return_frame_attention=True
         )
 
-        loss = contrastive_loss = distribution_loss = diversity_loss = None
+        loss = contrastive_loss = distribution_loss = diversity_loss = attribute_loss = kl_loss = None
         if return_loss:
             if logits_per_text.shape[0] != logits_per_text.shape[1]:
                 raise ValueError(
@@ -753,12 +874,21 @@ class MsamModel(MsamPreTrainedModel):
                     + self.config.distribution_loss_weight * distribution_loss
                     + self.config.diversity_loss_weight * diversity_loss
                 )
+            if self.config.attribute_vocabulary:
+                attribute_loss, kl_loss = self.attribute_losses(
+                    text_outputs, video_outputs, attribute_labels, video_attribute_labels
+                )
+                if attribute_loss is not None:
+                    loss = loss + self.config.attribute_loss_weight * attribute_loss
+                loss = loss + self.config.kl_loss_weight * kl_loss
 
         return MsamOutput(
             loss=loss,
             contrastive_loss=contrastive_loss,
             distribution_loss=distribution_loss,
             diversity_loss=diversity_loss,
+            attribute_loss=attribute_loss,
+            kl_loss=kl_loss,
             logits_per_text=logits_per_text,
             logits_per_video=logits_per_text.T,
             text_embeds=text_outputs.text_embeds,

@@ -244,3 +244,45 @@ def test_loss_needs_paired_captions_and_videos():
 def test_bad_config_values_raise_a_clear_value_error(field, value):
     with pytest.raises(ValueError, match=field):
         MsamConfig.tiny(**{field: value})
+
+
+ATTRIBUTE_VOCABULARY = {"entity": ["car", "boat", "house"], "action": ["drive", "sail"],
+                        "relationship": ["car on road", "boat on lake"]}
+
+
+def test_attribute_objective_is_off_by_default_and_adds_focal_bce_and_kl_when_on():
+    tiny_inputs = random_inputs()
+    plain = MsamModel(MsamConfig.tiny()).eval()
+    assert not hasattr(plain, "attribute_head")
+    with pytest.raises(ValueError, match="without an attribute_vocabulary"):
+        plain.predict_attributes(plain.get_text_features(tiny_inputs["input_ids"], tiny_inputs["attention_mask"]))
+    assert plain(**tiny_inputs, return_loss=True).attribute_loss is None
+
+    torch.manual_seed(0)
+    model = MsamModel(MsamConfig.tiny(attribute_vocabulary=ATTRIBUTE_VOCABULARY, semantic_dropout=0.0)).eval()
+    captions = tiny_inputs["input_ids"].shape[0]
+    labels = (torch.rand(captions, 7, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    output = model(**tiny_inputs, attribute_labels=labels, return_loss=True)
+    semantic = output.distribution_loss + model.config.diversity_loss_weight * output.diversity_loss
+    torch.testing.assert_close(output.loss, output.contrastive_loss + semantic + output.attribute_loss + output.kl_loss)
+
+    # One projection per level serves both modalities: logits are that Linear applied to ŝ and to v̄.
+    entity = model.attribute_head.projections["entity"]
+    for logits, embeds in ((model.predict_attributes(output.text_outputs), output.text_embeds),
+                           (model.predict_attributes(output.video_outputs), output.video_embeds)):
+        torch.testing.assert_close(logits["entity"], embeds @ entity.weight.T + entity.bias)
+    # The bias starts at the prior probability; labels of the wrong width are named.
+    torch.testing.assert_close(torch.sigmoid(entity.bias), torch.full((3,), 0.01))
+    with pytest.raises(ValueError, match=r"attribute_labels has shape \(\d+, 6\), expected"):
+        model(**tiny_inputs, attribute_labels=labels[:, :6], return_loss=True)
+
+
+def test_attribute_vocabulary_survives_save_and_load(tmp_path):
+    model = MsamModel(MsamConfig.tiny(attribute_vocabulary=ATTRIBUTE_VOCABULARY))
+    model.save_pretrained(tmp_path)
+    loaded = MsamModel.from_pretrained(tmp_path)
+    assert loaded.config.attribute_vocabulary == ATTRIBUTE_VOCABULARY
+    torch.testing.assert_close(loaded.attribute_head.projections["action"].weight,
+                               model.attribute_head.projections["action"].weight)
+    with pytest.raises(ValueError, match=r"no attributes for level\(s\) \['action'\]"):
+        MsamConfig.tiny(attribute_vocabulary={**ATTRIBUTE_VOCABULARY, "action": []})

@@ -172,10 +172,18 @@ def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
         torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
 
 
-def test_gradient_caching_equals_the_full_batch_step_for_mcsan():
+SMALL_VOCABULARY = {"entity": ["car", "boat", "house", "tree", "person"], "action": ["drive", "sail", "walk"],
+                    "relationship": ["car on road", "boat on lake", "person near house", "car next to car"]}
+
+
+@pytest.mark.parametrize("model_class,config", [
+    (McsanModel, McsanConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY)),
+    (MsamModel, MsamConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY, semantic_dropout=0.0)),  # auxiliary objective
+], ids=["mcsan", "msam-attributes"])
+def test_gradient_caching_equals_the_full_batch_step_with_attribute_losses(model_class, config):
     torch.manual_seed(0)
-    reference = McsanModel(McsanConfig.tiny(attribute_vocabulary_sizes={"entity": 5, "action": 3, "relationship": 4}))
-    accumulated = McsanModel(reference.config)
+    reference = model_class(config)
+    accumulated = model_class(reference.config)
     accumulated.load_state_dict(reference.state_dict())
     batch = random_batch()
     labels = torch.rand(6, 12, generator=torch.Generator().manual_seed(1)) < 0.3
@@ -273,6 +281,16 @@ def test_mcsan_with_a_vocabulary_file_lora_and_gradient_caching(dataset_dir, tmp
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path / "run").values())
 
 
+def test_msam_attribute_loss_mines_a_vocabulary_and_trains_the_auxiliary_objective(dataset_dir, tmp_path):
+    result = run_training("--attribute_loss", "--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--max_steps", "2",
+                          "--gradient_accumulation_steps", "2", "--output_dir", tmp_path / "run")
+    assert "mined the attribute vocabulary" in result.stdout and "attribute mAP (video labels)" in result.stdout
+    model = MsamModel.from_pretrained(tmp_path / "run" / "best")
+    assert model.config.attribute_vocabulary and model.config.similarity_head == "ciffp"
+    assert set(model.attribute_head.projections) == {"entity", "action", "relationship"}
+    assert set(json.loads((tmp_path / "run" / "best" / "eval_results.json").read_text())["attribute_map"]) >= {"video"}
+
+
 def test_a_missing_or_malformed_attribute_vocabulary_is_named_with_what_to_do(tmp_path):
     train = load_train_module()
     with pytest.raises(ValueError, match=r"--attribute_vocab .*nowhere\.json: no such file; write one with `msam data"):
@@ -296,5 +314,7 @@ def test_options_of_the_other_model_are_refused():
         train.build_model(train.ModelArguments(model="mcsan", similarity_head="mean"), data)
     with pytest.raises(ValueError, match="--focal_gamma apply to --model mcsan only"):
         train.build_model(train.ModelArguments(focal_gamma=0.0), data)
+    with pytest.raises(ValueError, match="--attribute_loss adds MCSAN's attribute objective to MSAM"):
+        train.attribute_vocabulary_for(train.ModelArguments(model="mcsan", attribute_loss=True), None, "train", print)
     with pytest.raises(ValueError, match="--model must be one of msam, mcsan"):
         train.build_model(train.ModelArguments(model="clip4clip"), data)
