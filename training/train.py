@@ -11,8 +11,9 @@ Defaults are the paper's recipe (msam.md §7). DATA is any layout `msam_hf.data.
 
 MCSAN (`--model mcsan`) trains on attribute labels: its vocabulary comes from `--attribute_vocab vocab.json` (`msam
 data attributes DATA --out vocab.json`) or is mined from the training split's captions, and is stored in the model
-config (and, with its tagger, as `attribute_vocabulary.json` next to every saved model). Any model whose config has an
-`attribute_vocabulary` gets `attribute_labels` / `video_attribute_labels` in its batches.
+config (and, with its tagger, as `attribute_vocabulary.json` next to every saved model). `--attribute_loss` gives MSAM
+the same objective as an auxiliary loss on its global embeddings (our addition, off by default). Any model whose config
+has an `attribute_vocabulary` gets `attribute_labels` / `video_attribute_labels` in its batches.
 
 `--batch_size` is the global batch: the contrastive loss (and CIFFP's caption set J) spans every process's
 captions and videos. With `--gradient_accumulation_steps k`, each process's share is encoded in k micro-batches
@@ -87,10 +88,15 @@ class ModelArguments:
     entity_tokens: str = field(default="patches", metadata={"help": "MCSAN: entity-level video tokens, patches | frames"})
     focal_alpha: float = field(default=0.25, metadata={"help": "MCSAN: α of the focal BCE (0.5 with γ 0: plain BCE)"})
     focal_gamma: float = field(default=2.0, metadata={"help": "MCSAN: γ of the focal BCE"})
+    attribute_loss: bool = field(
+        default=False,
+        metadata={"help": "MSAM: add MCSAN's attribute objective (focal BCE + KL through a shared projection of the "
+                  "global embeddings) as an auxiliary loss; not in the MSAM paper"},
+    )
     attribute_vocab: str | None = field(
         default=None,
-        metadata={"help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); MCSAN mines one "
-                  "from the training captions when unset"},
+        metadata={"help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); unset: MCSAN "
+                  "and MSAM with --attribute_loss mine one from the training captions"},
     )
     finetune: str = field(default="full", metadata={"help": "full | frozen (CLIP fixed) | lora (PEFT adapters)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
@@ -183,15 +189,14 @@ def _check_model_options(model_args: ModelArguments) -> None:
 
 
 def attribute_vocabulary_for(model_args: ModelArguments, train_split, split_name: str, log) -> AttributeVocabulary | None:
-    """The attribute vocabulary of the run: `--attribute_vocab`, else for MCSAN mined from the training captions
-    (deterministic, so every process mines the same), else None (no attribute labels)."""
-    config_class = MODELS[model_args.model][1]
+    """The attribute vocabulary of the run: `--attribute_vocab`, else for MCSAN (and MSAM with `--attribute_loss`)
+    mined from the training captions (deterministic, so every process mines the same), else None (no attribute
+    labels; MSAM as in the paper)."""
+    if model_args.attribute_loss and model_args.model != "msam":
+        raise ValueError("--attribute_loss adds MCSAN's attribute objective to MSAM; --model mcsan always has it")
     if model_args.attribute_vocab:
-        if "attribute_vocabulary" not in {option.name for option in fields(config_class)}:
-            raise ValueError(f"--attribute_vocab: --model {model_args.model} has no attribute projections; use "
-                             "--model mcsan")
         return load_attribute_vocabulary(model_args.attribute_vocab)
-    if model_args.model != "mcsan":
+    if model_args.model == "msam" and not model_args.attribute_loss:
         return None
     started = time.perf_counter()
     vocabulary = mine_attributes([caption for captions in train_split["captions"] for caption in captions])
