@@ -34,7 +34,9 @@ from huggingface_hub.utils import HFValidationError
 from huggingface_hub.utils import get_token
 from huggingface_hub.utils import validate_repo_id
 
+from .configuration_mcsan import McsanConfig
 from .configuration_msam import MsamConfig
+from .evaluation import ATTRIBUTE_VOCABULARY_FILE
 from .evaluation import COLUMN_TITLES
 from .evaluation import METRIC_COLUMNS
 from .evaluation import load_model_and_processor
@@ -63,12 +65,14 @@ WIDGET_EXAMPLES = [
     {"text": "cars drive along a road between green fields", "example_title": "road"},
     {"text": "people walk across a square in front of a church", "example_title": "square"},
 ]
-CARD_TAGS = ["msam", "video-text-retrieval", "text-to-video-retrieval", "drone", "clip", "arxiv:2510.15470"]
+CARD_TAGS = ["video-text-retrieval", "text-to-video-retrieval", "drone", "clip"]
+MODEL_TAGS = {"msam": ["msam", "arxiv:2510.15470"], "mcsan": ["mcsan"]}
 SIMILARITY_HEAD_NAMES = {
     "ciffp": "CIFFP, MSAM's cross-modal interactive feature fusion pooling",
     "mean": "mean pooling of frame features (CLIP4Clip meanP)",
     "seq_transformer": "temporal transformer, then mean pooling (CLIP4Clip seqTransf)",
     "attention": "text-conditioned attention pooling (X-Pool style)",
+    "multi_level": "MCSAN's weighted sum of cosines over its semantic levels",
 }
 
 
@@ -146,6 +150,8 @@ def prepare_hub_folder(
         shutil.copy(model_dir / EVAL_RESULTS_FILE, out_dir / EVAL_RESULTS_FILE)
     if training_args is not None:
         shutil.copy(model_dir / TRAINING_ARGS_FILE, out_dir / TRAINING_ARGS_FILE)
+    if (model_dir / ATTRIBUTE_VOCABULARY_FILE).is_file():  # the tagger that labels held-out captions like training
+        shutil.copy(model_dir / ATTRIBUTE_VOCABULARY_FILE, out_dir / ATTRIBUTE_VOCABULARY_FILE)
 
     card = build_model_card(
         config,
@@ -190,7 +196,7 @@ def build_model_card(
         license=license,
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,
-        tags=CARD_TAGS + (["lora", "peft"] if adapter_only else []),
+        tags=MODEL_TAGS[config.model_type] + CARD_TAGS + (["lora", "peft"] if adapter_only else []),
         eval_results=_eval_results_for_card(eval_results, dataset) if eval_results else None,
         # An adapter repo has no handler.py to answer the widget.
         widget=None if adapter_only else WIDGET_EXAMPLES,
@@ -202,6 +208,7 @@ def build_model_card(
         repo_id=repo_id,
         base_model=base_model,
         adapter_only=adapter_only,
+        model_type=config.model_type,
         head=config.similarity_head,
         head_name=SIMILARITY_HEAD_NAMES[config.similarity_head],
         pretrained_backbone=config.base_clip_model,
@@ -359,7 +366,7 @@ def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
     (out_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
 
 
-def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:
+def _configuration_rows(config: MsamConfig | McsanConfig) -> list[tuple[str, str]]:
     vision, text = config.clip_config.vision_config, config.clip_config.text_config
     backbone = (f"`{config.base_clip_model}`" if config.base_clip_model
                 else "CLIP architecture from random initialisation (no pretrained weights)")
@@ -374,6 +381,8 @@ def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:
         ("frames per video", f"at most {config.max_frames} (uniformly subsampled)"),
         ("caption length", f"at most {config.max_text_length} CLIP tokens"),
     ]
+    if config.model_type == "mcsan":
+        return rows + _mcsan_configuration_rows(config)
     if config.uses_temporal_module:
         rows.append(("temporal module", f"{config.temporal_num_layers} transformer layers"))
     if config.similarity_head == "ciffp":
@@ -389,7 +398,24 @@ def _configuration_rows(config: MsamConfig) -> list[tuple[str, str]]:
                      f"{config.distribution_loss_weight}, diversity {config.diversity_loss_weight}"))
     else:
         rows.append(("adaptive semantic branch", "off (contrastive loss only)"))
+    if config.attribute_vocabulary:
+        rows.append(("attribute objective (training only, auxiliary)", _attribute_description(config)))
     return rows
+
+
+def _mcsan_configuration_rows(config: McsanConfig) -> list[tuple[str, str]]:
+    weights = "learned from uniform" if config.learn_level_weights else f"fixed {config.level_weights or 'uniform'}"
+    return [
+        ("levels", ", ".join(config.levels) + f" (score weights {weights})"),
+        ("entity-level video tokens", config.entity_tokens),
+        ("attribute objective (training only)", _attribute_description(config)),
+    ]
+
+
+def _attribute_description(config: MsamConfig | McsanConfig) -> str:
+    sizes = ", ".join(f"{level} {size}" for level, size in config.attribute_vocabulary_sizes.items())
+    return (f"attributes per level: {sizes}; focal BCE α {config.focal_alpha:g}, γ {config.focal_gamma:g} (weight "
+            f"{config.attribute_loss_weight:g}), KL weight {config.kl_loss_weight:g}")
 
 
 FINETUNE_MODES = {

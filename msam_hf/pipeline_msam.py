@@ -33,8 +33,8 @@ class MsamVideoTextRetrievalPipeline(Pipeline):
     Call with `videos` and either:
 
     - `texts` (a string or a list): for each text, the videos ranked by score, each with the `timestamp` (seconds)
-      of the frame the text attended to most (`None` for the `mean` / `seq_transformer` heads, which have no frame
-      attention). `score` is the model's scaled similarity logit.
+      of the frame the text attended to most (`None` for the `mean` / `seq_transformer` heads and MCSAN, which have
+      no frame attention). `score` is the model's scaled similarity logit.
     - `candidate_labels` (a list): for each video, the labels ranked by probability (softmax over the labels of the
       logits of `hypothesis_template.format(label)`), each with its best-matching `timestamp`.
 

@@ -403,3 +403,28 @@ def test_the_adapter_card_snippet_applies_the_adapter_in_a_fresh_process(lora, c
     base = in_process_ranking(MsamModel.from_pretrained(root / "base"), processor, clips)
     assert scores_by_video(fresh["ranking"]) == pytest.approx(merged, abs=1e-5)
     assert scores_by_video(fresh["ranking"]) != pytest.approx(base, abs=1e-5)
+
+
+def test_an_mcsan_model_is_published_with_its_own_card_vocabulary_and_a_working_snippet(clips, tmp_path):
+    from msam_hf import McsanConfig, McsanModel
+
+    vocabulary = {"entity": ["boat", "car"], "action": ["sail"], "relationship": ["boat under bridge"]}
+    torch.manual_seed(0)
+    model = McsanModel(McsanConfig.tiny(max_frames=4, attribute_vocabulary=vocabulary)).eval()
+    folder = tmp_path / "best"
+    model.save_pretrained(folder)
+    default_processor(model.config).save_pretrained(folder)
+    (folder / "attribute_vocabulary.json").write_text(json.dumps({"levels": vocabulary}))
+
+    out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID)
+    assert {"modeling_mcsan.py", "modeling_msam.py", "attribute_vocabulary.json"} <= {p.name for p in out.iterdir()}
+    card = ModelCard.load(out / "README.md")
+    assert "mcsan" in card.data.tags and "msam" not in card.data.tags
+    assert "An MCSAN text–video retrieval model" in card.text and "MSAM (Multi-Semantic" not in card.text
+    assert "| levels | global, entity, action, relationship (score weights learned from uniform) |" in card.text
+    assert "entity 2, action 1, relationship 1; focal BCE α 0.25, γ 2" in card.text
+
+    fresh = run_in_fresh_process(python_blocks(card.text)[0].replace(REPO_ID, str(out)), cwd=clips)
+    assert all(hit["timestamp"] is None for hit in fresh["ranking"])  # MCSAN has no frame attention
+    expected = in_process_ranking(model, default_processor(model.config), clips)
+    assert scores_by_video(fresh["ranking"]) == pytest.approx(expected, abs=1e-5)
