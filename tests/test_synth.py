@@ -106,6 +106,18 @@ def test_hard_negative_twins_differ_in_exactly_their_edit(synth_dir):
         assert twin["captions"] != original["captions"]
 
 
+def test_object_scale_multiplies_every_object_size(tmp_path):
+    from msam_hf.data.synth_scene import ENTITY_KINDS
+
+    config = SynthConfig(num_videos=20, width=32, height=32, duration=1.0, videos_per_site=2, object_scale=1.5)
+    truth = ground_truth(generate_synthetic_dataset(tmp_path / "big", config, num_workers=1, progress=False))
+    for record in truth.values():
+        for entity in record["entities"]:
+            ratio = np.array(entity["size"]) / np.array(ENTITY_KINDS[entity["kind"]]["size"])
+            low, high = (1.5 * 0.85, 1.5 * 1.15) if entity["kind"] == "tree" else (1.5, 1.5)
+            assert np.allclose(ratio, ratio[0]) and low - 1e-9 <= ratio[0] <= high + 1e-9, entity
+
+
 def test_videos_of_a_site_share_the_background_and_split_but_not_the_objects(tmp_path):
     folder = generate_synthetic_dataset(tmp_path, SynthConfig(**{**SMALL, "videos_per_site": 4, "num_videos": 10,
                                                                  "hard_negative_fraction": 0.0,
@@ -139,6 +151,7 @@ def test_five_varied_captions_per_video(synth_dir):
     ({"num_videos": 0}, "num_videos must be at least 1"),
     ({"videos_per_site": 1, "hard_negative_fraction": 0.1}, "lower hard_negative_fraction or raise videos_per_site"),
     ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
+    ({"object_scale": 0}, "object_scale must be positive"),
 ])
 def test_bad_settings_name_the_field(override, message):
     with pytest.raises(ValueError, match=message):

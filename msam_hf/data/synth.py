@@ -91,6 +91,11 @@ class SynthConfig:
                           "(one object's colour, action, direction or relation changed); at most 0.5."},
     )
     captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
+    object_scale: float = field(
+        default=1.0,
+        metadata={"help": "Factor on every object's length and width: at 1.0 a car covers about 1 %% of the frame and "
+                          "a house about 3 %%."},
+    )
     seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
 
     def __post_init__(self):
@@ -117,6 +122,8 @@ class SynthConfig:
                              f"{round(self.hard_negative_fraction * self.num_videos)} twin pairs but sites of "
                              f"videos_per_site={self.videos_per_site} hold only {pairs_that_fit} (a pair shares a "
                              "site); lower hard_negative_fraction or raise videos_per_site")
+        if self.object_scale <= 0:
+            raise ValueError(f"object_scale must be positive, got {self.object_scale}")
         if self.captions_per_video < 1:
             raise ValueError(f"captions_per_video must be at least 1, got {self.captions_per_video}")
         _plan(self)  # raises when whole sites cannot fill every split
@@ -237,7 +244,7 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     (a few milliseconds) so that each worker needs only its own job."""
     aspect = config.height / config.width
     index = job["index"]
-    site = sample_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect)
+    site = sample_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect, config.object_scale)
     if job["pair"] is None:
         scene = sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
         captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,

@@ -221,8 +221,9 @@ def _smoothstep(times: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- sampling
 
 
-def sample_site(rng: np.random.Generator, aspect: float) -> dict:
-    """A random site: terrain, landmark, texture crop and camera path, without objects.
+def sample_site(rng: np.random.Generator, aspect: float, object_scale: float = 1.0) -> dict:
+    """A random site: terrain, landmark, texture crop and camera path, without objects; `object_scale` multiplies
+    the size of every object placed on it.
 
     Several videos share a site (the same place flown the same way); only their objects differ.
     """
@@ -235,6 +236,7 @@ def sample_site(rng: np.random.Generator, aspect: float) -> dict:
                         "flip": [bool(v) for v in rng.integers(0, 2, 2)]},
             "landmark": _sample_landmark(rng, landmark_kind),
             "camera": _sample_camera(rng, aspect),
+            "object_scale": object_scale,
         }
         if _feasible_kinds(site):
             return site
@@ -344,11 +346,8 @@ def _sample_entity(rng: np.random.Generator, scene: dict, aspect: float, prefer_
         entity["count"] = int(rng.integers(1, 6))
         entity["members"] = [[0.0, 0.0]] + [[float(v) for v in rng.uniform(-0.06, 0.06, 2)]
                                             for _ in range(entity["count"] - 1)]
-    if kind == "tree":
-        scale = float(rng.uniform(0.85, 1.15))
-        entity["size"] = [spec["size"][0] * scale, spec["size"][1] * scale]
-    else:
-        entity["size"] = list(spec["size"])
+    scale = scene["object_scale"] * (float(rng.uniform(0.85, 1.15)) if kind == "tree" else 1.0)
+    entity["size"] = [spec["size"][0] * scale, spec["size"][1] * scale]
     actions = dict(spec["actions"])
     if kind in ("car", "truck") and not _has_region(scene, ROAD):
         actions = {"parked": 1.0}
