@@ -10,7 +10,7 @@ budget for every row) for every seed, its best validation checkpoint evaluated o
 from the training captions, and add a table of attribute mAP per level on the test split. A gain is only worth claiming when
 it exceeds the spread across seeds.
 
-    python benchmarks/ablation.py --seeds 0 1 2                  # ~20 minutes per seed on 2 CPU cores
+    python benchmarks/ablation.py --seeds 0 1 2                  # ~40 minutes per seed on 2 CPU cores
     python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
     python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60   # smoke run
 """
@@ -70,7 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=Path("ablation_output"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--num_videos", type=int, default=200)
+    parser.add_argument("--num_videos", type=int, default=1000, help="the demo's benchmark: 1000 videos of 4 s")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
     parser.add_argument("--data_seed", type=int, default=0, help="the benchmark's seed (the same for every run)")
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--models", nargs="+", default=["msam"], choices=list(MODEL_VARIANTS),
@@ -82,7 +83,8 @@ def main() -> None:
 
     data_dir = args.output_dir / "data"
     if not (data_dir / "synth_config.json").is_file():
-        generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, seed=args.data_seed))
+        config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.data_seed)
+        generate_synthetic_dataset(data_dir, config)
     test = load_video_text_dataset(data_dir)["test"]
     vocabulary_file = args.output_dir / "attribute_vocabulary.json"
     if any(variant in ATTRIBUTE_VARIANTS for variant in variants) and not vocabulary_file.is_file():

@@ -5,7 +5,8 @@
    `msam_hf.data.synth_baselines` (fit on train), next to chance. Both should be near chance: the benchmark must
    need the small objects.
 
-    python benchmarks/bench_synth.py [--num_videos 200] [--workers 2] [--videos_per_site 5]
+    python benchmarks/bench_synth.py [--num_videos 200] [--duration 8] [--workers 2] [--videos_per_site 5]
+    python benchmarks/bench_synth.py --num_videos 1000 --duration 4      # the benchmark of `make demo`
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ GOAL_SECONDS = 60.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num_videos", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=SynthConfig.duration)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site)
     parser.add_argument("--hard_negative_fraction", type=float, default=SynthConfig.hard_negative_fraction)
     args = parser.parse_args()
 
-    config = SynthConfig(num_videos=args.num_videos, seed=args.seed, videos_per_site=args.videos_per_site,
-                         hard_negative_fraction=args.hard_negative_fraction)
+    config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.seed,
+                         videos_per_site=args.videos_per_site, hard_negative_fraction=args.hard_negative_fraction)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         generate_synthetic_dataset(Path(folder) / "synth", config, num_workers=args.workers, progress=False)
