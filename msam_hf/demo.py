@@ -59,10 +59,10 @@ SEARCH_IN_FRESH_PROCESS = textwrap.dedent(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", type=Path, default=Path("demo_output"))
-    parser.add_argument("--num_videos", type=int, default=200, help="synthetic videos (70/10/20 %% splits)")
+    parser.add_argument("--num_videos", type=int, default=1000, help="synthetic videos (70/10/20 %% splits)")
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--resolution", type=int, default=128, help="synthetic frame size in pixels")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per synthetic video")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
     parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site,
                         help="synthetic videos sharing one background")
     parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
