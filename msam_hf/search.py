@@ -8,7 +8,8 @@ An index is a folder:
       shards/shard-000000.safetensors  float16 frame features, video embeddings, masks and frame timestamps of up
                                        to `shard_size` videos (memory-mapped at search time); the shard's video
                                        list and failed files are in its safetensors metadata
-      ann-000002.faiss                 FAISS index over the video embeddings (derived data: rebuilt if missing)
+      ann-000002.faiss                 FAISS index over the videos' key vectors (derived data: rebuilt if missing
+                                       or built by an older version, see `stage1_parameters`)
       report.json                      the last indexing run: added, unchanged, moved, removed, failed files
 
 Indexing is incremental: a file whose path, size and mtime match the index is skipped; otherwise its sha256 decides
@@ -19,13 +20,14 @@ merges the finished shards instead of re-encoding them. Under `accelerate launch
 the processes and the main process merges them; the result does not depend on the number of processes.
 
 Search has two stages. CIFFP scores a caption against a video's frames (msam.md §3), so it cannot be precomputed per
-video; at |J| = 1 its score is γ·cos(frame-attention pooling, caption), close to the best frame's cosine, which the
-text-agnostic video embedding v̄ approximates. Stage 1 takes the R videos whose v̄ has the largest inner product with
-the caption (FAISS: exact up to `EXACT_SEARCH_MAX_VIDEOS` videos, compressed scanning with exact re-scoring beyond;
-exact numpy without FAISS); stage 2 scores them with the model's own similarity head at |J| = 1, reading only their
-frame features, and returns the best k with the timestamps of the frames the head attended to.
-benchmarks/bench_search.py measures how often the two stages return the top 10 of the head applied to the whole
-collection.
+video; at |J| = 1 its score is γ·cos(frame-attention pooling, caption), close to the best frame's cosine. A single
+vector per video (the mean v̄) misses videos with one matching frame among others, so stage 1 indexes
+`KEY_VECTORS_PER_VIDEO` key vectors per video, the normalised k-means centroids of its frames, and takes the R videos
+with the best key vector for the caption (FAISS: exact up to `EXACT_SEARCH_MAX_VIDEOS` videos, compressed scanning
+with re-scoring from 8-bit copies beyond; exact numpy without FAISS); stage 2 scores them with the model's similarity head at
+|J| = 1, reading only their frame features, and returns the best k with the timestamps of the frames the head
+attended to. benchmarks/bench_search.py measures how often the two stages return the top 10 of the head applied to
+the whole collection.
 """
 
 from __future__ import annotations
@@ -73,8 +75,16 @@ DEFAULT_SHARD_SIZE = 1024
 DEFAULT_CANDIDATES = 1000
 # Up to this many videos stage 1 is exact (FAISS flat, about 7 ms a query on one core); beyond, compressed scanning.
 EXACT_SEARCH_MAX_VIDEOS = 50_000
-# Compressed scanning re-scores this many times R candidates exactly (benchmarks/bench_search.py).
-STAGE1_K_FACTOR = 16
+# Compressed scanning re-scores this many times R · key vectors candidates from 8-bit copies (bench_search.py).
+STAGE1_K_FACTOR = 8
+# Stage 1 indexes this many key vectors per video (k-means centroids of its frames; benchmarks/bench_search.py).
+KEY_VECTORS_PER_VIDEO = 2
+# Videos whose key vectors are computed (and added to FAISS) at a time: bounds the float32 frames in memory.
+KEY_VECTOR_BATCH = 16_384
+KMEANS_STEPS = 5
+STAGE1_FACTORY = "IDMap,RR{dim},PQ{codes}x4fs,Refine(SQ8)"
+# Product quantisers are trained on this many key vectors, spread over the collection.
+STAGE1_TRAINING_VECTORS = 65_536
 # A hit lists the frames holding at least this share of the head's attention (the best frame always).
 TIMESTAMP_MIN_ATTENTION = 0.1
 # Fields of a model fingerprint that must match for features to mix; the others only say where the model came from.
@@ -161,14 +171,61 @@ def model_fingerprint(model: MsamModel, processor: Any, fps: float = 1.0) -> dic
 
 
 def stage1_parameters(num_videos: int, dim: int = 512) -> dict[str, Any]:
-    """Stage-1 settings for a collection size: exact inner product up to `EXACT_SEARCH_MAX_VIDEOS` videos; beyond,
-    a scan of every video's 4-bit product-quantised embedding (`dim / 4` codes, SIMD "fast scan"; 16× less to read
-    than float32) whose best R · `k_factor` are re-scored exactly from float16 copies (the precision the shards
-    store). benchmarks/bench_search.py compares this with IVF, which on its collections loses recall at any nprobe
-    that is faster."""
+    """Stage-1 settings for a collection size: `key_vectors` vectors per video (see `key_vectors`), searched by
+    exact inner product up to `EXACT_SEARCH_MAX_VIDEOS` videos; beyond, a scan of every key vector's 4-bit
+    product-quantised code (SIMD "fast scan", 16× less to read than float32, after a random rotation that spreads
+    the embeddings' variance evenly over the sub-quantisers: without it the first few, which hold most of the
+    variance of CLIP-like embeddings, are quantised coarsely) whose best R · key_vectors · `k_factor` are re-scored
+    from 8-bit scalar-quantised copies. benchmarks/bench_search.py compares this with one vector per video (v̄), with
+    and without the rotation; IVF lost recall at any nprobe that was faster (README)."""
     if num_videos <= EXACT_SEARCH_MAX_VIDEOS:
-        return {"type": "flat", "factory": "IDMap,Flat"}
-    return {"type": "pq-fastscan", "factory": f"IDMap,PQ{dim // 4}x4fs,Refine(SQfp16)", "k_factor": STAGE1_K_FACTOR}
+        return {"type": "flat", "factory": "IDMap,Flat", "key_vectors": KEY_VECTORS_PER_VIDEO}
+    return {"type": "pq-fastscan", "factory": STAGE1_FACTORY.format(dim=dim, codes=dim // 4),
+            "k_factor": STAGE1_K_FACTOR, "key_vectors": KEY_VECTORS_PER_VIDEO}
+
+
+def key_vectors(frame_embeds: np.ndarray, video_mask: np.ndarray, count: int) -> np.ndarray:
+    """`count` unit vectors per video that stand for its frames in stage 1: the k-means centroids of its (unmasked)
+    frames, seeded by the frame nearest the mean and then farthest-point, after a few Lloyd steps, normalised.
+    CIFFP at |J| = 1 is close to the best frame's cosine with the caption; the best centroid tracks it much closer
+    than the mean of all frames does, at a fraction of the cost of indexing every frame. (videos, count, dim)."""
+    frames = torch.from_numpy(np.asarray(frame_embeds, dtype=np.float32))
+    mask = torch.from_numpy(np.asarray(video_mask)).bool()
+    videos = torch.arange(len(frames))
+    mean = F.normalize((frames * mask[..., None]).sum(1), dim=-1)
+    closest_to = torch.einsum("vtd,vd->vt", frames, mean).masked_fill(~mask, -torch.inf)
+    seeds = [frames[videos, closest_to.argmax(1)]]
+    for _ in range(count - 1):
+        nearest_seed = torch.stack([torch.einsum("vtd,vd->vt", frames, seed) for seed in seeds]).amax(0)
+        seeds.append(frames[videos, nearest_seed.masked_fill(~mask, torch.inf).argmin(1)])
+    centroids = torch.stack(seeds, 1)
+    for _ in range(KMEANS_STEPS):
+        assignment = torch.einsum("vtd,vkd->vtk", frames, centroids).argmax(-1)
+        members = F.one_hot(assignment, count).float() * mask[..., None]
+        # a cluster left empty (identical frames) gives a zero vector: the video's other centroids still count
+        centroids = F.normalize(torch.einsum("vtk,vtd->vkd", members, frames), dim=-1)
+    return centroids.numpy()
+
+
+def ciffp_single_caption_logits(
+    model: MsamModel, text_embed: torch.Tensor, frame_embeds: torch.Tensor, video_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`model.similarity(..., text_context_size=1, return_frame_attention=True)` of the CIFFP head for one caption ŝ
+    (dim,), as logits (1, videos) and frame attention (1, videos, frames), in about a seventh of the work.
+
+    At |J| = 1 q_i = p_i, so the score is λ·γ·⟨p_i, ŝ⟩ / ‖p_i‖ with p_i = Σ_t a_it v_it (msam.md §3). The head
+    computes ‖p_i‖² from each video's frame Gram matrix (videos × T² × D), which pays off only for larger caption sets;
+    here p_i itself costs videos × T × D.
+    """
+    head = model.ciffp
+    frame_text = frame_embeds @ text_embed  # (videos, frames)
+    frame_logits = frame_text / head.frame_temperature
+    if head.mask_padded_frames:
+        frame_logits = frame_logits.masked_fill(video_mask == 0, torch.finfo(frame_logits.dtype).min)
+    attention = frame_logits.softmax(dim=-1)
+    pooled = torch.bmm(attention.unsqueeze(1), frame_embeds).squeeze(1)  # p_i: (videos, dim)
+    cosines = (attention * frame_text).sum(-1) / pooled.norm(dim=-1).clamp(min=1e-12)
+    return (model.logit_scale * head.score_scale * cosines)[None], attention[None]
 
 
 def list_video_files(video_dir: str | Path) -> list[Path]:
@@ -261,9 +318,11 @@ class VideoIndex:
         if manifest["videos_file"]:
             index._videos = pq.read_table(directory / manifest["videos_file"], schema=VIDEO_SCHEMA).combine_chunks()
             index._row_ids = index._videos["row_id"].to_numpy()
-        if faiss is not None and manifest["stage1_file"]:
+        if "key_vectors" not in manifest["stage1"]:  # built over v̄ alone by an older version: rebuilt when needed
+            manifest["stage1"] = {}
+        elif faiss is not None and manifest["stage1_file"]:
             saved = faiss.read_index(str(directory / manifest["stage1_file"]))
-            if saved.ntotal == len(index):  # else saved without FAISS since: rebuilt when needed
+            if saved.ntotal == len(index) * manifest["stage1"]["key_vectors"]:  # else saved without FAISS since
                 index._stage1, index._stage1_saved = saved, True
         index._resumed = len(index._merge_new_shards()[0])
         return index
@@ -611,20 +670,24 @@ class VideoIndex:
         self._table_saved = False
         self._update_stage1(np.setdiff1d(self._row_ids, before), np.setdiff1d(before, self._row_ids))
 
-    def _gather(self, row_ids: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """The stored arrays `names` of these rows (any order), read from the memory-mapped shards."""
+    def _gather(self, row_ids: np.ndarray, names: tuple[str, ...], dtype=None) -> dict[str, np.ndarray]:
+        """The stored arrays `names` of these rows (any order; ascending is fastest), read from the memory-mapped
+        shards, converted to `dtype` (if given) as they are copied."""
         shard_size = self.manifest["shard_size"]
-        shards = row_ids // shard_size
-        by_shard = np.argsort(shards, kind="stable")
-        gathered = {name: np.empty((len(row_ids), *self._empty(name).shape[1:]), self._empty(name).dtype)
+        order = np.argsort(row_ids, kind="stable")
+        shards = row_ids[order] // shard_size
+        starts = np.flatnonzero(np.diff(shards, prepend=-1)).tolist()
+        gathered = {name: np.empty((len(row_ids), *self._empty(name).shape[1:]), dtype or self._empty(name).dtype)
                     for name in names}
-        for positions in np.split(by_shard, np.flatnonzero(np.diff(shards[by_shard])) + 1):
-            if not len(positions):
-                continue
-            arrays = self._shard_arrays(int(shards[positions[0]]))
-            rows = row_ids[positions] % shard_size
+        # one slice per shard: at search time the R candidates touch hundreds of shards
+        for start, end in zip(starts, starts[1:] + [len(order)]):
+            arrays = self._shard_arrays(int(shards[start]))
+            rows = row_ids[order[start:end]] % shard_size
             for name in names:
-                gathered[name][positions] = arrays[name][rows]
+                gathered[name][start:end] = arrays[name][rows]
+        if np.any(np.diff(order) != 1):
+            inverse = np.argsort(order)
+            gathered = {name: array[inverse] for name, array in gathered.items()}
         return gathered
 
     # ------------------------------------------------------------------ stage 1
@@ -643,44 +706,66 @@ class VideoIndex:
             # Refinement indexes cannot remove vectors: re-add the rest, keeping the trained codebooks.
             self._stage1.reset()
             added = self._row_ids
-        self._stage1.add_with_ids(self._gather(added, ("video_embeds",))["video_embeds"].astype(np.float32), added)
+        self._add_key_vectors(self._stage1, added)
+
+    def _key_vectors(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage-1 vectors of these videos (`key_vectors`) as float32 rows, with the row id of each."""
+        count = self.manifest["stage1"]["key_vectors"]
+        stored = self._gather(row_ids, ("frame_embeds", "video_mask"))
+        vectors = key_vectors(stored["frame_embeds"], stored["video_mask"], count)
+        return vectors.reshape(-1, vectors.shape[-1]), np.repeat(row_ids, count)
+
+    def _add_key_vectors(self, ann, row_ids: np.ndarray) -> None:
+        for start in range(0, len(row_ids), KEY_VECTOR_BATCH):
+            ann.add_with_ids(*self._key_vectors(row_ids[start : start + KEY_VECTOR_BATCH]))
 
     def _ready_stage1(self):
         """The FAISS index (built for the collection's size if there is none), or the exact-search table."""
         if self._stage1 is not None:
             return self._stage1
-        embeds = self._gather(self._row_ids, ("video_embeds",))["video_embeds"].astype(np.float32)
+        parameters = stage1_parameters(len(self), self.manifest["dim"])
+        self.manifest["stage1"] = parameters
         if faiss is None:
             logger.warning(
-                "faiss is not installed: stage 1 scans all %d video embeddings with numpy, in time linear in the "
-                "collection (about 15 ms per query per 100k videos on one CPU core). pip install faiss-cpu (or "
+                "faiss is not installed: stage 1 scans all %d videos' key vectors with numpy, in time linear in the "
+                "collection (about 30 ms per query per 100k videos on one CPU core). pip install faiss-cpu (or "
                 "msam-hf[search]) for FAISS, with compressed scanning beyond %d videos.", len(self),
                 EXACT_SEARCH_MAX_VIDEOS)
-            self._stage1 = (self._row_ids, embeds)
+            batches = [self._key_vectors(self._row_ids[start : start + KEY_VECTOR_BATCH])
+                       for start in range(0, len(self), KEY_VECTOR_BATCH)]
+            self._stage1 = tuple(np.concatenate(parts) for parts in zip(*batches))  # (vectors, row ids)
             return self._stage1
-        parameters = stage1_parameters(len(self), self.manifest["dim"])
         ann = faiss.index_factory(self.manifest["dim"], parameters["factory"], faiss.METRIC_INNER_PRODUCT)
         if parameters["type"] == "pq-fastscan":
+            # evenly spaced videos: a folder-ordered collection would bias a prefix
+            videos = min(STAGE1_TRAINING_VECTORS // parameters["key_vectors"], len(self))
+            sample = self._row_ids[np.linspace(0, len(self) - 1, videos).astype(np.int64)]
+            training = np.concatenate([self._key_vectors(sample[start : start + KEY_VECTOR_BATCH])[0]
+                                       for start in range(0, len(sample), KEY_VECTOR_BATCH)])
             with _faiss_threads(1):
-                ann.train(embeds)
+                ann.train(training)
             faiss.downcast_index(ann.index).k_factor = parameters["k_factor"]
-        ann.add_with_ids(embeds, self._row_ids)
-        self.manifest["stage1"] = parameters
+        self._add_key_vectors(ann, self._row_ids)
         self._stage1, self._stage1_saved = ann, False
         return ann
 
     def _candidates(self, text_embed: np.ndarray, count: int) -> np.ndarray:
-        """Row ids of the `count` videos whose embedding has the largest inner product with the caption, best first."""
+        """Row ids of the `count` videos whose best key vector has the largest inner product with the caption, best
+        first."""
         stage1 = self._ready_stage1()
+        vectors_wanted = count * self.manifest["stage1"]["key_vectors"]  # enough for `count` distinct videos
         if faiss is None:
-            row_ids, embeds = stage1
-            scores = embeds @ text_embed
-            count = min(count, len(scores))
-            top = np.argpartition(-scores, count - 1)[:count]
-            return row_ids[top[np.argsort(-scores[top], kind="stable")]]
-        with _faiss_threads(1):  # one query is too small to split across threads
-            _, row_ids = stage1.search(text_embed[None], count)
-        return row_ids[0][row_ids[0] >= 0]
+            vectors, row_ids = stage1
+            scores = vectors @ text_embed
+            vectors_wanted = min(vectors_wanted, len(scores))
+            top = np.argpartition(-scores, vectors_wanted - 1)[:vectors_wanted]
+            found = row_ids[top[np.argsort(-scores[top], kind="stable")]]
+        else:
+            with _faiss_threads(1):  # one query is too small to split across threads
+                _, found = stage1.search(text_embed[None], vectors_wanted)
+            found = found[0][found[0] >= 0]
+        _, first = np.unique(found, return_index=True)  # a video's best key vector comes first
+        return found[np.sort(first)][:count]
 
     # ------------------------------------------------------------------ search
 
@@ -690,27 +775,32 @@ class VideoIndex:
     ) -> list[SearchHit]:
         """The `k` best videos for a caption (a string, or its unit-norm text embedding ŝ), best first.
 
-        Stage 1 takes `candidates` videos (R, default the index's) by their video embedding; stage 2 scores them
-        with the model's similarity head at |J| = 1 from their frame features.
+        Stage 1 takes `candidates` videos (R, default the index's) by their key vectors; stage 2 scores them with
+        the model's similarity head at |J| = 1 from their frame features.
         """
         model = self._ready_model()
         text_embeds = self._text_embeds(query)
         if not len(self):
             return []
-        row_ids = self._candidates(text_embeds[0].numpy(), max(k, candidates or self.manifest["candidates"]))
+        # ascending row ids read the shards in order; stage 2 scores them all anyway
+        row_ids = np.sort(self._candidates(text_embeds[0].numpy(), max(k, candidates or self.manifest["candidates"])))
         device = model.device
         if model.config.similarity_head in ("mean", "seq_transformer"):  # these heads score v̄ alone
             stored = self._gather(row_ids, ("video_embeds",))
             video = MsamVideoOutput(video_embeds=torch.from_numpy(stored["video_embeds"]).to(device).float())
         else:
-            stored = self._gather(row_ids, ("frame_embeds", "video_mask"))
-            frames = max(int(stored["video_mask"].sum(1).max()), 1)
-            frame_embeds = torch.from_numpy(stored["frame_embeds"][:, :frames]).to(device).float()
-            video_mask = torch.from_numpy(stored["video_mask"][:, :frames]).long().to(device)
+            num_frames = self._videos["num_frames"].take(np.searchsorted(self._row_ids, row_ids)).to_numpy()
+            frames = max(int(num_frames.max()), 1)
+            stored = self._gather(row_ids, ("frame_embeds",), dtype=np.float32)
+            frame_embeds = torch.from_numpy(stored["frame_embeds"][:, :frames]).to(device)
+            video_mask = torch.from_numpy(np.arange(frames) < num_frames[:, None]).long().to(device)
             video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
-        logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
-                                             text_context_size=1, video_chunk_size=len(row_ids),
-                                             return_frame_attention=True)
+        if model.config.similarity_head == "ciffp":
+            logits, attention = ciffp_single_caption_logits(model, text_embeds[0].to(device), frame_embeds, video_mask)
+        else:
+            logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
+                                                 text_context_size=1, video_chunk_size=len(row_ids),
+                                                 return_frame_attention=True)
         scores = logits[0].float().cpu()
         order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
         best = row_ids[order]
@@ -847,8 +937,11 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _describe_stage1(parameters: dict[str, Any]) -> str:
     if parameters.get("type") == "pq-fastscan":
-        return f"FAISS {parameters['factory']}, k_factor {parameters['k_factor']}"
-    return "FAISS exact" if parameters.get("type") == "flat" else parameters.get("type", "not built yet")
+        return (f"FAISS {parameters['factory']}, k_factor {parameters['k_factor']}, "
+                f"{parameters['key_vectors']} key vectors per video")
+    if parameters.get("type") == "flat":
+        return f"FAISS exact, {parameters['key_vectors']} key vectors per video"
+    return parameters.get("type", "not built yet")
 
 
 @contextlib.contextmanager

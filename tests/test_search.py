@@ -22,7 +22,8 @@ from msam_hf import MsamConfig, MsamModel, default_processor
 from msam_hf.cli import main as msam
 from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
 from msam_hf.evaluation import load_model_and_processor
-from msam_hf.search import ModelMismatchError, VideoIndex
+from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
+from msam_hf.search import ModelMismatchError, VideoIndex, ciffp_single_caption_logits, key_vectors
 from msam_hf.video_io import read_frames
 
 BUILD = {"shard_size": 4, "batch_size": 3, "num_workers": 0, "progress": False}
@@ -261,3 +262,80 @@ def test_heads_without_frame_attention_rank_by_the_video_embedding(tmp_path, vid
     hits = index.search("a truck drives on the road", k=len(paths))
     assert [hit.path for hit in hits] == [str(paths[column]) for column in logits[0].argsort(descending=True)]
     assert all(hit.timestamps == [] for hit in hits)
+
+
+def random_features(count: int, frames: int, dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Frame features as `add_features` takes them: unit frames drifting around a per-video point, some masked."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((count, 1, dim))
+    frame_embeds = centres + 0.7 * rng.standard_normal((count, frames, dim))
+    frame_embeds /= np.linalg.norm(frame_embeds, axis=-1, keepdims=True)
+    video_mask = (np.arange(frames) < rng.integers(1, frames + 1, count)[:, None]).astype(np.uint8)
+    frame_embeds *= video_mask[..., None]
+    video_embeds = frame_embeds.sum(1)
+    video_embeds /= np.linalg.norm(video_embeds, axis=-1, keepdims=True)
+    timestamps = np.broadcast_to(np.arange(frames, dtype=np.float32), (count, frames))
+    return {"frame_embeds": frame_embeds.astype(np.float16), "video_mask": video_mask,
+            "video_embeds": video_embeds.astype(np.float16), "timestamps": timestamps}
+
+
+def test_stage_two_fast_path_equals_the_ciffp_head(model_and_processor):
+    model, _ = model_and_processor
+    features = random_features(50, 5, model.config.projection_dim)
+    frame_embeds = torch.from_numpy(features["frame_embeds"]).float()
+    video_mask = torch.from_numpy(features["video_mask"]).long()
+    video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
+    for text in torch.nn.functional.normalize(torch.randn(3, model.config.projection_dim), dim=-1):
+        with torch.no_grad():
+            logits, attention = ciffp_single_caption_logits(model, text, frame_embeds, video_mask)
+            expected_logits, expected_attention = model.similarity(
+                MsamTextOutput(text_embeds=text[None]), video, text_context_size=1, return_frame_attention=True)
+        torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(attention, expected_attention, atol=1e-5, rtol=0)
+
+
+def test_key_vectors_are_unit_centroids_of_each_videos_frame_groups():
+    rng = np.random.default_rng(0)
+    groups = np.linalg.qr(rng.standard_normal((32, 2)))[0].T  # two orthogonal directions
+    frames = np.concatenate([groups[[0, 0, 0]], groups[[1]], np.zeros((1, 32))])[None]  # 3 + 1 frames, 1 padded
+    frames = frames + 0.01 * rng.standard_normal(frames.shape) * (np.arange(5) < 4)[None, :, None]
+    keys = key_vectors(frames.astype(np.float16), (np.arange(5) < 4)[None].astype(np.uint8), 2)[0]
+    np.testing.assert_allclose(np.linalg.norm(keys, axis=-1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.abs(keys @ groups.T).max(0), 1, atol=1e-2)  # one centroid on each group
+    single = key_vectors(frames[:, :1].astype(np.float16), np.ones((1, 1), np.uint8), 2)[0]  # one frame: one key
+    assert np.abs(single @ frames[0, 0]).max() == pytest.approx(1, abs=1e-3)
+
+
+def test_compressed_stage_one_finds_each_videos_frames_and_survives_save_remove_and_old_indexes(
+    tmp_path, model_and_processor, monkeypatch
+):
+    model, processor = model_and_processor
+    monkeypatch.setattr("msam_hf.search.EXACT_SEARCH_MAX_VIDEOS", 100)
+    features = random_features(1000, 3, model.config.projection_dim)
+    paths = [f"video_{number:04d}.mp4" for number in range(1000)]
+    index = VideoIndex.create(tmp_path / "index", model, processor, shard_size=256)
+    index.add_features(paths, **features)
+    index.save()
+    assert index.manifest["stage1"]["type"] == "pq-fastscan" and index.manifest["stage1"]["key_vectors"] == 2
+
+    def found_from_own_frames(index: VideoIndex) -> float:
+        videos = range(0, 1000, 50)
+        return np.mean([index.search(features["frame_embeds"][video, 0].astype(np.float32), k=1, candidates=20)[0].path
+                        == paths[video] for video in videos])
+
+    assert found_from_own_frames(index) >= 0.95
+    loaded = VideoIndex.load(tmp_path / "index", model, processor)
+    assert loaded._stage1_saved and found_from_own_frames(loaded) >= 0.95
+    loaded.remove(paths[:10])
+    assert loaded._stage1.ntotal == 2 * 990
+    assert paths[0] not in [hit.path for hit in loaded.search(features["frame_embeds"][0, 0].astype(np.float32))]
+
+    # an index whose stage 1 an older version built over v̄ alone is rebuilt, not misread
+    manifest_path = tmp_path / "index" / "index.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["stage1"]["key_vectors"]
+    manifest_path.write_text(json.dumps(manifest))
+    old = VideoIndex.load(tmp_path / "index", model, processor)
+    assert old._stage1 is None and found_from_own_frames(old) >= 0.95
+    old.save()
+    assert VideoIndex.load(tmp_path / "index").manifest["stage1"]["key_vectors"] == 2
