@@ -11,6 +11,7 @@ background is shared and only the objects decide (chance: 1 / videos per site). 
   --captions oracle-all  one caption listing every object's colour and kind, from the ground truth
   --site-batches         batches of whole sites, so in-batch negatives share the background
   --object-scale 1.6     objects 1.6 × larger (`msam data synth --object-scale`)
+  --attribute-loss       MCSAN's attribute objective on MSAM, vocabulary mined from the training captions
 
     python benchmarks/learnability.py --num_videos 1000 --captions real
     python benchmarks/learnability.py --num_videos 1000 --captions oracle-all
@@ -29,6 +30,7 @@ import torch
 
 from msam_hf import MsamConfig, MsamModel, default_processor
 from msam_hf.data import load_video_text_dataset
+from msam_hf.data.attributes import mine_attributes
 from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
 from msam_hf.optimization import build_optimizer_and_scheduler
 from msam_hf.video_io import read_frames
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--object_scale", type=float, default=1.0)
     parser.add_argument("--captions", choices=CAPTION_VARIANTS, default="real")
     parser.add_argument("--site_batches", action="store_true")
+    parser.add_argument("--attribute_loss", action="store_true")
     parser.add_argument("--similarity_head", default="mean")
     parser.add_argument("--max_frames", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -59,10 +62,14 @@ def main() -> None:
         generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
                                                          object_scale=args.object_scale), overwrite=True)
     truth = {record["video_id"]: record for record in map(json.loads, (data_dir / "ground_truth.jsonl").open())}
-    model = MsamModel(MsamConfig.tiny(similarity_head=args.similarity_head, semantic_loss=False,
-                                      max_frames=args.max_frames))
-    processor = default_processor(model.config)
     dataset = load_video_text_dataset(data_dir)
+    vocabulary = None
+    if args.attribute_loss:
+        vocabulary = mine_attributes([caption for captions in dataset["train"]["captions"] for caption in captions])
+    model = MsamModel(MsamConfig.tiny(similarity_head=args.similarity_head, semantic_loss=False,
+                                      max_frames=args.max_frames,
+                                      attribute_vocabulary=vocabulary.levels if vocabulary else None))
+    processor = default_processor(model.config)
     started = time.perf_counter()
     train, test = (Split(dataset[name], processor, args, truth) for name in ("train", "test"))
     print(f"decoded {len(train.ids)} train and {len(test.ids)} test videos in {time.perf_counter() - started:.0f} s; "
@@ -78,8 +85,15 @@ def main() -> None:
         for batch in train.batches(args.batch_size, args.site_batches, rng):
             captions = [train.captions[index][rng.integers(len(train.captions[index]))] for index in batch]
             text = processor(text=captions, return_tensors="pt")
+            labels = {}
+            if vocabulary is not None:  # a video's labels: the union over all its captions
+                labels = {"attribute_labels": torch.from_numpy(vocabulary.labels(captions)).float(),
+                          "video_attribute_labels": torch.stack([
+                              torch.from_numpy(vocabulary.labels(train.captions[index]).max(0)).float()
+                              for index in batch])}
             output = model(input_ids=text["input_ids"], attention_mask=text["attention_mask"],
-                           pixel_values_videos=train.pixels[batch], video_mask=train.masks[batch], return_loss=True)
+                           pixel_values_videos=train.pixels[batch], video_mask=train.masks[batch], return_loss=True,
+                           **labels)
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
