@@ -115,11 +115,7 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
     # 3. replay each micro-batch with a graph and push the cached gradients (and its semantic-loss share) through it
     semantic_parts = {"distribution_loss": 0.0, "diversity_loss": 0.0}
     attribute_parts: dict[str, torch.Tensor] = {}
-    offset = 0
-    for micro, random_state in zip(micro_batches, random_states):
-        rows = slice(offset, offset + micro["input_ids"].shape[0])
-        offset = rows.stop
-        _set_random_state(random_state, accelerator.device)
+    for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
             text = msam.get_text_features(micro["input_ids"], micro["attention_mask"])
             video = msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"],
@@ -190,11 +186,7 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
 
     # 3. replay each micro-batch with a graph: cached gradients plus its share of the attribute losses
     attribute_parts: dict[str, torch.Tensor] = {}
-    offset = 0
-    for micro, random_state in zip(micro_batches, random_states):
-        rows = slice(offset, offset + micro["input_ids"].shape[0])
-        offset = rows.stop
-        _set_random_state(random_state, accelerator.device)
+    for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
             text = mcsan.get_text_features(micro["input_ids"], micro["attention_mask"])
             video = mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
@@ -206,6 +198,16 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
 
     loss = _plus_attribute_parts(contrastive_loss.detach(), attribute_parts, config)
     return {"loss": loss, "contrastive_loss": contrastive_loss.detach(), **attribute_parts}
+
+
+def _replayed(accelerator, micro_batches: list[dict], random_states: list[tuple]):
+    """Each micro-batch with its rows in the cached features, after restoring the random state it was encoded with."""
+    offset = 0
+    for micro, random_state in zip(micro_batches, random_states):
+        rows = slice(offset, offset + micro["input_ids"].shape[0])
+        offset = rows.stop
+        _set_random_state(random_state, accelerator.device)
+        yield micro, rows
 
 
 def _attribute_loss_share(model, text, video, micro: dict, share: float, parts: dict, check_finite) -> torch.Tensor:
