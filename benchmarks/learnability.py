@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +41,8 @@ CAPTION_VARIANTS = ("real", "colour", "oracle-one", "oracle-all")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", type=Path, default=None, help="default: a folder under /tmp named by the data options")
+    parser.add_argument("--data_dir", type=Path, default=None,
+                        help="default: a folder under /tmp named by the data options")
     parser.add_argument("--num_videos", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--object_scale", type=float, default=1.0)
@@ -57,7 +59,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    data_dir = args.data_dir or Path(f"/tmp/msam-learnability/{args.num_videos}-{args.duration:g}s-x{args.object_scale:g}")
+    data_name = f"{args.num_videos}-{args.duration:g}s-x{args.object_scale:g}"
+    data_dir = args.data_dir or Path(tempfile.gettempdir()) / "msam-learnability" / data_name
     if not (data_dir / "synth_config.json").is_file():
         generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
                                                          object_scale=args.object_scale), overwrite=True)

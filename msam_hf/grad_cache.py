@@ -143,7 +143,8 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
                 semantic_parts["diversity_loss"] += share * diversity_loss.detach().float()
             if msam.config.attribute_vocabulary:
                 share = (rows.stop - rows.start) / size
-                surrogate = surrogate + _attribute_loss_share(msam, text, video, micro, share, attribute_parts, check_finite)
+                surrogate = surrogate + _attribute_loss_share(
+                    msam, text, video, micro, share, attribute_parts, check_finite)
         surrogate.backward()
 
     parts = {"contrastive_loss": contrastive_loss.detach()}
@@ -193,7 +194,8 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
             surrogate = ((text.level_embeds.float() * text_levels.grad[rows]).sum()
                          + (video.level_embeds.float() * video_levels.grad[rows]).sum())
             share = (rows.stop - rows.start) / size
-            surrogate = surrogate + _attribute_loss_share(mcsan, text, video, micro, share, attribute_parts, check_finite)
+            surrogate = surrogate + _attribute_loss_share(
+                mcsan, text, video, micro, share, attribute_parts, check_finite)
         surrogate.backward()
 
     loss = _plus_attribute_parts(contrastive_loss.detach(), attribute_parts, config)

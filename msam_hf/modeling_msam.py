@@ -345,9 +345,10 @@ class MsamAttributeHead(nn.Module):
 
     def __init__(self, config: MsamConfig):
         super().__init__()
-        self.projections = nn.ModuleDict(
-            {level: MsamAttributeProjection(config.projection_dim, size) for level, size in config.attribute_vocabulary_sizes.items()}
-        )
+        self.projections = nn.ModuleDict({
+            level: MsamAttributeProjection(config.projection_dim, size)
+            for level, size in config.attribute_vocabulary_sizes.items()
+        })
 
     def forward(self, embeds: torch.Tensor) -> dict[str, torch.Tensor]:
         return {level: projection(embeds) for level, projection in self.projections.items()}
@@ -795,8 +796,10 @@ class MsamModel(MsamPreTrainedModel):
         text_logits, video_logits = self.predict_attributes(text_features), self.predict_attributes(video_features)
         if video_attribute_labels is None:
             video_attribute_labels = attribute_labels
-        for name, labels, rows in (("attribute_labels", attribute_labels, len(text_features.text_embeds)),
-                                   ("video_attribute_labels", video_attribute_labels, len(video_features.video_embeds))):
+        for name, labels, rows in (
+            ("attribute_labels", attribute_labels, len(text_features.text_embeds)),
+            ("video_attribute_labels", video_attribute_labels, len(video_features.video_embeds)),
+        ):
             if labels is not None and tuple(labels.shape) != (rows, config.num_attributes):
                 raise ValueError(
                     f"{name} has shape {tuple(labels.shape)}, expected {(rows, config.num_attributes)}: one multi-hot "
@@ -806,9 +809,9 @@ class MsamModel(MsamPreTrainedModel):
         for level, columns in config.attribute_slices.items():
             kl.append(attribute_kl_divergence(text_logits[level], video_logits[level]))
             if attribute_labels is not None:
-                focal.append(0.5 * (
-                    focal_binary_cross_entropy(text_logits[level], attribute_labels[:, columns], config.focal_alpha, config.focal_gamma)
-                    + focal_binary_cross_entropy(video_logits[level], video_attribute_labels[:, columns], config.focal_alpha, config.focal_gamma)
+                focal.append(0.5 * sum(
+                    focal_binary_cross_entropy(logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma)
+                    for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
                 ))
         return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
 
