@@ -50,7 +50,8 @@ class VideoTextDataset(torch.utils.data.Dataset):
 
     Items are dicts: `video_id`, `index` (row in the split), `frames` (T, H, W, 3) uint8, `timestamps`,
     `captions` (one in training, all in evaluation), `caption_indices` (their positions in the row's
-    captions) and `video_captions` (all the row's captions, for video-level attribute labels). In training, a video that fails to decode gives `{"video_id", "index", "error"}`.
+    captions) and `video_captions` (all the row's captions, for video-level attribute labels). In
+    training, a video that fails to decode gives `{"video_id", "index", "error"}`.
     """
 
     def __init__(
