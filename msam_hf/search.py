@@ -72,7 +72,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 DEFAULT_SHARD_SIZE = 1024
 # R, the candidates stage 2 re-ranks; benchmarks/bench_search.py measures recall@10 against it.
-DEFAULT_CANDIDATES = 1000
+DEFAULT_CANDIDATES = 500
 # Up to this many videos stage 1 is exact (FAISS flat, about 7 ms a query on one core); beyond, compressed scanning.
 EXACT_SEARCH_MAX_VIDEOS = 50_000
 # Compressed scanning re-scores this many times R · key vectors candidates from 8-bit copies (bench_search.py).
