@@ -55,8 +55,7 @@ from .modeling_msam import (
     MsamTemporalModule,
     _all_gather_padded,
     _temporal_layer_config,
-    attribute_kl_divergence,
-    focal_binary_cross_entropy,
+    attribute_objective,
     l2_normalize,
     mask_logits,
     masked_mean,
@@ -453,45 +452,16 @@ class McsanModel(McsanPreTrainedModel):
         """
         if not self.attribute_projections:
             return None, None
-        config = self.config
-        text_logits, video_logits = self.predict_attributes(text_features), self.predict_attributes(video_features)
-        if attribute_labels is not None:
-            attribute_labels = self._check_labels(attribute_labels, text_logits, "attribute_labels")
-            video_attribute_labels = (
-                attribute_labels
-                if video_attribute_labels is None
-                else self._check_labels(video_attribute_labels, video_logits, "video_attribute_labels")
-            )
-        focal, kl = [], []
-        for level in text_logits:
-            kl.append(
-                attribute_kl_divergence(
-                    text_logits[level],
-                    video_logits[level],
-                    temperature=config.attribute_kl_temperature,
-                    distribution=config.attribute_kl_distribution,
-                    symmetric=config.attribute_kl_symmetric,
-                )
-            )
-            if attribute_labels is not None:
-                columns = config.attribute_slices[level]
-                focal.append(0.5 * sum(
-                    focal_binary_cross_entropy(logits, labels[:, columns], config.focal_alpha, config.focal_gamma)
-                    for logits, labels in ((text_logits[level], attribute_labels), (video_logits[level], video_attribute_labels))
-                ))
-        attribute_loss = torch.stack(focal).mean() if focal else None
-        return attribute_loss, torch.stack(kl).mean()
-
-    def _check_labels(self, labels: torch.Tensor, logits: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-        rows = next(iter(logits.values())).shape[0]
-        expected = (rows, self.config.num_attributes)
-        if tuple(labels.shape) != expected:
-            sizes = ", ".join(f"{level} {size}" for level, size in self.config.attribute_vocabulary_sizes.items())
-            raise ValueError(
-                f"{name} has shape {tuple(labels.shape)}, expected {expected}: one multi-hot row per item over the "
-                f"attribute vocabulary ({sizes}), as `AttributeVocabulary.labels` builds them."
-            )
-        return labels
+        return attribute_objective(
+            self.config,
+            self.predict_attributes(text_features),
+            self.predict_attributes(video_features),
+            attribute_labels,
+            video_attribute_labels,
+            kl_temperature=self.config.attribute_kl_temperature,
+            kl_distribution=self.config.attribute_kl_distribution,
+            kl_symmetric=self.config.attribute_kl_symmetric,
+        )
 
     def forward(
         self,

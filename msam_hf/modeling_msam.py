@@ -417,6 +417,44 @@ def attribute_kl_divergence(
     return kl(text_logits, video_logits)
 
 
+def attribute_objective(
+    config,
+    text_logits: dict[str, torch.Tensor],
+    video_logits: dict[str, torch.Tensor],
+    attribute_labels: torch.Tensor | None = None,
+    video_attribute_labels: torch.Tensor | None = None,
+    kl_temperature: float = 1.0,
+    kl_distribution: str = "softmax",
+    kl_symmetric: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """MCSAN's attribute losses from the per-level logits of paired captions and videos (row i with row i), each
+    averaged over the levels of `text_logits`: the focal BCE on the labels (None without labels; text and video terms
+    averaged) and the KL alignment (`attribute_kl_divergence`). Labels are multi-hot `(items, config.num_attributes)`
+    in `config.attribute_slices` layout; a video's default to its caption's."""
+    if video_attribute_labels is None:
+        video_attribute_labels = attribute_labels
+    rows = next(iter(text_logits.values())).shape[0], next(iter(video_logits.values())).shape[0]
+    for name, labels, items in zip(("attribute_labels", "video_attribute_labels"),
+                                   (attribute_labels, video_attribute_labels), rows):
+        if labels is not None and tuple(labels.shape) != (items, config.num_attributes):
+            sizes = ", ".join(f"{level} {size}" for level, size in config.attribute_vocabulary_sizes.items())
+            raise ValueError(
+                f"{name} has shape {tuple(labels.shape)}, expected {(items, config.num_attributes)}: one multi-hot row "
+                f"per item over the attribute vocabulary ({sizes}), as `AttributeVocabulary.labels` builds them."
+            )
+    focal, kl = [], []
+    for level in text_logits:
+        kl.append(attribute_kl_divergence(text_logits[level], video_logits[level], kl_temperature, kl_distribution,
+                                          kl_symmetric))
+        if attribute_labels is not None:
+            columns = config.attribute_slices[level]
+            focal.append(0.5 * sum(
+                focal_binary_cross_entropy(logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma)
+                for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
+            ))
+    return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
+
+
 def _all_gather_padded(tensor: torch.Tensor, frames: int | None = None) -> torch.Tensor:
     """All-gather `(batch, ...)` tensors of possibly different batch sizes (and frame counts, dim 1, padded with
     zeros to `frames`) from every process, keeping gradients: each process's slice backpropagates to its owner."""
@@ -789,31 +827,15 @@ class MsamModel(MsamPreTrainedModel):
         video_attribute_labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The auxiliary objective for paired captions and videos (caption i with video i), averaged over levels:
-        the focal BCE on the labels (None without labels; text and video terms averaged) and KL(text ‖ video) of
-        the softmax attribute predictions. Labels are multi-hot `(items, config.num_attributes)` in
-        `config.attribute_slices` layout; a video's default to its caption's."""
-        config = self.config
-        text_logits, video_logits = self.predict_attributes(text_features), self.predict_attributes(video_features)
-        if video_attribute_labels is None:
-            video_attribute_labels = attribute_labels
-        for name, labels, rows in (
-            ("attribute_labels", attribute_labels, len(text_features.text_embeds)),
-            ("video_attribute_labels", video_attribute_labels, len(video_features.video_embeds)),
-        ):
-            if labels is not None and tuple(labels.shape) != (rows, config.num_attributes):
-                raise ValueError(
-                    f"{name} has shape {tuple(labels.shape)}, expected {(rows, config.num_attributes)}: one multi-hot "
-                    "row per item over the attribute vocabulary, as `AttributeVocabulary.labels` builds them."
-                )
-        focal, kl = [], []
-        for level, columns in config.attribute_slices.items():
-            kl.append(attribute_kl_divergence(text_logits[level], video_logits[level]))
-            if attribute_labels is not None:
-                focal.append(0.5 * sum(
-                    focal_binary_cross_entropy(logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma)
-                    for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
-                ))
-        return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
+        the focal BCE on the labels (None without labels) and KL(text ‖ video) of the softmax attribute predictions
+        (see `attribute_objective`)."""
+        return attribute_objective(
+            self.config,
+            self.predict_attributes(text_features),
+            self.predict_attributes(video_features),
+            attribute_labels,
+            video_attribute_labels,
+        )
 
     def forward(
         self,

@@ -17,7 +17,8 @@ from transformers import CLIPModel
 
 from msam_hf import apply_lora, default_processor
 from msam_hf.configuration_mcsan import McsanConfig
-from msam_hf.modeling_mcsan import McsanModel, attribute_kl_divergence, focal_binary_cross_entropy
+from msam_hf.modeling_mcsan import McsanModel
+from msam_hf.modeling_msam import attribute_kl_divergence, focal_binary_cross_entropy
 from msam_hf.modeling_msam import concatenate_outputs
 
 SIZES = {"entity": 6, "action": 4, "relationship": 5}
