@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .configuration_msam import attribute_slices
 from .data.attributes import ATTRIBUTE_LEVELS
 from .data.attributes import AttributeVocabulary
 from .data.attributes import normalise_ground_truth
@@ -217,8 +218,7 @@ def evaluate_attributes(
     np.maximum.at(video_labels, features.caption_to_video.numpy(), caption_labels)
     predictions = {"video": model.predict_attributes(features.video), "caption": model.predict_attributes(features.text)}
     labels = {"video": video_labels, "caption": caption_labels}
-    starts = np.cumsum([0] + [vocabulary.sizes[level] for level in ATTRIBUTE_LEVELS])
-    slices = {level: slice(start, end) for level, start, end in zip(ATTRIBUTE_LEVELS, starts[:-1], starts[1:])}
+    slices = attribute_slices(vocabulary.sizes)
     results: dict[str, Any] = {"tagger": vocabulary.tagger.name}
     for kind in ("video", "caption"):
         results[kind] = {level: mean_average_precision(logits, labels[kind][:, slices[level]])

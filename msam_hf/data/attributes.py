@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..configuration_mcsan import ATTRIBUTE_LEVELS, DEFAULT_ATTRIBUTE_VOCABULARY_SIZES
+from ..configuration_msam import attribute_slices
 
 logger = logging.getLogger(__name__)
 
@@ -353,11 +354,11 @@ class AttributeVocabulary:
     def labels(self, captions: Sequence[str]) -> np.ndarray:
         """Multi-hot labels `(captions, num_attributes)` (uint8), one row per caption."""
         labels = np.zeros((len(captions), self.num_attributes), dtype=np.uint8)
-        offsets = np.cumsum([0] + [self.sizes[level] for level in ATTRIBUTE_LEVELS])
+        slices = attribute_slices(self.sizes)
         for row, caption in enumerate(captions):
-            for offset, level in zip(offsets, ATTRIBUTE_LEVELS):
+            for level in ATTRIBUTE_LEVELS:
                 for name in self.caption_attributes(caption)[level]:
-                    labels[row, offset + self._index[level][name]] = 1
+                    labels[row, slices[level].start + self._index[level][name]] = 1
         return labels
 
     def video_labels(self, captions: Sequence[str]) -> np.ndarray:
