@@ -54,6 +54,12 @@ def tagger():
     ("aerial view of two people in blue walking on the grass",
      {"entity": ["people", "grass"], "action": ["walk"], "relationship": ["people on grass"]}),
     ("trees with yellow leaves", {"entity": ["tree", "leaf"], "action": [], "relationship": ["tree with leaf"]}),
+    # a noun the lexicon also lists as an adjective, before an inflected verb; a gerund-noun inside a noun phrase
+    ("a white house stands here", {"entity": ["house"], "action": ["stand"], "relationship": []}),
+    ("there is a white building beside the road",
+     {"entity": ["building", "road"], "action": [], "relationship": ["building beside road"]}),
+    ("two people in blue jogging on the road",
+     {"entity": ["people", "road"], "action": ["jog"], "relationship": ["people on road"]}),
 ])
 def test_known_captions_give_their_entities_actions_and_relationships(tagger, caption, expected):
     assert extract_attributes(tagger(caption)) == expected

@@ -115,9 +115,13 @@ class LexiconTagger:
         tagged: list[TaggedWord] = []
         for index, (word, options) in enumerate(zip(words, candidates)):
             following = candidates[index + 1] if index + 1 < len(words) else {}
+            # the next word may be an inflected verb ("stands", "parks"): then this word ends a noun phrase
+            verb_follows = "VERB" in following and following["VERB"] != words[index + 1]
             if any(tuple(words[index + 1 : index + 1 + len(pattern)]) == pattern for pattern, _ in _PREPOSITION_PATTERNS):
                 following = {"ADP": words[index + 1]}  # "house right of car": a preposition follows, not an adjective
-            tag = self._choose(word, options, tagged[-1] if tagged else None, following)
+            opener = next((earlier.pos for earlier in reversed(tagged) if earlier.pos != "ADJ"), None)
+            after_determiner = opener in ("DET", "NUM")  # inside "a white ...", "two red ..."
+            tag = self._choose(word, options, tagged[-1] if tagged else None, following, verb_follows, after_determiner)
             tagged.append(TaggedWord(word, options.get(tag, word), tag))
         return tagged
 
@@ -138,7 +142,8 @@ class LexiconTagger:
             lemmas["NOUN"] = [lemma for lemma in lemmas["NOUN"] if lemma not in lemmas.get("VERB", ())] or lemmas["NOUN"]
         return {tag: values[0] for tag, values in lemmas.items()}
 
-    def _choose(self, word: str, options: dict[str, str], previous: TaggedWord | None, following: dict[str, str]) -> str:
+    def _choose(self, word: str, options: dict[str, str], previous: TaggedWord | None, following: dict[str, str],
+                verb_follows: bool = False, after_determiner: bool = False) -> str:
         if len(options) == 1:
             tag = next(iter(options))
             # A participle between a determiner / adjective and a noun modifies it: "the parking lot".
@@ -167,8 +172,11 @@ class LexiconTagger:
             for tag in ("ADV", "ADJ", "NOUN"):
                 if tag in options and (tag != "ADJ" or gradable or noun_follows):
                     return tag
-        if "ADJ" in options and (noun_follows or (before == "ADP" and gradable)):
-            return "ADJ"  # "a red car", "in blue"; but "on the left", "the purple home", "beside house"
+        if after_determiner and before in ("DET", "NUM", "ADJ") and "NOUN" in options and not noun_follows:
+            return "NOUN"  # "a white building next to", "the crossing": in a noun phrase, not a verb
+        if "ADJ" in options and ((noun_follows and (gradable or not verb_follows)) or (before == "ADP" and gradable)):
+            return "ADJ"  # "a red car", "in blue"; but "on the left", "the purple home", "beside house", "a house
+            # stands"
         if participle and (before not in ("DET", "NUM", "ADJ") or not noun_follows):
             return "VERB"  # "people in blue jogging"; but "the running track"
         for tag in ("NOUN", "ADJ", "VERB", "ADV"):
