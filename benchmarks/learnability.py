@@ -9,11 +9,14 @@ Variants isolate the cause:
 
   --captions real        the benchmark's captions
   --captions colour      only the captions that name a colour (their phrasing, terrain words and synonyms kept)
+  --captions real+listing  the benchmark's captions, the fifth replaced by a listing of every object's colour and kind
   --captions oracle-one  one caption per object, "<colour> <kind>", written from the ground truth
   --captions oracle-all  one caption listing every object's colour and kind, from the ground truth
-  --site-batches         batches of whole sites, so in-batch negatives share the background
-  --object-scale 1.6     objects 1.6 × larger (`msam data synth --object-scale`)
-  --attribute-loss       MCSAN's attribute objective on MSAM, vocabulary mined from the training captions
+  --site_batches         batches of whole sites, so in-batch negatives share the background
+  --object_scale 1.6     objects 1.6 × larger (`msam data synth --object-scale`)
+  --attribute_loss       MCSAN's attribute objective on MSAM, vocabulary mined from the training captions
+  --pretrain_data DIR    first train on another synthetic corpus (`msam data synth DIR --seed 1`) with listing
+                         captions, then on the benchmark: a backbone pretrained elsewhere, as CLIP is
 
     python benchmarks/learnability.py --num_videos 1000 --captions real
     python benchmarks/learnability.py --num_videos 1000 --captions oracle-all
@@ -31,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets import concatenate_datasets
+
 from msam_hf import MsamConfig, MsamModel, default_processor
 from msam_hf.data import load_video_text_dataset
 from msam_hf.data.attributes import mine_attributes
@@ -40,7 +45,7 @@ from msam_hf.data.synth_scene import ENTITY_KINDS
 from msam_hf.optimization import build_optimizer_and_scheduler
 from msam_hf.video_io import read_frames
 
-CAPTION_VARIANTS = ("real", "colour", "oracle-one", "oracle-all")
+CAPTION_VARIANTS = ("real", "colour", "real+listing", "oracle-one", "oracle-all")
 
 
 def main() -> None:
@@ -59,6 +64,10 @@ def main() -> None:
     parser.add_argument("--num_epochs", type=int, default=20)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pretrain_data", type=Path, default=None,
+                        help="first train on all videos of this synthetic folder (another seed: other places and "
+                             "objects) with captions listing every object, as CLIP is pretrained on other data")
+    parser.add_argument("--pretrain_epochs", type=int, default=16)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -83,12 +92,27 @@ def main() -> None:
           f"test chance R@1 {100 / len(test.ids):.1f} %, in-site {100 / videos_per_site(truth):.0f} %, in-site with "
           f"a perfect object recogniser {object_name_ceiling(test, truth):.1f} %")
 
+    if args.pretrain_data is not None:
+        pretrain_truth = {record["video_id"]: record
+                          for record in map(json.loads, (args.pretrain_data / "ground_truth.jsonl").open())}
+        corpus = load_video_text_dataset(args.pretrain_data)
+        pretrain = Split(concatenate_datasets([corpus[name] for name in corpus]), processor, args, pretrain_truth,
+                         variant="oracle-all")
+        print(f"pretraining on all {len(pretrain.ids)} videos of {args.pretrain_data} (captions listing every object)")
+        train_epochs(model, processor, pretrain, test, args, args.pretrain_epochs, rng)
+        print("fine-tuning on the benchmark")
+    train_epochs(model, processor, train, test, args, args.num_epochs, rng, vocabulary)
+
+
+def train_epochs(model, processor, train: "Split", test: "Split", args, num_epochs: int, rng: np.random.Generator,
+                 vocabulary=None) -> None:
+    """Train on one split with a fresh warm-up + cosine schedule; report on the test split every two epochs."""
     steps_per_epoch = len(train.ids) // args.batch_size
     optimizer, scheduler = build_optimizer_and_scheduler(
-        model, steps_per_epoch * args.num_epochs, learning_rate=args.learning_rate, backbone_lr_coefficient=1.0,
+        model, steps_per_epoch * num_epochs, learning_rate=args.learning_rate, backbone_lr_coefficient=1.0,
         weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6, warmup_ratio=0.1)
     started = time.perf_counter()
-    for epoch in range(args.num_epochs):
+    for epoch in range(num_epochs):
         losses = []
         for batch in train.batches(args.batch_size, args.site_batches, rng):
             captions = [train.captions[index][rng.integers(len(train.captions[index]))] for index in batch]
@@ -108,7 +132,7 @@ def main() -> None:
             scheduler.step()
             optimizer.zero_grad()
             losses.append(output.loss.item())
-        if epoch % 2 == 1 or epoch == args.num_epochs - 1:
+        if epoch % 2 == 1 or epoch == num_epochs - 1:
             r1, median_rank, in_site = test.retrieval(model, processor)
             print(f"epoch {epoch + 1}: {time.perf_counter() - started:.0f} s, loss {np.mean(losses):.3f}, test R@1 "
                   f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %", flush=True)
@@ -161,13 +185,13 @@ def videos_per_site(truth: dict) -> float:
 class Split:
     """One split's frames (processed once), captions (of the chosen variant) and sites."""
 
-    def __init__(self, rows, processor, args, truth: dict):
+    def __init__(self, rows, processor, args, truth: dict, variant: str | None = None):
         self.ids = list(rows["video_id"])
         clips = [read_frames(row["video"], max_frames=args.max_frames).frames for row in rows]
         inputs = processor(videos=clips, return_tensors="pt")
         self.pixels, self.masks = inputs["pixel_values_videos"], inputs["video_mask"]
         self.sites = np.array([truth[video_id]["site_id"] for video_id in self.ids])
-        self.captions = [variant_captions(args.captions, captions, truth[video_id]["entities"])
+        self.captions = [variant_captions(variant or args.captions, captions, truth[video_id]["entities"])
                          for video_id, captions in zip(self.ids, rows["captions"])]
 
     def batches(self, batch_size: int, site_batches: bool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -198,10 +222,13 @@ def variant_captions(variant: str, captions: list[str], entities: list[dict]) ->
     colours = {entity["colour"] for entity in entities}
     if variant == "colour":  # videos without such a caption keep their first one
         return [caption for caption in captions if colours & set(re.findall(r"[a-z]+", caption))] or captions[:1]
+    listing = ", ".join(f"{entity['colour']} {entity['kind']}" for entity in entities)
+    if variant == "real+listing":
+        return list(captions[:-1]) + [listing]
     if variant == "oracle-one":
         return [f"{entity['colour']} {entity['kind']}" for entity in entities]
     if variant == "oracle-all":
-        return [", ".join(f"{entity['colour']} {entity['kind']}" for entity in entities)]
+        return [listing]
     return list(captions)
 
 
