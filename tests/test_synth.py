@@ -1,6 +1,7 @@
 """The synthetic drone benchmark: layouts, ground truth, determinism, hard negatives, CLI, and the baselines."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -144,6 +145,23 @@ def test_five_varied_captions_per_video(synth_dir):
     assert len({len(caption.split()) for caption in all_captions}) >= 4  # short and long, partial descriptions
 
 
+def test_listing_captions_name_every_object_with_its_colour(tmp_path):
+    config = SynthConfig(num_videos=20, duration=1.0, fps=2.0, caption_style="listing", videos_per_site=2)
+    generate_synthetic_dataset(tmp_path / "listing", config, num_workers=1, progress=False)
+    truth = ground_truth(tmp_path / "listing")
+    for record in truth.values():
+        assert len(record["captions"]) == 5
+        for caption in record["captions"]:
+            named = re.findall(r"(\w+) (car|truck|boat|house|tree)\b|(?:person|people) in (\w+)", caption)
+            expected = sorted((e["colour"], e["kind"]) for e in record["entities"])
+            found = sorted((colour, kind) if kind else (worn, "people") for colour, kind, worn in named)
+            assert found == expected, (caption, record["entities"])
+    drone = SynthConfig(num_videos=20, duration=1.0, fps=2.0, videos_per_site=2)
+    generate_synthetic_dataset(tmp_path / "drone", drone, num_workers=1, progress=False)
+    same_scenes = ground_truth(tmp_path / "drone")
+    assert all(same_scenes[key]["entities"] == record["entities"] for key, record in truth.items())  # only words differ
+
+
 @pytest.mark.parametrize("override,message", [
     ({"width": 33}, "width must be an even number"),
     ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions must be three"),
@@ -152,6 +170,7 @@ def test_five_varied_captions_per_video(synth_dir):
     ({"videos_per_site": 1, "hard_negative_fraction": 0.1}, "lower hard_negative_fraction or raise videos_per_site"),
     ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
     ({"object_scale": 0}, "object_scale must be positive"),
+    ({"caption_style": "poetry"}, "caption_style must be one of"),
 ])
 def test_bad_settings_name_the_field(override, message):
     with pytest.raises(ValueError, match=message):

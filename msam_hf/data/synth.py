@@ -11,7 +11,8 @@ can tell a site, never a video; a site lies in one split. A configurable fractio
 are *minimal-edit twins* of another video of their site: the same scene with one object's
 colour, action, direction or relation changed (hard negatives). Every video has five captions
 written from its ground truth with varied phrasing, synonyms and partial descriptions, like
-USRD's.
+USRD's; `caption_style="listing"` writes instead captions that name every object by colour and
+kind (a corpus on which to pretrain a tiny CLIP, as CLIP is pretrained on other data).
 
 One output folder holds both layouts, sharing the videos:
 
@@ -51,7 +52,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .synth_captions import make_captions
+from .synth_captions import listing_captions, make_captions
 from .synth_captions import scene_attributes
 from .synth_render import write_video
 from .synth_render import render_frames
@@ -60,6 +61,7 @@ from .synth_scene import sample_scene
 from .synth_scene import sample_site
 
 SPLITS = ("train", "validation", "test")
+CAPTION_STYLES = ("drone", "listing")
 SPLIT_LIST_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
 VIDEO_FOLDER = "Videos"
 OUTPUT_FILES = ("raw-captions.pkl", *SPLIT_LIST_FILES.values(), "metadata.jsonl", "ground_truth.jsonl",
@@ -91,6 +93,12 @@ class SynthConfig:
                           "(one object's colour, action, direction or relation changed); at most 0.5."},
     )
     captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
+    caption_style: str = field(
+        default="drone",
+        metadata={"help": "'drone': partial, varied captions like USRD's (the benchmark); 'listing': each caption names "
+                          "every object by colour and kind, in a random order, like image alt text (a corpus to "
+                          "pretrain a tiny CLIP on before the benchmark)."},
+    )
     object_scale: float = field(
         default=1.0,
         metadata={"help": "Factor on every object's length and width: at 1.0 a car covers about 1 %% of the frame and "
@@ -124,6 +132,8 @@ class SynthConfig:
                              "site); lower hard_negative_fraction or raise videos_per_site")
         if self.object_scale <= 0:
             raise ValueError(f"object_scale must be positive, got {self.object_scale}")
+        if self.caption_style not in CAPTION_STYLES:
+            raise ValueError(f"caption_style must be one of {CAPTION_STYLES}, got {self.caption_style!r}")
         if self.captions_per_video < 1:
             raise ValueError(f"captions_per_video must be at least 1, got {self.captions_per_video}")
         _plan(self)  # raises when whole sites cannot fill every split
@@ -247,8 +257,7 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     site = sample_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect, config.object_scale)
     if job["pair"] is None:
         scene = sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
-        captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
-                                 config.captions_per_video)
+        captions = _captions(config, index, scene)
         return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
     original_index, twin_index = job["pair"]
     original = sample_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect, site)
@@ -256,8 +265,7 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     if result is None:  # no valid edit: the twin slot gets an unrelated scene
         scene = original if not job["is_twin"] else sample_scene(
             np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
-        captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, index]), scene,
-                                 config.captions_per_video)
+        captions = _captions(config, index, scene)
         return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
     twin, edit = result
     scene = twin if job["is_twin"] else original
@@ -266,11 +274,17 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
         focus["relation"] = {"subject": edit["entity"], "predicate": edit["to" if job["is_twin"] else "from"],
                              "object": edit["object"]}
     # Both videos draw captions from the original's stream: parallel phrasings that differ where the scenes do.
-    captions = make_captions(np.random.default_rng([config.seed, _CAPTIONS, original_index]), scene,
-                             config.captions_per_video, focus=focus)
+    captions = _captions(config, original_index, scene, focus)
     other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
     return scene, captions, {"twin_of": other if job["is_twin"] else None,
                              "hard_negative": other, "edit": edit}
+
+
+def _captions(config: SynthConfig, index: int, scene: dict, focus: dict | None = None) -> list[str]:
+    rng = np.random.default_rng([config.seed, _CAPTIONS, index])
+    if config.caption_style == "listing":
+        return listing_captions(rng, scene, config.captions_per_video)
+    return make_captions(rng, scene, config.captions_per_video, focus=focus)
 
 
 def _write_annotations(output_dir: Path, config: SynthConfig, records: list[dict]) -> None:

@@ -148,6 +148,24 @@ def make_captions(rng: np.random.Generator, scene: dict, count: int = 5, focus: 
     return captions
 
 
+def listing_captions(rng: np.random.Generator, scene: dict, count: int = 5) -> list[str]:
+    """`count` captions that each name every object by colour and kind, in a random order ("a red car, a white house
+    and two people in blue"): complete and plain like image alt text, unlike the benchmark's captions."""
+    phrases = [_listing_phrase(entity) for entity in scene["entities"]]
+    captions = []
+    for _ in range(count):
+        ordered = [phrases[i] for i in rng.permutation(len(phrases))]
+        captions.append(ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " and " + ordered[-1])
+    return captions
+
+
+def _listing_phrase(entity: dict) -> str:
+    if entity["kind"] == "people":
+        group = "a person" if entity["count"] == 1 else f"{COUNT_WORDS[entity['count']]} people"
+        return f"{group} in {entity['colour']}"
+    return _with_article("a", f"{entity['colour']} {entity['kind']}")
+
+
 def scene_attributes(scene: dict) -> dict[str, list[str]]:
     """Canonical entity nouns, actions and relations ("car left of house") of a scene."""
     entities, actions, relations = [], [], []
