@@ -1,13 +1,17 @@
 """`make demo`: the main job end to end, on 2 CPU cores in a few minutes.
 
-1. synthesise a small drone-video benchmark (`msam data synth`);
-2. train MSAM (tiny preset, from scratch, `training/recipes/tiny-synthetic.yaml`) with `accelerate launch`;
-3. evaluate the best checkpoint on the test split (`msam evaluate`: table, JSON, plots) against chance;
-4. reload it in a fresh process with `AutoModel.from_pretrained(..., trust_remote_code=True)` — a process that
+1. synthesise a small drone-video benchmark (`msam data synth`), and a second corpus of other places and objects
+   whose captions list every object (`--caption-style listing`);
+2. pretrain the tiny CLIP on that corpus (CLIP's loss on mean-pooled frames) and save it as a CLIP folder — a
+   stand-in for CLIP's pretraining on other data, which the Hub would give (`--pretrain_videos 0` skips it);
+3. fine-tune MSAM from it (`--clip_model`, `training/recipes/tiny-synthetic.yaml`) with `accelerate launch`;
+4. evaluate the best checkpoint on the test split (`msam evaluate`: table, JSON, plots) against chance;
+5. reload it in a fresh process with `AutoModel.from_pretrained(..., trust_remote_code=True)` — a process that
    never imports msam_hf, as on the Hub — and run two text queries over the test videos, printing the top 5.
 """
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -20,6 +24,7 @@ import numpy as np
 from .data import load_video_text_dataset
 from .data.synth import SynthConfig
 from .data.synth import generate_synthetic_dataset
+from .modeling_msam import MsamModel
 from .video_io import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,23 +71,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site,
                         help="synthetic videos sharing one background")
     parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--pretrain_videos", type=int, default=1000,
+                        help="videos of the pretraining corpus (another seed: other places and objects; captions "
+                             "listing every object); 0 trains MSAM from scratch")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    data_dir, run_dir, eval_dir = (args.output_dir / name for name in ("data", "run", "eval"))
+    steps = 5 if args.pretrain_videos else 4
+    step = iter(range(1, steps + 1))
+    data_dir, pretrain_dir, run_dir, eval_dir = (
+        args.output_dir / name for name in ("data", "pretrain", "run", "eval"))
 
-    _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)")
+    _step(next(step), steps, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)"
+          + (f" and a pretraining corpus of {args.pretrain_videos}" if args.pretrain_videos else ""))
     config = SynthConfig(num_videos=args.num_videos, width=args.resolution, height=args.resolution,
                          duration=args.duration, videos_per_site=args.videos_per_site)
     generate_synthetic_dataset(data_dir, config, overwrite=True)
-
-    _step(2, "train MSAM (tiny preset, from scratch) with accelerate launch")
     overrides = [item for name in ("num_epochs", "batch_size") if getattr(args, name) is not None
                  for item in (f"--{name}", str(getattr(args, name)))]
-    _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-          "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT), str(RECIPE),
-          "--data_dir", str(data_dir), "--output_dir", str(run_dir), "--log_with", "none", *overrides])
+    backbone = []
+    if args.pretrain_videos:
+        corpus = dataclasses.replace(config, num_videos=args.pretrain_videos, seed=config.seed + 1,
+                                     caption_style="listing", split_fractions=(0.9, 0.1, 0.0))
+        generate_synthetic_dataset(pretrain_dir / "data", corpus, overwrite=True)
+        _step(next(step), steps, "pretrain the tiny CLIP on the corpus (mean-pooled frames, CLIP's loss)")
+        _train(pretrain_dir / "data", pretrain_dir / "run", "--similarity_head", "mean", "--semantic_loss", "false",
+               *overrides)
+        MsamModel.from_pretrained(pretrain_dir / "run" / "best").clip.save_pretrained(pretrain_dir / "clip")
+        backbone = ["--clip_model", str(pretrain_dir / "clip")]
 
-    _step(3, "evaluate the best checkpoint on the test split")
+    _step(next(step), steps, "train MSAM (tiny preset, " + ("from the pretrained CLIP" if backbone else "from scratch")
+          + ") with accelerate launch")
+    _train(data_dir, run_dir, *backbone, *overrides)
+
+    _step(next(step), steps, "evaluate the best checkpoint on the test split")
     _run([sys.executable, "-m", "msam_hf.cli", "evaluate", str(run_dir / "best"), str(data_dir), "--split", "test",
           "--output-dir", str(eval_dir)])
     results = json.loads((eval_dir / "results.json").read_text())["best"]
@@ -91,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"test text-to-video R@1 at {key}: {metrics['t2v_r1']:.1f} % (chance {chance:.1f} %), "
               f"median rank {metrics['t2v_median_rank']:g} (chance {(results['num_videos'] + 1) / 2:g})")
 
-    _step(4, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
+    _step(next(step), steps, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
     test = load_video_text_dataset(data_dir)["test"]
     max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
@@ -104,8 +125,15 @@ def main(argv: list[str] | None = None) -> None:
           f"(plots: {eval_dir}/recall_at_k.png, {eval_dir}/frame_attention.png)")
 
 
-def _step(number: int, title: str) -> None:
-    print(f"\n== step {number}/4: {title}", flush=True)
+def _step(number: int, steps: int, title: str) -> None:
+    print(f"\n== step {number}/{steps}: {title}", flush=True)
+
+
+def _train(data_dir: Path, output_dir: Path, *options: str) -> None:
+    """`accelerate launch training/train.py` with the demo's recipe, one process."""
+    _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+          "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT), str(RECIPE),
+          "--data_dir", str(data_dir), "--output_dir", str(output_dir), "--log_with", "none", *options])
 
 
 def _run(command: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""`make demo` end to end at a smaller size: synth → accelerate launch training → evaluate → fresh-process search."""
+"""`make demo` end to end at a smaller size: synth → pretraining → accelerate launch training → evaluate →
+fresh-process search."""
 
 import json
 import re
@@ -9,13 +10,20 @@ import sys
 def test_demo_runs_every_step_at_a_small_size(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "msam_hf.demo", "--output_dir", str(tmp_path), "--num_videos", "30",
-         "--num_epochs", "1", "--resolution", "48", "--duration", "3", "--batch_size", "8", "--videos_per_site", "3"],
+         "--num_epochs", "1", "--resolution", "48", "--duration", "3", "--batch_size", "8", "--videos_per_site", "3",
+         "--pretrain_videos", "20"],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     output = result.stdout
-    assert [int(number) for number in re.findall(r"== step (\d)/4", output)] == [1, 2, 3, 4]
+    assert [int(number) for number in re.findall(r"== step (\d)/5", output)] == [1, 2, 3, 4, 5]
     assert len(list((tmp_path / "data" / "Videos").glob("*.mp4"))) == 30
+    # the pretraining corpus: other scenes, captions listing every object; MSAM fine-tuned from its CLIP
+    corpus = [json.loads(line) for line in (tmp_path / "pretrain" / "data" / "metadata.jsonl").open()]
+    assert len(corpus) == 20 and {row["split"] for row in corpus} == {"train", "validation"}
+    assert (tmp_path / "pretrain" / "clip" / "config.json").is_file()
+    fine_tuned = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert fine_tuned["base_clip_model"] == str(tmp_path / "pretrain" / "clip")
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     results = json.loads((tmp_path / "eval" / "results.json").read_text())["best"]
     assert set(results["metrics"]) == {"|J|=32", "|J|=1"}
