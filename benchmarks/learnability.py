@@ -25,7 +25,6 @@ Variants isolate the cause:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import tempfile
 import time
@@ -42,6 +41,7 @@ from msam_hf.data.attributes import mine_attributes
 from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
 from msam_hf.data.synth_captions import GROUP_NOUNS, NOUNS, PERSON_NOUNS
 from msam_hf.data.synth_scene import ENTITY_KINDS
+from msam_hf.evaluation import read_ground_truth
 from msam_hf.optimization import build_optimizer_and_scheduler
 from msam_hf.video_io import read_frames
 
@@ -77,7 +77,7 @@ def main() -> None:
     if not (data_dir / "synth_config.json").is_file():
         generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
                                                          object_scale=args.object_scale), overwrite=True)
-    truth = {record["video_id"]: record for record in map(json.loads, (data_dir / "ground_truth.jsonl").open())}
+    truth = read_ground_truth(data_dir)
     dataset = load_video_text_dataset(data_dir)
     vocabulary = None
     if args.attribute_loss:
@@ -93,11 +93,9 @@ def main() -> None:
           f"a perfect object recogniser {object_name_ceiling(test, truth):.1f} %")
 
     if args.pretrain_data is not None:
-        pretrain_truth = {record["video_id"]: record
-                          for record in map(json.loads, (args.pretrain_data / "ground_truth.jsonl").open())}
         corpus = load_video_text_dataset(args.pretrain_data)
-        pretrain = Split(concatenate_datasets([corpus[name] for name in corpus]), processor, args, pretrain_truth,
-                         variant="oracle-all")
+        pretrain = Split(concatenate_datasets([corpus[name] for name in corpus]), processor, args,
+                         read_ground_truth(args.pretrain_data), variant="oracle-all")
         print(f"pretraining on all {len(pretrain.ids)} videos of {args.pretrain_data} (captions listing every object)")
         train_epochs(model, processor, pretrain, test, args, args.pretrain_epochs, rng)
         print("fine-tuning on the benchmark")
