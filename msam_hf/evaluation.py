@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,13 @@ def extract_features(
     fps: float = 1.0,
     max_frames: int | None = None,
     progress: bool = True,
+    frame_cache_dir: str | os.PathLike | None = None,
 ) -> RetrievalFeatures:
-    """Encode every video and caption of one split (a video that cannot be decoded raises `VideoDecodeError`)."""
+    """Encode every video and caption of one split (a video that cannot be decoded raises `VideoDecodeError`);
+    `frame_cache_dir` reuses frames decoded earlier with the same sampling (`msam_hf.video_io.FrameCache`)."""
     max_frames = max_frames or model.config.max_frames
     loader = torch.utils.data.DataLoader(
-        VideoTextDataset(dataset, mode="eval", fps=fps, max_frames=max_frames),
+        VideoTextDataset(dataset, mode="eval", fps=fps, max_frames=max_frames, frame_cache_dir=frame_cache_dir),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=VideoTextCollator(processor),
@@ -452,6 +455,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes")
     parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second")
+    parser.add_argument("--frame-cache-dir", default=None,
+                        help="keep decoded frames here and reuse them (e.g. train.py's --frame_cache_dir)")
     parser.add_argument("--attention-queries", type=int, default=4,
                         help="captions whose frame attention is plotted (CIFFP / attention heads)")
     parser.add_argument("--output-dir", default="msam-eval", help="where results.json/.md and the plots go")
@@ -473,7 +478,7 @@ def run_evaluate(args) -> int:
         name = Path(model_path).name if len({Path(p).name for p in args.models}) == len(args.models) else model_path
         model, processor = load_model_and_processor(model_path)
         features = extract_features(model, dataset[args.split], processor, batch_size=args.batch_size,
-                                    num_workers=args.num_workers, fps=args.fps)
+                                    num_workers=args.num_workers, fps=args.fps, frame_cache_dir=args.frame_cache_dir)
         results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties)
         results[name]["model"] = str(model_path)
         results[name]["split"] = args.split

@@ -14,9 +14,12 @@ decodes only through torchcodec), so this module is the one place videos are dec
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,6 +134,60 @@ def read_frames(
 
     frames = np.stack([decoded[int(index.pts[i])] for i in chosen])
     return DecodedVideo(frames=frames, timestamps=index.times[chosen], duration=index.duration)
+
+
+class FrameCache:
+    """Decoded frames kept on disk, so that training decodes each video once, not once per epoch.
+
+    An entry is one `.npz` file (frames, timestamps, duration; read with `allow_pickle=False`) named by a
+    hash of the source and the sampling: a file's resolved path, size and modification time (a changed file
+    is decoded again), or the SHA-256 of embedded bytes; and `fps`, `max_frames`. Entries are written to a
+    temporary file and renamed, so concurrent DataLoader workers and processes never read a partial one; an
+    unreadable entry is decoded again and replaced. File objects and URLs are decoded without caching.
+    A video that fails to decode is not cached: it raises every time. An entry takes T × H × W × 3 bytes.
+    """
+
+    VERSION = 1  # bump when the sampling or the entry format changes: old entries are then ignored
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def read(self, source: VideoSource, fps: float = 1.0, max_frames: int | None = 12) -> DecodedVideo:
+        """`read_frames(source, fps, max_frames)`, from the cache when the entry exists."""
+        identity = self._identity(source)
+        if identity is None:
+            return read_frames(source, fps=fps, max_frames=max_frames)
+        key = hashlib.sha256(repr((self.VERSION, identity, float(fps), max_frames)).encode()).hexdigest()
+        entry = self.directory / key[:2] / f"{key}.npz"
+        if entry.is_file():
+            try:
+                with np.load(entry, allow_pickle=False) as stored:
+                    return DecodedVideo(stored["frames"], stored["timestamps"], float(stored["duration"]))
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                pass  # a damaged entry (e.g. a full disk): decode again and replace it
+        decoded = read_frames(source, fps=fps, max_frames=max_frames)
+        entry.parent.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as partial:
+            try:
+                np.savez(partial, frames=decoded.frames, timestamps=decoded.timestamps, duration=decoded.duration)
+            except BaseException:
+                os.unlink(partial.name)
+                raise
+        os.replace(partial.name, entry)
+        return decoded
+
+    @staticmethod
+    def _identity(source: VideoSource) -> tuple | None:
+        if isinstance(source, Mapping):
+            source = source.get("bytes") if source.get("bytes") is not None else source.get("path")
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return ("bytes", hashlib.sha256(source).hexdigest())
+        if isinstance(source, (str, os.PathLike)) and "://" not in os.fspath(source):
+            path = Path(source).resolve()
+            status = path.stat()  # a missing file raises FileNotFoundError here, as read_frames would
+            return ("file", str(path), status.st_size, status.st_mtime_ns)
+        return None
 
 
 class _Opener:

@@ -1,5 +1,6 @@
 """VideoTextDataset + VideoTextCollator with the real processor: caption draws, eval batches, workers, bad videos."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -65,9 +66,10 @@ def test_evaluation_batches_hold_videos_once_and_every_caption(split, processor)
     assert sum(len(batch["captions"]) for batch in batches) == sum(len(texts) for texts in CAPTIONS.values())
 
 
-def test_two_workers_give_the_same_batches_as_the_main_process(split, processor):
+@pytest.mark.parametrize("cached", [False, True], ids=["decoded", "frame-cache"])
+def test_two_workers_give_the_same_batches_as_the_main_process(split, processor, cached, tmp_path):
     def batches(num_workers):
-        dataset = VideoTextDataset(split, mode="train", seed=3)
+        dataset = VideoTextDataset(split, mode="train", seed=3, frame_cache_dir=tmp_path / "cache" if cached else None)
         dataset.set_epoch(2)
         loader = DataLoader(dataset, batch_size=3, num_workers=num_workers, collate_fn=VideoTextCollator(processor))
         return [(batch["video_ids"], batch["captions"], batch["pixel_values_videos"]) for batch in loader]
@@ -77,6 +79,16 @@ def test_two_workers_give_the_same_batches_as_the_main_process(split, processor)
     assert [captions for _, captions, _ in single] == [captions for _, captions, _ in parallel]
     for (_, _, pixels), (_, _, parallel_pixels) in zip(single, parallel):
         torch.testing.assert_close(pixels, parallel_pixels)
+    assert len(list(tmp_path.rglob("*.npz"))) == (len(split) if cached else 0)  # workers filled one cache
+
+
+def test_frames_from_the_cache_equal_freshly_decoded_ones(split, tmp_path):
+    fresh = VideoTextDataset(split, mode="eval")
+    for _ in range(2):  # the first pass writes the cache, the second reads it
+        cached = VideoTextDataset(split, mode="eval", frame_cache_dir=tmp_path)
+        for index in range(len(split)):
+            np.testing.assert_array_equal(cached[index]["frames"], fresh[index]["frames"])
+            np.testing.assert_array_equal(cached[index]["timestamps"], fresh[index]["timestamps"])
 
 
 def test_a_broken_video_is_skipped_in_training_and_raises_in_evaluation(make_videofolder, processor, caplog):

@@ -212,3 +212,49 @@ def test_the_fast_path_decodes_fewer_frames_with_the_same_result(tmp_path, monke
     fast = read_frames(path)
     np.testing.assert_array_equal(fast.frames, sequential.frames)
     assert len(decoded) <= most_decoded
+
+
+def test_the_frame_cache_returns_the_decoded_frames_and_decodes_each_video_once(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4", seconds=3.5, rate=10)
+    decodes = []
+    real_read_frames = video_io.read_frames
+    monkeypatch.setattr(video_io, "read_frames", lambda *args, **kwargs: decodes.append(args) or real_read_frames(*args, **kwargs))
+    cache = video_io.FrameCache(tmp_path / "cache")
+    expected = real_read_frames(path, fps=2.0, max_frames=3)
+    for source in (path, str(path), {"path": str(path), "bytes": None}):  # one entry for one file, however named
+        cached = cache.read(source, fps=2.0, max_frames=3)
+        np.testing.assert_array_equal(cached.frames, expected.frames)
+        np.testing.assert_array_equal(cached.timestamps, expected.timestamps)
+        assert cached.duration == expected.duration
+    assert len(decodes) == 1
+    cache.read(path, fps=1.0, max_frames=3)  # another sampling is another entry
+    cache.read({"path": "elsewhere.mp4", "bytes": path.read_bytes()}, fps=1.0, max_frames=3)  # bytes: by content
+    cache.read(path.read_bytes(), fps=1.0, max_frames=3)
+    assert len(decodes) == 3
+
+
+def test_the_frame_cache_decodes_a_changed_file_again_and_replaces_a_damaged_entry(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", seconds=2, rate=10)
+    cache = video_io.FrameCache(tmp_path / "cache")
+    assert cache.read(path).frames.shape[0] == 2
+    write_video(path, seconds=4, rate=10)  # same name, new content (size and modification time differ)
+    assert cache.read(path).frames.shape[0] == 4
+    entries = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(entries) == 2 and not list((tmp_path / "cache").rglob("*.tmp"))
+    for entry in entries:
+        entry.write_bytes(b"truncated")
+    assert cache.read(path).frames.shape[0] == 4
+    with np.load(max(entries, key=lambda entry: entry.stat().st_mtime_ns), allow_pickle=False) as stored:
+        assert stored["frames"].shape[0] == 4  # rewritten, readable again
+
+
+def test_the_frame_cache_does_not_cache_failures(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    cache = video_io.FrameCache(tmp_path / "cache")
+    for _ in range(2):
+        with pytest.raises(VideoDecodeError, match="broken.mp4"):
+            cache.read(broken)
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+    with pytest.raises(FileNotFoundError):
+        cache.read(tmp_path / "missing.mp4")

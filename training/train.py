@@ -110,6 +110,10 @@ class DataArguments:
     fps: float = field(default=1.0, metadata={"help": "frames sampled per second of video"})
     max_frames: int = field(default=12, metadata={"help": "frames per video at most (uniformly subsampled)"})
     num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes (decoding)"})
+    frame_cache_dir: str | None = field(
+        default=None, metadata={"help": "keep decoded frames here (.npz per video): epochs after the first do not "
+                                        "decode again; share it between runs on the same data and sampling"}
+    )
     train_split: str = field(default="train", metadata={"help": "split trained on"})
     eval_split: str = field(default="validation", metadata={"help": "split evaluated each epoch for model selection"})
     eval_text_context_size: int = field(
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.print(f"labelled {len(captions)} training captions in {time.perf_counter() - started:.1f} s")
     train_dataset = VideoTextDataset(
         dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
-        seed=train_args.seed,
+        seed=train_args.seed, frame_cache_dir=data_args.frame_cache_dir,
     )
     if len(train_dataset) < train_args.batch_size:
         raise ValueError(f"the {data_args.train_split!r} split has {len(train_dataset)} videos, fewer than one batch "
@@ -440,7 +444,7 @@ def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: Att
         features = extract_features(
             unwrapped, dataset[data_args.eval_split], processor,
             batch_size=data_args.eval_batch_size, num_workers=data_args.num_workers, fps=data_args.fps,
-            max_frames=data_args.max_frames,
+            max_frames=data_args.max_frames, frame_cache_dir=data_args.frame_cache_dir,
         )
         results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1))
         if vocabulary is not None and has_attribute_head(unwrapped):

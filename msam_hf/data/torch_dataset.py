@@ -18,6 +18,7 @@ caption drawn for this epoch.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -28,6 +29,7 @@ import datasets
 import numpy as np
 import torch
 
+from ..video_io import FrameCache
 from ..video_io import VideoDecodeError
 from ..video_io import read_frames
 
@@ -47,6 +49,8 @@ class VideoTextDataset(torch.utils.data.Dataset):
         mode: `"train"` (one random caption per video per epoch) or `"eval"` (all captions).
         fps, max_frames: frame sampling (msam.md §1: 1 frame per second, at most 12).
         seed: seeds the caption draw in training.
+        frame_cache_dir: keep decoded frames in this folder (`msam_hf.video_io.FrameCache`): every epoch
+            after the first reads them instead of decoding again.
 
     Items are dicts: `video_id`, `index` (row in the split), `frames` (T, H, W, 3) uint8, `timestamps`,
     `captions` (one in training, all in evaluation), `caption_indices` (their positions in the row's
@@ -61,6 +65,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         fps: float = 1.0,
         max_frames: int = 12,
         seed: int = 42,
+        frame_cache_dir: str | os.PathLike | None = None,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -85,6 +90,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         self.max_frames = max_frames
         self.seed = seed
         self.epoch = 0
+        self._read = FrameCache(frame_cache_dir).read if frame_cache_dir is not None else read_frames
 
     def set_epoch(self, epoch: int) -> None:
         """Draw training captions for `epoch`. DataLoader workers pick it up when they start, i.e. each epoch
@@ -104,7 +110,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         else:
             caption_indices = list(range(len(captions)))
         try:
-            clip = read_frames(row["video"], fps=self.fps, max_frames=self.max_frames)
+            clip = self._read(row["video"], fps=self.fps, max_frames=self.max_frames)
         except VideoDecodeError as error:
             if self.mode == "eval":
                 raise VideoDecodeError(f"{error.name} (video id {row['video_id']!r})", error.reason) from error
