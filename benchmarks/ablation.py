@@ -5,14 +5,15 @@ without and with the semantic loss, the semantic branch on patch tokens, and MSA
 as an auxiliary loss (`--attribute_loss`); with `--models mcsan` (or `msam
 mcsan`) MCSAN with all four levels, with each level removed in turn, and with plain BCE instead of the focal BCE
 (γ = 0, α = 0.5). Each is trained with `training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`: the same
-budget for every row) for every seed, its best validation checkpoint evaluated on the test split at |J| = 32 and
+budget for every row) for every seed — by default from one tiny CLIP pretrained as `make demo` does (`--pretrain_videos`) —
+its best validation checkpoint evaluated on the test split at |J| = 32 and
 |J| = 1, and the table reports mean ± std over seeds. Rows with attribute labels share one vocabulary, mined once
 from the training captions, and add a table of attribute mAP per level on the test split. A gain is only worth claiming when
 it exceeds the spread across seeds.
 
     python benchmarks/ablation.py --seeds 0 1 2                  # ~40 minutes per seed on 2 CPU cores
     python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
-    python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60   # smoke run
+    python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60 --pretrain_videos 40   # smoke run
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from msam_hf.data.attributes import ATTRIBUTE_LEVELS
 from msam_hf.data.attributes import mine_dataset_attributes
 from msam_hf.data.synth import SynthConfig
 from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.demo import pretrain_tiny_clip
+from msam_hf.demo import write_pretraining_corpus
 from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
@@ -78,6 +81,10 @@ def main() -> None:
     parser.add_argument("--max_frames", type=int, default=12,
                         help="the paper's sampling, 1 fps and at most 12 frames (4 from the 4-s videos), so the heads "
                              "that attend over frames have frames to choose from; the demo's recipe keeps 2 for speed")
+    parser.add_argument("--pretrain_videos", type=int, default=1000,
+                        help="first pretrain the tiny CLIP once, as `make demo` does, on this many videos of other "
+                             "places with captions listing every object, and start every row from it (from scratch "
+                             "no row leaves the background-only baseline's level); 0: every row from scratch")
     parser.add_argument("--models", nargs="+", default=["msam"], choices=list(MODEL_VARIANTS),
                         help="whose rows to run (default: msam)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
@@ -85,7 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     variants = args.variants or [variant for model in args.models for variant in MODEL_VARIANTS[model]]
 
-    settings = {name: getattr(args, name) for name in ("num_videos", "duration", "data_seed", "num_epochs", "max_frames")}
+    settings = {name: getattr(args, name)
+                for name in ("num_videos", "duration", "data_seed", "num_epochs", "max_frames", "pretrain_videos")}
     settings_file = args.output_dir / "ablation_settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
         raise SystemExit(f"{args.output_dir} holds runs made with {settings_file.read_text().strip()}, not {settings}: "
@@ -93,9 +101,18 @@ def main() -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings) + "\n")
     data_dir = args.output_dir / "data"
+    config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.data_seed)
     if not (data_dir / "synth_config.json").is_file():
-        config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.data_seed)
         generate_synthetic_dataset(data_dir, config)
+    cache_dir = args.output_dir / "frame_cache"  # shared by every run: each video is decoded once
+    epochs = ["--num_epochs", str(args.num_epochs)] if args.num_epochs else []  # both stages: the same budget
+    backbone = []
+    if args.pretrain_videos:
+        pretrain_dir = args.output_dir / "pretrain"
+        if not (pretrain_dir / "clip" / "config.json").is_file():
+            write_pretraining_corpus(pretrain_dir / "data", config, args.pretrain_videos)
+            pretrain_tiny_clip(pretrain_dir, cache_dir, *epochs)
+        backbone = ["--clip_model", str(pretrain_dir / "clip")]
     test = load_video_text_dataset(data_dir)["test"]
     vocabulary_file = args.output_dir / "attribute_vocabulary.json"
     if any(variant in ATTRIBUTE_VARIANTS for variant in variants) and not vocabulary_file.is_file():
@@ -109,15 +126,15 @@ def main() -> None:
                 continue
             slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
             run_dir = args.output_dir / "runs" / f"{slug}-seed{seed}"
-            extra = ["--max_frames", str(args.max_frames)]
-            extra += ["--num_epochs", str(args.num_epochs)] if args.num_epochs else []
+            extra = [*backbone, "--max_frames", str(args.max_frames), "--frame_cache_dir", str(cache_dir)]
+            extra += epochs
             if variant in ATTRIBUTE_VARIANTS:
                 extra += ["--attribute_vocab", str(vocabulary_file)]
             subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), str(RECIPE), *VARIANTS[variant],
                             "--seed", str(seed), "--data_dir", str(data_dir), "--output_dir", str(run_dir),
                             "--log_with", "none", *extra], check=True, cwd=ROOT)
             model, processor = load_model_and_processor(run_dir / "best")
-            features = extract_features(model, test, processor)
+            features = extract_features(model, test, processor, frame_cache_dir=cache_dir)
             results = evaluate_retrieval(model, features, text_context_sizes=(32, 1))
             if has_attribute_head(model):
                 results["attribute_map"] = evaluate_attributes(

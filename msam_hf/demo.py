@@ -13,6 +13,7 @@
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from .data import load_video_text_dataset
 from .data.synth import SynthConfig
 from .data.synth import generate_synthetic_dataset
 from .modeling_msam import MsamModel
-from .video_io import read_frames
+from .video_io import FrameCache
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "training" / "train.py"
@@ -78,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     steps = 5 if args.pretrain_videos else 4
     step = iter(range(1, steps + 1))
-    data_dir, pretrain_dir, run_dir, eval_dir = (
-        args.output_dir / name for name in ("data", "pretrain", "run", "eval"))
+    data_dir, pretrain_dir, run_dir, eval_dir, cache_dir = (
+        args.output_dir / name for name in ("data", "pretrain", "run", "eval", "frame_cache"))
+    shutil.rmtree(cache_dir, ignore_errors=True)  # the videos are synthesised anew: old entries would only take space
 
     _step(next(step), steps, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)"
           + (f" and a pretraining corpus of {args.pretrain_videos}" if args.pretrain_videos else ""))
@@ -90,22 +92,18 @@ def main(argv: list[str] | None = None) -> None:
                  for item in (f"--{name}", str(getattr(args, name)))]
     backbone = []
     if args.pretrain_videos:
-        corpus = dataclasses.replace(config, num_videos=args.pretrain_videos, seed=config.seed + 1,
-                                     caption_style="listing", split_fractions=(0.9, 0.1, 0.0))
-        generate_synthetic_dataset(pretrain_dir / "data", corpus, overwrite=True)
+        write_pretraining_corpus(pretrain_dir / "data", config, args.pretrain_videos)
         _step(next(step), steps, "pretrain the tiny CLIP on the corpus (mean-pooled frames, CLIP's loss)")
-        _train(pretrain_dir / "data", pretrain_dir / "run", "--similarity_head", "mean", "--semantic_loss", "false",
-               *overrides)
-        MsamModel.from_pretrained(pretrain_dir / "run" / "best").clip.save_pretrained(pretrain_dir / "clip")
-        backbone = ["--clip_model", str(pretrain_dir / "clip")]
+        clip_dir = pretrain_tiny_clip(pretrain_dir, cache_dir, *overrides)
+        backbone = ["--clip_model", str(clip_dir)]
 
     _step(next(step), steps, "train MSAM (tiny preset, " + ("from the pretrained CLIP" if backbone else "from scratch")
           + ") with accelerate launch")
-    _train(data_dir, run_dir, *backbone, *overrides)
+    _train(data_dir, run_dir, cache_dir, *backbone, *overrides)
 
     _step(next(step), steps, "evaluate the best checkpoint on the test split")
     _run([sys.executable, "-m", "msam_hf.cli", "evaluate", str(run_dir / "best"), str(data_dir), "--split", "test",
-          "--output-dir", str(eval_dir)])
+          "--output-dir", str(eval_dir), "--frame-cache-dir", str(cache_dir)])
     results = json.loads((eval_dir / "results.json").read_text())["best"]
     chance = 100.0 / results["num_videos"]
     for key, metrics in results["metrics"].items():
@@ -117,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
     np.savez(frames_file, video_ids=np.array(test["video_id"]), **{
-        f"video_{index}": read_frames(row["video"], max_frames=max_frames).frames for index, row in enumerate(test)
+        f"video_{index}": FrameCache(cache_dir).read(row["video"], max_frames=max_frames).frames
+        for index, row in enumerate(test)
     })
     queries = [{"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)]
     _run([sys.executable, "-c", SEARCH_IN_FRESH_PROCESS, str(run_dir / "best"), str(frames_file), json.dumps(queries)])
@@ -125,15 +124,33 @@ def main(argv: list[str] | None = None) -> None:
           f"(plots: {eval_dir}/recall_at_k.png, {eval_dir}/frame_attention.png)")
 
 
+def write_pretraining_corpus(data_dir: Path, benchmark: SynthConfig, num_videos: int) -> None:
+    """Synthesise `num_videos` of other places and objects than `benchmark`'s (the next seed), with captions
+    listing every object: a stand-in for the web data CLIP is pretrained on."""
+    corpus = dataclasses.replace(benchmark, num_videos=num_videos, seed=benchmark.seed + 1, caption_style="listing",
+                                 split_fractions=(0.9, 0.1, 0.0))
+    generate_synthetic_dataset(data_dir, corpus, overwrite=True)
+
+
+def pretrain_tiny_clip(pretrain_dir: Path, cache_dir: Path, *options: str) -> Path:
+    """Train the tiny CLIP on `pretrain_dir / "data"` with CLIP's loss on mean-pooled frames (the demo's recipe)
+    and save it as a CLIP folder, `pretrain_dir / "clip"`, for `train.py --clip_model`."""
+    _train(pretrain_dir / "data", pretrain_dir / "run", cache_dir, "--similarity_head", "mean",
+           "--semantic_loss", "false", *options)
+    MsamModel.from_pretrained(pretrain_dir / "run" / "best").clip.save_pretrained(pretrain_dir / "clip")
+    return pretrain_dir / "clip"
+
+
 def _step(number: int, steps: int, title: str) -> None:
     print(f"\n== step {number}/{steps}: {title}", flush=True)
 
 
-def _train(data_dir: Path, output_dir: Path, *options: str) -> None:
-    """`accelerate launch training/train.py` with the demo's recipe, one process."""
+def _train(data_dir: Path, output_dir: Path, cache_dir: Path, *options: str) -> None:
+    """`accelerate launch training/train.py` with the demo's recipe, one process; each video is decoded once."""
     _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT), str(RECIPE),
-          "--data_dir", str(data_dir), "--output_dir", str(output_dir), "--log_with", "none", *options])
+          "--data_dir", str(data_dir), "--output_dir", str(output_dir), "--log_with", "none",
+          "--frame_cache_dir", str(cache_dir), *options])
 
 
 def _run(command: list[str]) -> None:

@@ -25,6 +25,13 @@ def test_demo_runs_every_step_at_a_small_size(tmp_path):
     fine_tuned = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert fine_tuned["base_clip_model"] == str(tmp_path / "pretrain" / "clip")
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    # each video read was decoded once into the frame cache (one sampling: 1 fps, the recipe's 2 frames): the
+    # validation and test videos, and the training videos of the one epoch's full batches of 8
+    read = 0
+    for metadata in (tmp_path / "data" / "metadata.jsonl", tmp_path / "pretrain" / "data" / "metadata.jsonl"):
+        splits = [json.loads(line)["split"] for line in metadata.open()]
+        read += splits.count("train") // 8 * 8 + splits.count("validation") + splits.count("test")
+    assert len(list((tmp_path / "frame_cache").rglob("*.npz"))) == read
     results = json.loads((tmp_path / "eval" / "results.json").read_text())["best"]
     assert set(results["metrics"]) == {"|J|=32", "|J|=1"}
     assert (tmp_path / "eval" / "recall_at_k.png").is_file()
