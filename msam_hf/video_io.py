@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import os
 import tempfile
@@ -34,6 +35,8 @@ import numpy as np
 # A path, raw bytes, a binary file object, or a `datasets.Video(decode=False)` value
 # ({"path": ..., "bytes": ...}).
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Mapping]
+
+logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpeg", ".mpg", ".ts")
 
@@ -165,8 +168,16 @@ class FrameCache:
                 with np.load(entry, allow_pickle=False) as stored:
                     return DecodedVideo(stored["frames"], stored["timestamps"], float(stored["duration"]))
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass  # a damaged entry (e.g. a full disk): decode again and replace it
+                pass  # damaged outside this class (writes are atomic): decode again and replace it
         decoded = read_frames(source, fps=fps, max_frames=max_frames)
+        try:
+            self._write(entry, decoded)
+        except OSError as error:  # e.g. a full disk: the cache only saves time, training goes on without it
+            logger.warning("frame cache %s: cannot write an entry (%s); decoding without caching", self.directory, error)
+        return decoded
+
+    @staticmethod
+    def _write(entry: Path, decoded: DecodedVideo) -> None:
         entry.parent.mkdir(exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=entry.parent, suffix=".tmp", delete=False) as partial:
             try:
@@ -175,7 +186,6 @@ class FrameCache:
                 os.unlink(partial.name)
                 raise
         os.replace(partial.name, entry)
-        return decoded
 
     @staticmethod
     def _identity(source: VideoSource) -> tuple | None:

@@ -1,5 +1,6 @@
 """read_frames on real videos: sampling by presentation time, every container, seeking, and bad files."""
 
+import errno
 import io
 
 import av
@@ -258,3 +259,18 @@ def test_the_frame_cache_does_not_cache_failures(tmp_path):
     assert not list((tmp_path / "cache").rglob("*.npz"))
     with pytest.raises(FileNotFoundError):
         cache.read(tmp_path / "missing.mp4")
+
+
+def test_a_frame_cache_that_cannot_be_written_warns_and_still_returns_the_frames(tmp_path, monkeypatch, caplog):
+    path = write_video(tmp_path / "clip.mp4", seconds=2, rate=10)
+    cache = video_io.FrameCache(tmp_path / "cache")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(video_io.np, "savez", disk_full)  # a full disk cannot be had on demand
+    with caplog.at_level("WARNING"):
+        clip = cache.read(path)
+    np.testing.assert_array_equal(clip.frames, read_frames(path).frames)
+    assert "cannot write an entry" in caplog.text and "No space left" in caplog.text
+    assert not list((tmp_path / "cache").rglob("*.*"))  # no partial file left behind
