@@ -2,14 +2,14 @@
 
 Variants: CLIP4Clip meanP (`mean`), seqTransf (`seq_transformer`), X-Pool-style pooling (`attention`), CIFFP
 without and with the semantic loss, the semantic branch on patch tokens, and MSAM with MCSAN's attribute objective
-as an auxiliary loss (`--attribute_loss`); with `--models mcsan` (or `msam
-mcsan`) MCSAN with all four levels, with each level removed in turn, and with plain BCE instead of the focal BCE
-(γ = 0, α = 0.5). Each is trained with `training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`: the same
-budget for every row) for every seed — by default from one tiny CLIP pretrained as `make demo` does (`--pretrain_videos`) —
-its best validation checkpoint evaluated on the test split at |J| = 32 and
-|J| = 1, and the table reports mean ± std over seeds. Rows with attribute labels share one vocabulary, mined once
-from the training captions, and add a table of attribute mAP per level on the test split. A gain is only worth claiming when
-it exceeds the spread across seeds.
+as an auxiliary loss (`--attribute_loss`); with `--models mcsan` (or `msam mcsan`) MCSAN with all four levels, with
+each level removed in turn, and with plain BCE instead of the focal BCE (γ = 0, α = 0.5). Each is trained with
+`training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`: the same budget for every row) for every seed,
+by default from one tiny CLIP pretrained once as `make demo` does (`--pretrain_videos`); its best validation
+checkpoint is evaluated on the test split at |J| = 32 and |J| = 1, and the table reports mean ± std over seeds.
+Rows with attribute labels share one vocabulary, mined once from the training captions, and add a table of
+attribute mAP per level on the test split. A gain is only worth claiming when it exceeds the spread across seeds.
+Every run reads one frame cache: each video is decoded once.
 
     python benchmarks/ablation.py --seeds 0 1 2                  # ~40 minutes per seed on 2 CPU cores
     python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
