@@ -11,7 +11,7 @@ Rows with attribute labels share one vocabulary, mined once from the training ca
 attribute mAP per level on the test split. A gain is only worth claiming when it exceeds the spread across seeds.
 Every run reads one frame cache: each video is decoded once.
 
-    python benchmarks/ablation.py --seeds 0 1 2                  # ~40 minutes per seed on 2 CPU cores
+    python benchmarks/ablation.py --seeds 0 1 2          # ~4 min a row and seed on 2 CPU cores, + 4 min pretraining
     python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
     python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60 --pretrain_videos 40   # smoke run
 """
