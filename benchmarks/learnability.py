@@ -209,6 +209,11 @@ class Split:
         scores = model.similarity(model.get_text_features(text["input_ids"], text["attention_mask"]),
                                   model.get_video_features(self.pixels, self.masks), text_context_size=1)
         model.train()
+        return self.rank_metrics(scores, owners)
+
+    def rank_metrics(self, scores: torch.Tensor, owners: torch.Tensor) -> tuple[float, float, float]:
+        """Test R@1 (%), median rank and in-site R@1 (%) of captions × videos `scores`; `owners[i]` is caption i's
+        video."""
         beaten = scores > scores[torch.arange(len(owners)), owners][:, None]  # ties count for the caption
         same_site = torch.from_numpy(self.sites[owners.numpy()][:, None] == self.sites[None, :])
         ranks, in_site_ranks = beaten.sum(1), (beaten & same_site).sum(1)

@@ -158,11 +158,7 @@ def main() -> None:
                             for start in range(0, len(split.ids), 100)])
         scores = encode_texts(captions) @ videos.T
         vision.train(), text.train()
-        beaten = scores > scores[torch.arange(len(owners)), owners][:, None]
-        same_site = torch.from_numpy(split.sites[owners.numpy()][:, None] == split.sites[None, :])
-        ranks, in_site_ranks = beaten.sum(1), (beaten & same_site).sum(1)
-        return (100 * (ranks == 0).float().mean().item(), ranks.float().median().item() + 1,
-                100 * (in_site_ranks == 0).float().mean().item())
+        return split.rank_metrics(scores, owners)
 
     started = time.perf_counter()
     for epoch in range(args.num_epochs):

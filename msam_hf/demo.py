@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     test = load_video_text_dataset(data_dir)["test"]
     max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
+    cache = FrameCache(cache_dir)
     np.savez(frames_file, video_ids=np.array(test["video_id"]), **{
-        f"video_{index}": FrameCache(cache_dir).read(row["video"], max_frames=max_frames).frames
-        for index, row in enumerate(test)
+        f"video_{index}": cache.read(row["video"], max_frames=max_frames).frames for index, row in enumerate(test)
     })
     queries = [{"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)]
     _run([sys.executable, "-c", SEARCH_IN_FRESH_PROCESS, str(run_dir / "best"), str(frames_file), json.dumps(queries)])
