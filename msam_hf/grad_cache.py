@@ -40,7 +40,9 @@ from .modeling_msam import concatenate_outputs
 from .modeling_msam import gather_across_processes
 from .modeling_msam import symmetric_info_nce
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values_videos", "video_mask")
+TEXT_INPUTS = ("input_ids", "attention_mask", "text_embeds", "word_embeds")  # tokens, or a frozen backbone's outputs
+VIDEO_INPUTS = ("pixel_values_videos", "video_mask", "frame_features", "patch_embeds")  # pixels, or the same
+MODEL_INPUTS = (*TEXT_INPUTS, *VIDEO_INPUTS)
 LABEL_INPUTS = ("attribute_labels", "video_attribute_labels")
 
 
@@ -63,10 +65,9 @@ def accumulated_contrastive_step(
         raise ValueError("gradient accumulation by gradient caching does not support fp16 loss scaling; "
                          "use --mixed_precision bf16 or no, or --gradient_accumulation_steps 1")
     base = _base_model(accelerator.unwrap_model(model))
-    size = batch["input_ids"].shape[0]
-    if size != batch["pixel_values_videos"].shape[0]:
-        raise ValueError(f"training pairs caption i with video i, got {size} captions for "
-                         f"{batch['pixel_values_videos'].shape[0]} videos")
+    size, videos = _rows(batch, TEXT_INPUTS), _rows(batch, VIDEO_INPUTS)
+    if size != videos:
+        raise ValueError(f"training pairs caption i with video i, got {size} captions for {videos} videos")
     bounds = torch.linspace(0, size, num_micro_batches + 1).round().long().tolist()
     micro_batches = [{name: batch[name][start:end] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
                      for start, end in zip(bounds[:-1], bounds[1:]) if end > start]
@@ -88,8 +89,8 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
         for micro in micro_batches:
             random_states.append(_random_state(accelerator.device))
             with accelerator.autocast():
-                text = msam.get_text_features(micro["input_ids"], micro["attention_mask"])
-                video = msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
+                text = msam.get_text_features(**_inputs(micro, TEXT_INPUTS))
+                video = msam.get_video_features(**_inputs(micro, VIDEO_INPUTS))
             # Keep only what the similarity scores, not word tokens or raw frame features.
             texts.append(MsamTextOutput(text_embeds=text.text_embeds))
             videos.append(MsamVideoOutput(video_embeds=video.video_embeds, frame_embeds=video.frame_embeds,
@@ -117,9 +118,8 @@ def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: in
     attribute_parts: dict[str, torch.Tensor] = {}
     for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
-            text = msam.get_text_features(micro["input_ids"], micro["attention_mask"])
-            video = msam.get_video_features(micro["pixel_values_videos"], micro["video_mask"],
-                                            return_patch_embeds=return_patches)
+            text = msam.get_text_features(**_inputs(micro, TEXT_INPUTS))
+            video = msam.get_video_features(**_inputs(micro, VIDEO_INPUTS), return_patch_embeds=return_patches)
             micro_frames = video.frame_embeds.shape[1]
             frame_gradient = None if frame_embeds.grad is None else frame_embeds.grad[:, :micro_frames]
             # A head may leave a feature unused (CIFFP scores frames, not v̄): it has no gradient to push.
@@ -164,9 +164,8 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
         for micro in micro_batches:
             random_states.append(_random_state(accelerator.device))
             with accelerator.autocast():
-                text_levels.append(mcsan.get_text_features(micro["input_ids"], micro["attention_mask"]).level_embeds)
-                video_levels.append(
-                    mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"]).level_embeds)
+                text_levels.append(mcsan.get_text_features(**_inputs(micro, TEXT_INPUTS)).level_embeds)
+                video_levels.append(mcsan.get_video_features(**_inputs(micro, VIDEO_INPUTS)).level_embeds)
     text_levels = torch.cat(text_levels).float().requires_grad_()
     video_levels = torch.cat(video_levels).float().requires_grad_()
 
@@ -189,8 +188,8 @@ def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size:
     attribute_parts: dict[str, torch.Tensor] = {}
     for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
-            text = mcsan.get_text_features(micro["input_ids"], micro["attention_mask"])
-            video = mcsan.get_video_features(micro["pixel_values_videos"], micro["video_mask"])
+            text = mcsan.get_text_features(**_inputs(micro, TEXT_INPUTS))
+            video = mcsan.get_video_features(**_inputs(micro, VIDEO_INPUTS))
             surrogate = ((text.level_embeds.float() * text_levels.grad[rows]).sum()
                          + (video.level_embeds.float() * video_levels.grad[rows]).sum())
             share = (rows.stop - rows.start) / size
@@ -206,10 +205,19 @@ def _replayed(accelerator, micro_batches: list[dict], random_states: list[tuple]
     """Each micro-batch with its rows in the cached features, after restoring the random state it was encoded with."""
     offset = 0
     for micro, random_state in zip(micro_batches, random_states):
-        rows = slice(offset, offset + micro["input_ids"].shape[0])
+        rows = slice(offset, offset + _rows(micro, TEXT_INPUTS))
         offset = rows.stop
         _set_random_state(random_state, accelerator.device)
         yield micro, rows
+
+
+def _inputs(micro: dict, names: tuple[str, ...]) -> dict:
+    """The encoder inputs of one modality that the micro-batch holds (pixels and tokens, or cached features)."""
+    return {name: micro[name] for name in names if name in micro}
+
+
+def _rows(batch: dict, names: tuple[str, ...]) -> int:
+    return next(batch[name].shape[0] for name in names if name in batch)
 
 
 def _attribute_loss_share(model, text, video, micro: dict, share: float, parts: dict, check_finite) -> torch.Tensor:

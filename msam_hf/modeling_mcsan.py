@@ -330,15 +330,38 @@ class McsanModel(McsanPreTrainedModel):
     _check_text_inputs = MsamModel._check_text_inputs
     _check_video_inputs = MsamModel._check_video_inputs
     logit_scale = MsamModel.logit_scale
+    get_backbone_text_features = MsamModel.get_backbone_text_features
+    get_backbone_video_features = MsamModel.get_backbone_video_features
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> McsanTextOutput:
+    @property
+    def needs_word_embeds(self) -> bool:
+        """Whether the text side reads the word tokens (every attribute level pools them)."""
+        return bool(self.config.attribute_levels)
+
+    @property
+    def needs_patch_embeds(self) -> bool:
+        """Whether the video side reads the projected patch tokens (the entity level's, `entity_tokens="patches"`)."""
+        return self.config.entity_tokens == "patches" and bool(self.config.attribute_levels)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+    ) -> McsanTextOutput:
         """Encode captions at every level: CLIP's sentence embedding (global) and a learned-query pooling of the
-        projected word tokens per attribute level."""
-        text = MsamModel.get_text_features(self, input_ids, attention_mask)
-        words = l2_normalize(text.word_embeds)
+        projected word tokens per attribute level. Instead of `input_ids`, a frozen backbone's precomputed
+        `text_embeds` and `word_embeds` may be given (`get_backbone_text_features`)."""
+        text = MsamModel.get_text_features(self, input_ids, attention_mask, text_embeds, word_embeds)
         levels = {"global": text.text_embeds}
-        for level, pooling in self.text_pooling.items():
-            levels[level] = pooling(words, text.attention_mask)
+        if self.text_pooling:
+            if text.word_embeds is None:
+                raise ValueError("MCSAN's attribute levels pool the captions' word_embeds; precomputed text features "
+                                 "must include them.")
+            words = l2_normalize(text.word_embeds)
+            for level, pooling in self.text_pooling.items():
+                levels[level] = pooling(words, text.attention_mask)
         return McsanTextOutput(
             text_embeds=text.text_embeds,
             level_embeds=torch.stack([levels[level] for level in self.config.levels], dim=1),
@@ -346,16 +369,26 @@ class McsanModel(McsanPreTrainedModel):
             attention_mask=text.attention_mask,
         )
 
-    def get_video_features(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None) -> McsanVideoOutput:
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
+        patch_embeds: torch.Tensor | None = None,
+    ) -> McsanVideoOutput:
         """Encode videos at every level. Only valid frames go through the vision tower; padded frames and their
-        patches are zero and masked."""
-        video_mask = self._check_video_inputs(pixel_values_videos, video_mask)
-        videos, frames = video_mask.shape
-        width = self.config.projection_dim
-        valid = video_mask.flatten().nonzero().flatten()
-        image_outputs = self.clip.get_image_features(pixel_values=pixel_values_videos.flatten(0, 1)[valid])
-        frame_features = image_outputs.pooler_output.new_zeros(videos * frames, width)
-        frame_features = frame_features.index_copy(0, valid, image_outputs.pooler_output).view(videos, frames, width)
+        patches are zero and masked. Instead of `pixel_values_videos`, a frozen backbone's precomputed
+        `frame_features` (and `patch_embeds` for `entity_tokens="patches"`) may be given
+        (`get_backbone_video_features`)."""
+        if frame_features is None:
+            if pixel_values_videos is None:
+                raise ValueError("get_video_features needs pixel_values_videos, or precomputed frame_features.")
+            backbone = self.get_backbone_video_features(pixel_values_videos, video_mask, self.needs_patch_embeds)
+            frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
+        elif pixel_values_videos is not None:
+            raise ValueError("Pass pixel_values_videos or precomputed frame_features, not both.")
+        elif video_mask is None:
+            video_mask = torch.ones(frame_features.shape[:2], dtype=torch.long, device=frame_features.device)
         unit_frames = l2_normalize(frame_features)
 
         levels = {}
@@ -363,15 +396,12 @@ class McsanModel(McsanPreTrainedModel):
             levels["global"] = l2_normalize(masked_mean(self.temporal(frame_features, video_mask), video_mask))
         if self.config.attribute_levels:
             entity_tokens, entity_mask = unit_frames, video_mask
-            if self.config.entity_tokens == "patches":
-                patches = self.clip.visual_projection(
-                    self.clip.vision_model.post_layernorm(image_outputs.last_hidden_state[:, 1:])
-                )
-                patches_per_frame = patches.shape[1]
-                entity_tokens = patches.new_zeros(videos * frames, patches_per_frame, width)
-                entity_tokens = entity_tokens.index_copy(0, valid, l2_normalize(patches))
-                entity_tokens = entity_tokens.view(videos, frames * patches_per_frame, width)
-                entity_mask = video_mask.repeat_interleave(patches_per_frame, dim=1)
+            if self.needs_patch_embeds:
+                if patch_embeds is None:
+                    raise ValueError("entity_tokens='patches' pools patch tokens; precomputed video features must "
+                                     "include patch_embeds.")
+                entity_tokens = patch_embeds
+                entity_mask = video_mask.repeat_interleave(patch_embeds.shape[1] // video_mask.shape[1], dim=1)
             if "entity" in self.config.levels:
                 levels["entity"] = self.video_pooling["entity"](entity_tokens, entity_mask)
             if hasattr(self, "action_encoder"):
@@ -474,6 +504,10 @@ class McsanModel(McsanPreTrainedModel):
         return_loss: bool | None = None,
         text_context_size: int | None = None,
         gather_global_batch: bool = False,
+        text_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
+        patch_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> McsanOutput:
         r"""
@@ -492,12 +526,16 @@ class McsanModel(McsanPreTrainedModel):
             gather_global_batch (`bool`, *optional*): in a multi-process run, score against the embeddings of every
                 process (with gradients), so logits and the contrastive losses cover the global batch; the attribute
                 losses stay per process (means over pairs, averaged across processes with the gradients).
+            text_embeds, word_embeds, frame_features, patch_embeds (*optional*): a frozen backbone's precomputed
+                outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
+                `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
         """
-        if input_ids is None or pixel_values_videos is None:
-            raise ValueError("McsanModel needs both input_ids and pixel_values_videos; see get_text_features / "
-                             "get_video_features to encode one modality.")
-        text_outputs = self.get_text_features(input_ids, attention_mask)
-        video_outputs = self.get_video_features(pixel_values_videos, video_mask)
+        if (input_ids is None and text_embeds is None) or (pixel_values_videos is None and frame_features is None):
+            raise ValueError("McsanModel needs both input_ids and pixel_values_videos (or a frozen backbone's "
+                             "text_embeds and frame_features); see get_text_features / get_video_features to encode "
+                             "one modality.")
+        text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds, word_embeds)
+        video_outputs = self.get_video_features(pixel_values_videos, video_mask, frame_features, patch_embeds)
         scored_text, scored_video = text_outputs, video_outputs
         if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             scored_text = McsanTextOutput(level_embeds=_all_gather_padded(text_outputs.level_embeds))

@@ -659,8 +659,22 @@ class MsamModel(MsamPreTrainedModel):
             raise ValueError(f"video_mask marks no frame as valid for video(s) at batch index {empty}.")
         return video_mask
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> MsamTextOutput:
-        """Encode captions: the unit-norm sentence embedding ŝ and the projected word tokens (msam.md §1)."""
+    @property
+    def needs_word_embeds(self) -> bool:
+        """Whether training reads the word tokens w (the text side of the semantic branch, or attribute levels)."""
+        return self.config.semantic_loss
+
+    @property
+    def needs_patch_embeds(self) -> bool:
+        """Whether training reads the projected patch tokens (`semantic_tokens="patches"`)."""
+        return self.config.semantic_loss and self.config.semantic_tokens == "patches"
+
+    def get_backbone_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> MsamTextOutput:
+        """CLIP's text tower alone: the unit-norm sentence embedding ŝ and the projected word tokens (msam.md §1).
+        A frozen backbone's outputs can be computed once and passed to `get_text_features(text_embeds=...,
+        word_embeds=...)` (`msam_hf.feature_cache`)."""
         attention_mask = self._check_text_inputs(input_ids, attention_mask)
         text_outputs = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
         return MsamTextOutput(
@@ -669,16 +683,12 @@ class MsamModel(MsamPreTrainedModel):
             attention_mask=attention_mask,
         )
 
-    def get_video_features(
-        self,
-        pixel_values_videos: torch.Tensor,
-        video_mask: torch.Tensor | None = None,
-        return_patch_embeds: bool = False,
+    def get_backbone_video_features(
+        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None, return_patch_embeds: bool = False
     ) -> MsamVideoOutput:
-        """Encode videos: frame-level features and the pooled text-agnostic embedding v̄ (msam.md §1-2).
-
-        Only valid frames go through the vision tower; padded frames get zero features.
-        """
+        """CLIP's vision tower alone: the raw frame features f_t (zero at padded frames, which never go through the
+        tower) and, on request, the unit-norm projected patch tokens. Only `frame_features`, `video_mask` and
+        `patch_embeds` are set; `get_video_features(frame_features=...)` adds what MSAM's modules compute."""
         video_mask = self._check_video_inputs(pixel_values_videos, video_mask)
         videos, frames = video_mask.shape
         valid = video_mask.flatten().nonzero().flatten()
@@ -686,6 +696,61 @@ class MsamModel(MsamPreTrainedModel):
         width = self.config.projection_dim
         frame_features = image_outputs.pooler_output.new_zeros(videos * frames, width)
         frame_features = frame_features.index_copy(0, valid, image_outputs.pooler_output).view(videos, frames, width)
+        patch_embeds = None
+        if return_patch_embeds:
+            vision_model = self.clip.vision_model
+            patches = self.clip.visual_projection(vision_model.post_layernorm(image_outputs.last_hidden_state[:, 1:]))
+            patches_per_frame = patches.shape[1]
+            patch_embeds = patches.new_zeros(videos * frames, patches_per_frame, width)
+            patch_embeds = patch_embeds.index_copy(0, valid, l2_normalize(patches))
+            patch_embeds = patch_embeds.view(videos, frames * patches_per_frame, width)
+        return MsamVideoOutput(frame_features=frame_features, video_mask=video_mask, patch_embeds=patch_embeds)
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        text_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+    ) -> MsamTextOutput:
+        """Encode captions: the unit-norm sentence embedding ŝ and the projected word tokens (msam.md §1).
+
+        Instead of `input_ids`, a frozen backbone's precomputed `text_embeds` (and `word_embeds`, which the
+        semantic branch reads) may be given, as `get_backbone_text_features` returns them.
+        """
+        if text_embeds is None:
+            if input_ids is None:
+                raise ValueError("get_text_features needs input_ids, or precomputed text_embeds.")
+            return self.get_backbone_text_features(input_ids, attention_mask)
+        if input_ids is not None:
+            raise ValueError("Pass input_ids or precomputed text_embeds, not both.")
+        if word_embeds is not None and attention_mask is None:
+            attention_mask = torch.ones(word_embeds.shape[:2], dtype=torch.long, device=word_embeds.device)
+        return MsamTextOutput(text_embeds=text_embeds, word_embeds=word_embeds, attention_mask=attention_mask)
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        return_patch_embeds: bool = False,
+        frame_features: torch.Tensor | None = None,
+        patch_embeds: torch.Tensor | None = None,
+    ) -> MsamVideoOutput:
+        """Encode videos: frame-level features and the pooled text-agnostic embedding v̄ (msam.md §1-2).
+
+        Only valid frames go through the vision tower; padded frames get zero features. Instead of
+        `pixel_values_videos`, a frozen backbone's precomputed `frame_features` (and `patch_embeds`) may be given, as
+        `get_backbone_video_features` returns them: then only MSAM's own modules run.
+        """
+        if frame_features is None:
+            if pixel_values_videos is None:
+                raise ValueError("get_video_features needs pixel_values_videos, or precomputed frame_features.")
+            backbone = self.get_backbone_video_features(pixel_values_videos, video_mask, return_patch_embeds)
+            frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
+        elif pixel_values_videos is not None:
+            raise ValueError("Pass pixel_values_videos or precomputed frame_features, not both.")
+        elif video_mask is None:
+            video_mask = torch.ones(frame_features.shape[:2], dtype=torch.long, device=frame_features.device)
 
         head = self.config.similarity_head
         if head in ("seq_transformer", "ciffp"):
@@ -695,15 +760,6 @@ class MsamModel(MsamPreTrainedModel):
             unit_frames = l2_normalize(frame_features)
             video_embeds = l2_normalize(masked_mean(unit_frames, video_mask))
             frame_embeds = unit_frames if head == "mean" else frame_features
-
-        patch_embeds = None
-        if return_patch_embeds:
-            vision_model = self.clip.vision_model
-            patches = self.clip.visual_projection(vision_model.post_layernorm(image_outputs.last_hidden_state[:, 1:]))
-            patches_per_frame = patches.shape[1]
-            patch_embeds = patches.new_zeros(videos * frames, patches_per_frame, width)
-            patch_embeds = patch_embeds.index_copy(0, valid, l2_normalize(patches))
-            patch_embeds = patch_embeds.view(videos, frames * patches_per_frame, width)
         return MsamVideoOutput(
             video_embeds=video_embeds,
             frame_embeds=frame_embeds,
@@ -786,10 +842,14 @@ class MsamModel(MsamPreTrainedModel):
         (msam.md §4-6): video i goes with caption i."""
         if not self.config.semantic_loss:
             raise ValueError("This model was built with semantic_loss=False: it has no semantic branch.")
+        if text_features.word_embeds is None:
+            raise ValueError("the semantic branch reads the captions' word_embeds; precomputed text features must "
+                             "include them.")
         mask_padding = self.config.semantic_mask_padded_tokens
         if self.config.semantic_tokens == "patches":
             if video_features.patch_embeds is None:
-                raise ValueError("semantic_tokens='patches' needs get_video_features(..., return_patch_embeds=True).")
+                raise ValueError("semantic_tokens='patches' needs get_video_features(..., return_patch_embeds=True) "
+                                 "or precomputed patch_embeds.")
             video_tokens = video_features.patch_embeds
             patches_per_frame = video_tokens.shape[1] // video_features.video_mask.shape[1]
             video_token_mask = video_features.video_mask.repeat_interleave(patches_per_frame, dim=1)
@@ -848,6 +908,10 @@ class MsamModel(MsamPreTrainedModel):
         return_loss: bool | None = None,
         text_context_size: int | None = None,
         gather_global_batch: bool = False,
+        text_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
+        patch_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> MsamOutput:
         r"""
@@ -865,16 +929,22 @@ class MsamModel(MsamPreTrainedModel):
                 batch, as in training.
             gather_global_batch (`bool`, *optional*): in a multi-process run, score against the features of every
                 process (with gradients), so logits and the contrastive loss cover the global batch.
+            text_embeds, word_embeds, frame_features, patch_embeds (*optional*): a frozen backbone's precomputed
+                outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
+                `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
         """
-        if input_ids is None or pixel_values_videos is None:
-            raise ValueError("MsamModel needs both input_ids and pixel_values_videos; see get_text_features / "
-                             "get_video_features to encode one modality.")
+        if (input_ids is None and text_embeds is None) or (pixel_values_videos is None and frame_features is None):
+            raise ValueError("MsamModel needs both input_ids and pixel_values_videos (or a frozen backbone's "
+                             "text_embeds and frame_features); see get_text_features / get_video_features to encode "
+                             "one modality.")
         need_semantics = bool(return_loss) and self.config.semantic_loss
-        text_outputs = self.get_text_features(input_ids, attention_mask)
+        text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds)
         video_outputs = self.get_video_features(
             pixel_values_videos,
             video_mask,
-            return_patch_embeds=need_semantics and self.config.semantic_tokens == "patches",
+            return_patch_embeds=need_semantics and self.needs_patch_embeds,
+            frame_features=frame_features,
+            patch_embeds=patch_embeds,
         )
         scored_text, scored_video = text_outputs, video_outputs
         if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -11,15 +11,21 @@ def parameter_groups(
 ) -> list[dict]:
     """AdamW parameter groups: (backbone | new modules) × (decayed | not decayed).
 
-    The backbone is CLIP's pretrained weights (`clip.` and not a LoRA adapter: adapters are new modules). Biases,
-    norm gains and CLIP's logit scale — every parameter with fewer than 2 dimensions — get no weight decay.
-    Frozen parameters are left out.
+    The backbone is CLIP's pretrained weights (`clip.` and not a LoRA adapter: adapters are new modules). CLIP's
+    logit scale goes with the backbone (the reference's recipe) unless the towers are frozen: then it is the one CLIP
+    parameter that learns, at the new modules' rate. Biases, norm gains and the logit scale — every parameter with
+    fewer than 2 dimensions — get no weight decay. Frozen parameters are left out.
     """
+    def in_backbone(name: str) -> bool:
+        return "clip." in name and "lora_" not in name and "modules_to_save" not in name
+
+    towers_trained = any(parameter.requires_grad for name, parameter in model.named_parameters()
+                         if in_backbone(name) and not name.endswith("logit_scale"))
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        is_backbone = "clip." in name and "lora_" not in name and "modules_to_save" not in name
+        is_backbone = in_backbone(name) and (towers_trained or not name.endswith("logit_scale"))
         groups.setdefault((is_backbone, parameter.ndim >= 2), []).append(parameter)
     return [
         {

@@ -158,7 +158,7 @@ class FrameCache:
 
     def read(self, source: VideoSource, fps: float = 1.0, max_frames: int | None = 12) -> DecodedVideo:
         """`read_frames(source, fps, max_frames)`, from the cache when the entry exists."""
-        identity = self._identity(source)
+        identity = self.identity(source)
         if identity is None:
             return read_frames(source, fps=fps, max_frames=max_frames)
         key = hashlib.sha256(repr((self.VERSION, identity, float(fps), max_frames)).encode()).hexdigest()
@@ -188,7 +188,9 @@ class FrameCache:
         os.replace(partial.name, entry)
 
     @staticmethod
-    def _identity(source: VideoSource) -> tuple | None:
+    def identity(source: VideoSource) -> tuple | None:
+        """What an entry is keyed on: ("file", resolved path, size, modification time) or ("bytes", SHA-256); None
+        for sources that are not cached (file objects, URLs)."""
         if isinstance(source, Mapping):
             source = source.get("bytes") if source.get("bytes") is not None else source.get("path")
         if isinstance(source, (bytes, bytearray, memoryview)):

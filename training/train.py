@@ -60,6 +60,12 @@ from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
 from msam_hf.evaluation import has_attribute_head
 from msam_hf.evaluation import read_ground_truth
+from msam_hf.evaluation import sites_of
+from msam_hf.feature_cache import CachedFeatureCollator
+from msam_hf.feature_cache import CachedFeatureDataset
+from msam_hf.feature_cache import CachedSplit
+from msam_hf.feature_cache import encode_split
+from msam_hf.feature_cache import retrieval_features
 from msam_hf.grad_cache import MODEL_INPUTS
 from msam_hf.grad_cache import accumulated_contrastive_step
 from msam_hf.optimization import build_optimizer_and_scheduler
@@ -98,7 +104,11 @@ class ModelArguments:
         metadata={"help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); unset: MCSAN "
                   "and MSAM with --attribute_loss mine one from the training captions"},
     )
-    finetune: str = field(default="full", metadata={"help": "full | frozen (CLIP fixed) | lora (PEFT adapters)"})
+    finetune: str = field(
+        default="full",
+        metadata={"help": "full | frozen (CLIP's towers fixed; its logit scale learns with the new modules) | lora "
+                  "(PEFT adapters)"},
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
@@ -113,6 +123,12 @@ class DataArguments:
     frame_cache_dir: str | None = field(
         default=None, metadata={"help": "keep decoded frames here (.npz per video): epochs after the first do not "
                                         "decode again; share it between runs on the same data and sampling"}
+    )
+    feature_cache_dir: str | None = field(
+        default=None, metadata={"help": "with --finetune frozen: encode every video and caption of the train and eval "
+                                        "splits once with the frozen backbone, store the features here (safetensors, "
+                                        "reused by later runs with the same backbone, data and sampling) and train "
+                                        "the new modules from them"}
     )
     train_split: str = field(default="train", metadata={"help": "split trained on"})
     eval_split: str = field(default="validation", metadata={"help": "split evaluated each epoch for model selection"})
@@ -174,7 +190,9 @@ def build_model(
     else:
         model = model_class(config_class.tiny(**config_kwargs))
     if model_args.finetune == "frozen":
+        # The towers stay fixed; the logit scale sets how sharp the new heads' scores are, so it learns with them.
         model.clip.requires_grad_(False)
+        model.clip.logit_scale.requires_grad_(True)
     elif model_args.finetune == "lora":
         model = apply_lora(model, r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout)
     elif model_args.finetune != "full":
@@ -274,17 +292,25 @@ def main(argv: list[str] | None = None) -> dict:
                                           accelerator.print)
     model = build_model(model_args, data_args, vocabulary)
     processor = default_processor(_base_model(model).config)
-    # The vocabulary is in the model's config: the batches carry its labels, made by the vocabulary's own tagger.
-    collator = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
+    cached_splits = _encode_feature_cache(accelerator, model, processor, dataset, model_args, data_args, train_args)
+    if cached_splits:
+        # The backbone's features, computed once: each item is a video's cached features with one of its captions.
+        train_dataset = CachedFeatureDataset(cached_splits[data_args.train_split], seed=train_args.seed)
+        collator = CachedFeatureCollator(cached_splits[data_args.train_split], attribute_vocabulary=vocabulary)
+        num_workers = 0  # batches are slices of tensors in memory: worker processes would only copy them
+    else:
+        train_dataset = VideoTextDataset(
+            dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
+            seed=train_args.seed, frame_cache_dir=data_args.frame_cache_dir,
+        )
+        # The vocabulary is in the model's config: the batches carry its labels, made by the vocabulary's own tagger.
+        collator = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
+        num_workers = data_args.num_workers
     if vocabulary is not None:
         started = time.perf_counter()
         captions = [caption for captions in dataset[data_args.train_split]["captions"] for caption in captions]
         collator.label_captions(captions)  # before the workers start: they inherit the labels
         accelerator.print(f"labelled {len(captions)} training captions in {time.perf_counter() - started:.1f} s")
-    train_dataset = VideoTextDataset(
-        dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
-        seed=train_args.seed, frame_cache_dir=data_args.frame_cache_dir,
-    )
     if len(train_dataset) < train_args.batch_size:
         raise ValueError(f"the {data_args.train_split!r} split has {len(train_dataset)} videos, fewer than one batch "
                          f"(--batch_size {train_args.batch_size})")
@@ -293,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=micro_batch_size * train_args.gradient_accumulation_steps,
         shuffle=True,
         drop_last=True,  # a short last batch would change the contrastive task (fewer negatives)
-        num_workers=data_args.num_workers,
+        num_workers=num_workers,
         collate_fn=collator,
     )
     steps_per_epoch = len(train_dataset) // train_args.batch_size
@@ -381,11 +407,13 @@ def main(argv: list[str] | None = None) -> dict:
             step_started = time.perf_counter()
         _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
         if train_args.eval_every_epoch:
-            results = _evaluate(accelerator, model, processor, dataset, data_args, vocabulary)
+            results = _evaluate(accelerator, model, processor, dataset, data_args, vocabulary,
+                                cached_splits.get(data_args.eval_split))
             metrics = results["metrics"][results["primary"]]
             history.append({"epoch": epoch, "step": state["step"], **metrics})
+            in_site = f", in-site R@1 {metrics['in_site_r1']:.1f}" if "in_site_r1" in metrics else ""
             accelerator.print(f"epoch {epoch}: {data_args.eval_split} text-to-video R@1 {metrics['t2v_r1']:.2f} "
-                              f"({results['primary']}), rsum {metrics['rsum']:.1f}{_attribute_summary(results)}")
+                              f"({results['primary']}), rsum {metrics['rsum']:.1f}{in_site}{_attribute_summary(results)}")
             if state["best"] is None or metrics["t2v_r1"] > state["best"]["t2v_r1"]:
                 state["best"] = {"epoch": epoch, "step": state["step"], "t2v_r1": metrics["t2v_r1"]}
                 _save_model(accelerator, model, processor, output_dir / "best",
@@ -401,6 +429,32 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
     accelerator.end_training()
     return {"history": history, **state}
+
+
+def _encode_feature_cache(accelerator, model, processor, dataset, model_args, data_args, train_args) -> dict:
+    """`--feature_cache_dir`: the frozen backbone's features of the train split (and of the eval split when evaluating
+    each epoch), {split: CachedSplit}, read from the cache or encoded once by every process in turn. {} without it."""
+    if not data_args.feature_cache_dir:
+        return {}
+    if model_args.finetune != "frozen":
+        raise ValueError(f"--feature_cache_dir trains from features of a fixed backbone: it needs --finetune frozen "
+                         f"(got --finetune {model_args.finetune})")
+    splits = {data_args.train_split: True}
+    if train_args.eval_every_epoch:
+        splits[data_args.eval_split] = False  # evaluation needs every video: a decoding failure is an error
+    cached = {}
+    for split, is_train in splits.items():
+        cached[split] = encode_split(
+            _base_model(model), dataset[split], processor, data_args.feature_cache_dir, split, fps=data_args.fps,
+            max_frames=data_args.max_frames, skip_undecodable=is_train, batch_size=data_args.eval_batch_size,
+            num_workers=data_args.num_workers, frame_cache_dir=data_args.frame_cache_dir, accelerator=accelerator,
+            progress=accelerator.is_local_main_process,
+        )
+        skipped = cached[split].skipped_video_ids
+        accelerator.print(f"{split} features: {len(cached[split].video_ids)} videos, {len(cached[split].captions)} "
+                          f"captions from {cached[split].path}" + (f"; {len(skipped)} undecodable video(s) left out: "
+                                                                   f"{list(skipped)[:10]}" if skipped else ""))
+    return cached
 
 
 def _tracker(log_with: str) -> str | None:
@@ -434,22 +488,28 @@ def _stop_if_not_finite(accelerator, parts: dict, step: int, epoch: int, video_i
     )
 
 
-def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: AttributeVocabulary | None) -> dict:
-    """Evaluate on the main process (every process waits): the split is encoded once, not sharded. With a
-    vocabulary, attribute mAP per level too (against the synthetic benchmark's ground truth when the data has it)."""
+def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: AttributeVocabulary | None,
+              cached: CachedSplit | None = None) -> dict:
+    """Evaluate on the main process (every process waits): the split is encoded once, not sharded (or read from the
+    feature cache). With a vocabulary, attribute mAP per level too (against the synthetic benchmark's ground truth
+    when the data has it)."""
     results = None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = _base_model(accelerator.unwrap_model(model))
-        features = extract_features(
-            unwrapped, dataset[data_args.eval_split], processor,
-            batch_size=data_args.eval_batch_size, num_workers=data_args.num_workers, fps=data_args.fps,
-            max_frames=data_args.max_frames, frame_cache_dir=data_args.frame_cache_dir,
-        )
-        results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1))
+        if cached is not None:
+            features = retrieval_features(unwrapped, cached)
+        else:
+            features = extract_features(
+                unwrapped, dataset[data_args.eval_split], processor,
+                batch_size=data_args.eval_batch_size, num_workers=data_args.num_workers, fps=data_args.fps,
+                max_frames=data_args.max_frames, frame_cache_dir=data_args.frame_cache_dir,
+            )
+        ground_truth = read_ground_truth(data_args.data_dir)
+        results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1),
+                                     video_sites=sites_of(ground_truth, features.video_ids))
         if vocabulary is not None and has_attribute_head(unwrapped):
-            results["attribute_map"] = evaluate_attributes(unwrapped, features, vocabulary,
-                                                           read_ground_truth(data_args.data_dir))
+            results["attribute_map"] = evaluate_attributes(unwrapped, features, vocabulary, ground_truth)
     accelerator.wait_for_everyone()
     return broadcast_object_list([results])[0]
 

@@ -41,6 +41,20 @@ logger = logging.getLogger(__name__)
 MODES = ("train", "eval")
 
 
+def without_video_decoding(dataset: datasets.Dataset) -> datasets.Dataset:
+    """`dataset` with its `video` column left as paths / bytes: datasets would decode through torchcodec, which does
+    not work with CPU torch; `read_frames` decodes instead."""
+    if isinstance(dataset.features["video"], datasets.Video) and dataset.features["video"].decode:
+        return dataset.cast_column("video", datasets.Video(decode=False))
+    return dataset
+
+
+def draw_caption(seed: int, epoch: int, row: int, num_captions: int) -> int:
+    """Which caption of the split's row `row` training uses in `epoch`: one generator per (seed, epoch, row), so any
+    worker (and the feature cache's dataset) draws the same, and each epoch draws anew."""
+    return int(np.random.default_rng([seed, epoch, row]).integers(num_captions))
+
+
 class VideoTextDataset(torch.utils.data.Dataset):
     """Videos of one split with their captions, decoded with `read_frames` when an item is read.
 
@@ -72,9 +86,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         missing_columns = {"video_id", "video", "captions"} - set(dataset.column_names)
         if missing_columns:
             raise ValueError(f"the dataset lacks column(s) {sorted(missing_columns)}; load it with load_video_text_dataset")
-        if isinstance(dataset.features["video"], datasets.Video) and dataset.features["video"].decode:
-            # datasets would decode through torchcodec, which does not work here; read_frames decodes instead.
-            dataset = dataset.cast_column("video", datasets.Video(decode=False))
+        dataset = without_video_decoding(dataset)
         # Through Arrow (honours select/shuffle indices, does not copy embedded video bytes into Python).
         video_is_null = dataset.with_format("arrow")["video"].is_null().to_pylist()
         without_video = [row for row, is_null in enumerate(video_is_null) if is_null]
@@ -104,9 +116,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         row = self.dataset[int(index)]
         captions = row["captions"]
         if self.mode == "train":
-            # One generator per (seed, epoch, index): the same draw in any worker, a new one each epoch.
-            pick = int(np.random.default_rng([self.seed, self.epoch, int(index)]).integers(len(captions)))
-            caption_indices = [pick]
+            caption_indices = [draw_caption(self.seed, self.epoch, int(index), len(captions))]
         else:
             caption_indices = list(range(len(captions)))
         try:
@@ -127,28 +137,13 @@ class VideoTextDataset(torch.utils.data.Dataset):
         }
 
 
-@dataclass
-class VideoTextCollator:
-    """Batches `VideoTextDataset` items with a processor (`msam_hf.default_processor()` or `AutoProcessor`).
+@dataclass(kw_only=True)
+class AttributeLabeller:
+    """Multi-hot attribute labels of captions over `attribute_vocabulary` (entity, action, relationship concatenated:
+    the `McsanConfig.attribute_slices` layout), each distinct caption tagged once (~1 ms a caption)."""
 
-    The processor is called as `processor(text=..., videos=..., return_tensors="pt")` and must return
-    `input_ids`, `attention_mask`, `pixel_values_videos` (B, T, 3, S, S) and `video_mask` (B, T).
-
-    The batch adds `video_ids` (list of str), `video_indices` (B,) rows in the split, `timestamps` (list of
-    B arrays: the seconds of each video's frames), `captions` (list of str, N of them), `caption_indices` (N,) each caption's position in its video's captions,
-    `caption_to_video` (N,) each caption's video in this batch (in training N = B and it is `arange(B)`),
-    and `skipped_video_ids`: items that failed to decode and were dropped. When every item failed,
-    the batch holds only `video_ids=[]` and `skipped_video_ids`; a training loop skips it.
-
-    With an `attribute_vocabulary` (`msam_hf.data.attributes.AttributeVocabulary`) the batch also holds
-    `attribute_labels` (N, A) and `video_attribute_labels` (B, A), float multi-hot rows over the
-    vocabulary (entity, action, relationship concatenated: the `McsanConfig.attribute_slices` layout);
-    a video's row is the union over all its captions.
-    """
-
-    processor: Any
     attribute_vocabulary: AttributeVocabulary | None = None
-    # caption → its positive label columns; tagging costs ~1 ms a caption, so each distinct caption is tagged once.
+    # caption → its positive label columns
     _label_columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def label_captions(self, captions: Sequence[str]) -> torch.Tensor:
@@ -163,6 +158,36 @@ class VideoTextCollator:
         for row, caption in enumerate(captions):
             labels[row, torch.from_numpy(self._label_columns[caption])] = 1.0
         return labels
+
+    def attribute_labels(
+        self, captions: Sequence[str], video_captions: Sequence[Sequence[str]]
+    ) -> dict[str, torch.Tensor]:
+        """`attribute_labels` of the batch's captions and `video_attribute_labels` of its videos, a video's row being
+        the union over all its captions (`video_captions`), not only the one drawn."""
+        return {"attribute_labels": self.label_captions(captions),
+                "video_attribute_labels": torch.stack([self.label_captions(every).amax(dim=0)
+                                                       for every in video_captions])}
+
+
+@dataclass
+class VideoTextCollator(AttributeLabeller):
+    """Batches `VideoTextDataset` items with a processor (`msam_hf.default_processor()` or `AutoProcessor`).
+
+    The processor is called as `processor(text=..., videos=..., return_tensors="pt")` and must return
+    `input_ids`, `attention_mask`, `pixel_values_videos` (B, T, 3, S, S) and `video_mask` (B, T).
+
+    The batch adds `video_ids` (list of str), `video_indices` (B,) rows in the split, `timestamps` (list of
+    B arrays: the seconds of each video's frames), `captions` (list of str, N of them), `caption_indices` (N,) each
+    caption's position in its video's captions,
+    `caption_to_video` (N,) each caption's video in this batch (in training N = B and it is `arange(B)`),
+    and `skipped_video_ids`: items that failed to decode and were dropped. When every item failed,
+    the batch holds only `video_ids=[]` and `skipped_video_ids`; a training loop skips it.
+
+    With an `attribute_vocabulary` (`msam_hf.data.attributes.AttributeVocabulary`) the batch also holds
+    `attribute_labels` (N, A) and `video_attribute_labels` (B, A) (see `AttributeLabeller`).
+    """
+
+    processor: Any
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         skipped = [item["video_id"] for item in items if "error" in item]
@@ -184,8 +209,5 @@ class VideoTextCollator:
             skipped_video_ids=skipped,
         )
         if self.attribute_vocabulary is not None:
-            batch["attribute_labels"] = self.label_captions(captions)
-            batch["video_attribute_labels"] = torch.stack(
-                [self.label_captions(item["video_captions"]).amax(dim=0) for item in items]
-            )
+            batch.update(self.attribute_labels(captions, [item["video_captions"] for item in items]))
         return batch
