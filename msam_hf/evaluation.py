@@ -37,6 +37,7 @@ from .data.attributes import normalise_ground_truth
 from .data.torch_dataset import VideoTextCollator
 from .data.torch_dataset import VideoTextDataset
 from .metrics import RECALL_CUTOFFS
+from .metrics import in_group_recall_at_1
 from .metrics import retrieval_metrics
 from .metrics import text_to_video_recall_curve
 from .modeling_mcsan import McsanModel
@@ -123,12 +124,15 @@ def evaluate_retrieval(
     features: RetrievalFeatures,
     text_context_sizes: tuple[int, ...] = DEFAULT_TEXT_CONTEXT_SIZES,
     ties: str = "pessimistic",
+    video_sites: list[str] | None = None,
 ) -> dict[str, Any]:
     """Retrieval metrics of `features` at each CIFFP caption-set size.
 
     Returns `{"similarity_head", "num_videos", "num_captions", "ties", "text_context_sizes", "metrics": {"|J|=32":
     {...}, "|J|=1": {...}}, "primary": "|J|=32"}`; the primary entry is the first size (what model selection and the
-    headline numbers use). Heads other than CIFFP ignore |J| and get one entry per size all the same.
+    headline numbers use). Heads other than CIFFP ignore |J| and get one entry per size all the same. Given each
+    video's site (`video_sites`, see `sites_of`), the metrics add `in_site_r1`: R@1 among the videos of the caption's
+    own site (`msam_hf.metrics.in_group_recall_at_1`).
     """
     results: dict[str, Any] = {
         "similarity_head": model.config.similarity_head,
@@ -144,9 +148,19 @@ def evaluate_retrieval(
             similarity = model.similarity(features.text, features.video, text_context_size=size).float().cpu()
         key = context_key(size)
         results["metrics"][key] = retrieval_metrics(similarity, features.caption_to_video, ties=ties)
+        if video_sites is not None:
+            results["metrics"][key]["in_site_r1"] = in_group_recall_at_1(
+                similarity, features.caption_to_video, video_sites, ties=ties)
         results["recall_curve"][key] = text_to_video_recall_curve(similarity, features.caption_to_video, ties=ties)
     results["primary"] = context_key(text_context_sizes[0])
     return results
+
+
+def sites_of(ground_truth: dict[str, dict] | None, video_ids: list[str]) -> list[str] | None:
+    """Each video's site (`site_id` of the synthetic benchmark's ground truth), or None when the data has none."""
+    if not ground_truth or not all("site_id" in ground_truth.get(video_id, {}) for video_id in video_ids):
+        return None
+    return [ground_truth[video_id]["site_id"] for video_id in video_ids]
 
 
 def context_key(size: int | None) -> str:
@@ -270,21 +284,29 @@ COLUMN_TITLES = {
     **{f"{side}_{kind}_rank": f"{side.upper()} {short}" for side in ("t2v", "v2t")
        for kind, short in (("median", "MdR"), ("mean", "MnR"))},
     "rsum": "rsum",
+    "in_site_r1": "in-site R@1",
 }
 
 
 def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
-    """One row per (model, |J|): R@1/5/10, MdR, MnR in both directions and rsum."""
-    titles = [COLUMN_TITLES[column] for column in METRIC_COLUMNS]
+    """One row per (model, |J|): R@1/5/10, MdR, MnR in both directions and rsum (and in-site R@1 when measured)."""
+    columns = list(METRIC_COLUMNS)
+    in_site = all("in_site_r1" in metrics for results in results_by_model.values()
+                  for metrics in results["metrics"].values())
+    if in_site:
+        columns.append("in_site_r1")
+    titles = [COLUMN_TITLES[column] for column in columns]
     lines = ["| model | head | \\|J\\| | " + " | ".join(titles) + " |", "|---|---|---|" + "---|" * len(titles)]
     for name, results in results_by_model.items():
         for key, metrics in results["metrics"].items():
-            values = " | ".join(f"{metrics[column]:.1f}" for column in METRIC_COLUMNS)
+            values = " | ".join(f"{metrics[column]:.1f}" for column in columns)
             lines.append(f"| {name} | {results['similarity_head']} | {key.removeprefix('|J|=')} | {values} |")
     any_results = next(iter(results_by_model.values()))
     lines.append("")
     lines.append(f"{any_results['num_captions']} captions × {any_results['num_videos']} videos, ties: "
-                 f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it).")
+                 f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it)."
+                 + (" In-site R@1: among the videos of the caption's own site (same background; chance 1 / videos "
+                    "per site)." if in_site else ""))
     if any("attribute_map" in results for results in results_by_model.values()):
         lines += ["", attribute_markdown_table(results_by_model)]
     return "\n".join(lines)
@@ -479,7 +501,8 @@ def run_evaluate(args) -> int:
         model, processor = load_model_and_processor(model_path)
         features = extract_features(model, dataset[args.split], processor, batch_size=args.batch_size,
                                     num_workers=args.num_workers, fps=args.fps, frame_cache_dir=args.frame_cache_dir)
-        results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties)
+        results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties,
+                                           video_sites=sites_of(ground_truth, features.video_ids))
         results[name]["model"] = str(model_path)
         results[name]["split"] = args.split
         if args.attributes and has_attribute_head(model):

@@ -80,6 +80,27 @@ def text_to_video_recall_curve(
     return [_recall(greater, equal, cutoff, ties) for cutoff in range(1, min(max_k, scores.shape[1]) + 1)]
 
 
+def in_group_recall_at_1(
+    similarity: Any, caption_to_video: Any, video_groups: Any, ties: str = "pessimistic"
+) -> float:
+    """Text-to-video R@1 in percent among the videos of the caption's own group only.
+
+    On the synthetic benchmark a group is a *site*: videos of one place flown the same way, which share the whole
+    background, so only what differs between them — the objects, their actions — can put the right video first
+    (chance: 1 / the group's size). `video_groups[v]` is video v's group (any hashable labels); ties as in
+    `retrieval_metrics`.
+    """
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties={ties!r} is not a tie policy; use one of {TIE_POLICIES}.")
+    scores = _as_score_matrix(similarity)
+    video_index = _as_caption_to_video(caption_to_video, scores.shape)
+    if len(video_groups) != scores.shape[1]:
+        raise ValueError(f"video_groups has {len(video_groups)} entries for {scores.shape[1]} videos (columns).")
+    _, group_ids = np.unique(np.asarray(video_groups, dtype=object).astype(str), return_inverse=True)
+    greater, equal = _text_to_video_counts(scores, video_index, group_ids)
+    return _recall(greater, equal, 1, ties)
+
+
 def _as_score_matrix(similarity: Any) -> np.ndarray:
     if hasattr(similarity, "detach"):  # a torch tensor, without importing torch here
         tensor = similarity.detach().cpu()
@@ -138,17 +159,22 @@ def _as_caption_to_video(caption_to_video: Any, shape: tuple[int, int]) -> np.nd
     return video_index.astype(np.int64, copy=False)
 
 
-def _text_to_video_counts(scores: np.ndarray, video_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per caption: how many other videos score above / equal to its own video."""
+def _text_to_video_counts(
+    scores: np.ndarray, video_index: np.ndarray, video_groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per caption: how many other videos (of its own video's group, given `video_groups`) score above / equal to
+    its own video."""
     num_captions, num_videos = scores.shape
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // num_videos)
     greater = np.empty(num_captions, dtype=np.int64)
     equal = np.empty(num_captions, dtype=np.int64)
     for start in range(0, num_captions, rows_per_chunk):
         block = scores[start : start + rows_per_chunk]  # (captions, videos)
-        true_score = block[np.arange(len(block)), video_index[start : start + len(block)]][:, None]
-        greater[start : start + len(block)] = (block > true_score).sum(axis=1)
-        equal[start : start + len(block)] = (block == true_score).sum(axis=1) - 1  # not the true video itself
+        true_videos = video_index[start : start + len(block)]
+        true_score = block[np.arange(len(block)), true_videos][:, None]
+        candidates = True if video_groups is None else video_groups[None, :] == video_groups[true_videos][:, None]
+        greater[start : start + len(block)] = ((block > true_score) & candidates).sum(axis=1)
+        equal[start : start + len(block)] = ((block == true_score) & candidates).sum(axis=1) - 1  # not the true video
     return greater, equal
 
 

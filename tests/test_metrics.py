@@ -12,6 +12,7 @@ import torch
 
 import msam_hf.metrics
 from msam_hf.metrics import EVALUATE_MODULE_PATH
+from msam_hf.metrics import in_group_recall_at_1
 from msam_hf.metrics import retrieval_metrics
 
 # 3 videos, 5 captions (two for video 0, one for video 1, two for video 2).
@@ -175,3 +176,23 @@ def test_evaluate_module_loads_offline_and_matches(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     from_evaluate = json.loads(completed.stdout.strip().splitlines()[-1])
     assert from_evaluate == pytest.approx(retrieval_metrics(SIMILARITY, CAPTION_TO_VIDEO, ties="mean"))
+
+
+def test_in_group_recall_ranks_each_caption_among_its_own_sites_videos_only():
+    # Videos 0-1 are site "a", 2-4 site "b"; caption i describes video i. Captions 0 and 3 lose only to a video of the
+    # other site, caption 1 and 2 to one of their own, caption 4 ties with video 2 of its own site.
+    similarity = np.array([[0.9, 0.1, 0.0, 0.95, 0.0],
+                           [0.5, 0.2, 0.0, 0.0, 0.0],
+                           [0.0, 0.0, 0.5, 0.0, 0.6],
+                           [0.99, 0.0, 0.0, 0.8, 0.0],
+                           [0.0, 0.0, 0.7, 0.1, 0.7]])
+    owners, sites = [0, 1, 2, 3, 4], ["a", "a", "b", "b", "b"]
+    assert in_group_recall_at_1(similarity, owners, sites) == pytest.approx(40.0)
+    assert in_group_recall_at_1(similarity, owners, sites, ties="optimistic") == pytest.approx(60.0)
+    assert in_group_recall_at_1(similarity, owners, sites, ties="mean") == pytest.approx(50.0)
+    # One site holding every video is ordinary text-to-video R@1.
+    for ties in ("pessimistic", "optimistic"):
+        assert in_group_recall_at_1(similarity, owners, ["x"] * 5, ties) == retrieval_metrics(similarity, owners, ties)[
+            "t2v_r1"]
+    with pytest.raises(ValueError, match="video_groups has 4 entries for 5 videos"):
+        in_group_recall_at_1(similarity, owners, sites[:4])
