@@ -24,6 +24,7 @@ from .synth_scene import TEXTURE_SIZE
 from .synth_scene import WORLD_SIZE
 from .synth_scene import camera_view
 from .synth_scene import entity_poses
+from .synth_scene import present_at
 from .synth_scene import road_bands
 from .synth_scene import water_mask
 
@@ -33,6 +34,8 @@ COLOURS = {
 }
 TREE_COLOURS = {"green": (32, 92, 36), "yellow": (220, 195, 45), "orange": (220, 120, 30), "red": (175, 40, 30)}
 _SHADOW_OFFSET = (0.018, 0.024)  # world units: the sun is up and to the left
+# How far each kind's shadow falls, in multiples of _SHADOW_OFFSET: taller objects cast it further.
+SHADOW_HEIGHTS = {"car": 0.6, "truck": 0.9, "boat": 0.4, "people": 1.2, "house": 2.0, "tree": 2.2}
 # x264 settings fixed so that the same frames always give the same bitstream: one thread, a fixed preset and quality,
 # a keyframe every second, and no lookahead / macroblock tree (with them, repeated encodes of identical frames were
 # seen to differ now and then, even single-threaded).
@@ -260,6 +263,7 @@ def render_frames(scene: dict, seed: int, width: int, height: int, num_frames: i
     times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
     centre_x, centre_y, zoom = camera_view(scene["camera"], times, aspect)
     poses = [entity_poses(entity, times) for entity in scene["entities"]]
+    present = [present_at(entity, times) for entity in scene["entities"]]
     order = sorted(range(len(scene["entities"])), key=lambda i: _LAYERS[scene["entities"][i]["kind"]])
     columns = np.arange(width, dtype=np.float64) + 0.5 - width / 2
     rows = np.arange(height, dtype=np.float64) + 0.5 - height / 2
@@ -268,6 +272,8 @@ def render_frames(scene: dict, seed: int, width: int, height: int, num_frames: i
         frame = _sample(world, centre_x[frame_index] * width + columns / zoom[frame_index] - 0.5,
                         centre_y[frame_index] * width + rows / zoom[frame_index] - 0.5)
         for index in order:
+            if not present[index][frame_index]:
+                continue
             entity = scene["entities"][index]
             xs, ys, headings = poses[index]
             screen_x = (xs[frame_index] - centre_x[frame_index]) * scale + width / 2
@@ -346,7 +352,7 @@ def _draw_car(frame, entity, x, y, heading, scale, time):
     reach = half_length + 2
     colour = COLOURS[entity["colour"]]
     body = _box(half_length, half_width)
-    _shadow(frame, x, y, heading, reach + 4, body, scale, 0.6)
+    _shadow(frame, x, y, heading, reach + 4, body, scale, SHADOW_HEIGHTS["car"])
     _stamp(frame, x, y, heading, reach, body, colour, shading=0.3)
     glass = (40, 48, 60)
     for forward, length in ((0.2, 0.09), (-0.3, 0.05)):  # windscreen, rear window
@@ -360,7 +366,7 @@ def _draw_truck(frame, entity, x, y, heading, scale, time):
     half_length, half_width = entity["size"][0] * scale / 2, entity["size"][1] * scale / 2
     reach = half_length + 2
     colour = np.asarray(COLOURS[entity["colour"]], np.float32)
-    _shadow(frame, x, y, heading, reach + 5, _box(half_length, half_width), scale, 0.9)
+    _shadow(frame, x, y, heading, reach + 5, _box(half_length, half_width), scale, SHADOW_HEIGHTS["truck"])
     cargo_x, cargo_y = _offset(x, y, heading, -0.13 * 2 * half_length)
     _stamp(frame, cargo_x, cargo_y, heading, reach, _box(0.36 * 2 * half_length, half_width), colour, shading=0.25)
     cab_x, cab_y = _offset(x, y, heading, 0.38 * 2 * half_length)
@@ -377,7 +383,7 @@ def _draw_boat(frame, entity, x, y, heading, scale, time):
         _stamp(frame, wake_x, wake_y, heading, 2.2 * half_length, _ellipse(1.1 * half_length, 1.1 * half_width),
                (225, 235, 238), opacity=0.55)
     hull = _hull(half_length, half_width)
-    _shadow(frame, x, y, heading, reach + 3, hull, scale, 0.4)
+    _shadow(frame, x, y, heading, reach + 3, hull, scale, SHADOW_HEIGHTS["boat"])
     colour = COLOURS[entity["colour"]]
     _stamp(frame, x, y, heading, reach, hull, colour, shading=0.25)
     cabin = (90, 96, 104) if entity["colour"] == "white" else (236, 236, 232)
@@ -395,7 +401,7 @@ def _draw_people(frame, entity, x, y, heading, scale, time):
         px, py = _offset(x + dx * scale, y + dy * scale, heading, 0.0, sway)
         # a person from above: shoulders across the walking direction, a dark head in the middle
         shoulders = _ellipse(half_width, half_length)
-        _shadow(frame, px, py, heading, half_length + 4, shoulders, scale, 1.2)
+        _shadow(frame, px, py, heading, half_length + 4, shoulders, scale, SHADOW_HEIGHTS["people"])
         _stamp(frame, px, py, heading, half_length + 2, shoulders, colour, shading=0.2)
         _stamp(frame, px, py, heading, half_length + 2, _ellipse(0.55 * half_width, 0.55 * half_width), (52, 38, 30))
 
@@ -404,7 +410,7 @@ def _draw_house(frame, entity, x, y, heading, scale, time):
     half_length, half_width = entity["size"][0] * scale / 2, entity["size"][1] * scale / 2
     reach = math.hypot(half_length, half_width) + 2
     footprint = _box(half_length, half_width)
-    _shadow(frame, x, y, heading, reach + 8, footprint, scale, 2.0)
+    _shadow(frame, x, y, heading, reach + 8, footprint, scale, SHADOW_HEIGHTS["house"])
     colour = np.asarray(COLOURS[entity["colour"]], np.float32)
     for side, brightness in ((-0.5, 1.0), (0.5, 0.72)):  # two roof slopes meeting at the ridge
         slope_x, slope_y = _offset(x, y, heading, 0.0, side * half_width)
@@ -415,7 +421,7 @@ def _draw_house(frame, entity, x, y, heading, scale, time):
 def _draw_tree(frame, entity, x, y, heading, scale, time):
     radius = entity["size"][0] * scale / 2
     crown = _ellipse(radius, radius)
-    _shadow(frame, x, y, 0.0, radius + 8, crown, scale, 2.2)
+    _shadow(frame, x, y, 0.0, radius + 8, crown, scale, SHADOW_HEIGHTS["tree"])
     colour = np.asarray(TREE_COLOURS[entity["colour"]], np.float32)
     _stamp(frame, x, y, 0.0, radius + 2, crown, colour, shading=0.45)
     _stamp(frame, x - 0.3 * radius, y - 0.3 * radius, 0.0, radius, _ellipse(0.45 * radius, 0.45 * radius),

@@ -6,6 +6,8 @@ A scene is a JSON-ready dict, the same one written to `ground_truth.jsonl` and r
 at any resolution); the world is a WORLD_SIZE × WORLD_SIZE square, x to the right and y
 down, as on screen (the camera never rotates, so "left" in the world is left in the frame).
 Time τ runs from 0 (first frame) to 1 (last frame), whatever the duration and frame rate.
+An entity with a `present` interval [τ0, τ1] (the events benchmark, `synth_events`) exists only
+then and travels its whole path over it; without one it is there for the whole video.
 """
 
 from __future__ import annotations
@@ -178,10 +180,27 @@ def entity_poses(entity: dict, times: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.interp(distance, arc, xs), np.interp(distance, arc, ys), np.interp(distance, arc, headings)
 
 
+def present_at(entity: dict, times: np.ndarray) -> np.ndarray:
+    """Whether the entity exists at times τ (drawn, if in view)."""
+    if "present" not in entity:
+        return np.ones(np.shape(times), dtype=bool)
+    start, end = entity["present"]
+    return (times >= start) & (times <= end)
+
+
+def _local_times(entity: dict, times: np.ndarray) -> np.ndarray:
+    """Video time τ → the entity's own time, 0 → 1 over its `present` interval (the whole video without one)."""
+    if "present" not in entity:
+        return times
+    start, end = entity["present"]
+    return np.clip((times - start) / (end - start), 0.0, 1.0)
+
+
 def _path_distance(entity: dict, times: np.ndarray) -> np.ndarray:
     """Distance along the path travelled by time τ (constant speed; parking eases to a stop)."""
     motion = entity["motion"]
     length = motion["length"]
+    times = _local_times(entity, times)
     if motion["kind"] == "stop":
         progress = np.clip(times / _STOP_AT, 0.0, 1.0)
         return length * (1 - (1 - progress) ** 2)  # decelerates to rest at _STOP_AT
@@ -263,6 +282,12 @@ def sample_scene(rng: np.random.Generator, aspect: float, site: dict | None = No
 
 def finish_scene(scene: dict, aspect: float) -> None:
     """Fill the derived fields: each entity's direction and screen footprint, and the relations."""
+    finish_entities(scene, aspect)
+    scene["relations"] = derive_relations(scene)
+
+
+def finish_entities(scene: dict, aspect: float) -> None:
+    """Fill each entity's direction, screen positions at the first and last frame, and share of the frame."""
     for entity in scene["entities"]:
         entity["direction"] = _direction_label(entity)
         u, v, zoom = world_to_screen(scene["camera"], *entity_poses(entity, np.array([0.0, 1.0]))[:2],
@@ -270,7 +295,6 @@ def finish_scene(scene: dict, aspect: float) -> None:
         entity["position_start"] = [round(float(u[0]), 4), round(float(v[0]), 4)]
         entity["position_end"] = [round(float(u[1]), 4), round(float(v[1]), 4)]
         entity["area_fraction"] = round(_footprint(entity) * float(np.mean(zoom**2)) / aspect, 5)
-    scene["relations"] = derive_relations(scene)
 
 
 def _footprint(entity: dict) -> float:
@@ -340,6 +364,20 @@ def _sample_entity(rng: np.random.Generator, scene: dict, aspect: float, prefer_
     if prefer_moving and rng.random() < 0.85:
         kinds = [kind for kind in kinds if ENTITY_KINDS[kind]["actions"]] or kinds
     kind = str(rng.choice(kinds, p=_normalised({kind: KIND_WEIGHTS[kind] for kind in kinds})))
+    entity = new_object(rng, scene, kind)
+    actions = dict(ENTITY_KINDS[kind]["actions"])
+    if kind in ("car", "truck") and not _has_region(scene, ROAD):
+        actions = {"parked": 1.0}
+    if not _open_surface(scene):  # a quarter turn needs more room than a road band gives
+        actions = {action: weight for action, weight in actions.items() if not action.startswith("turning")}
+    entity["action"] = str(rng.choice(list(actions), p=_normalised(actions))) if actions else None
+    if not _place(rng, scene, entity, aspect):
+        return None
+    return entity
+
+
+def new_object(rng: np.random.Generator, scene: dict, kind: str) -> dict:
+    """An object of `kind` as it looks: colour, size and, for people, how many and where in the group."""
     spec = ENTITY_KINDS[kind]
     entity: dict[str, Any] = {"kind": kind, "colour": str(rng.choice(spec["colours"])), "count": 1}
     if kind == "people":
@@ -348,14 +386,6 @@ def _sample_entity(rng: np.random.Generator, scene: dict, aspect: float, prefer_
                                             for _ in range(entity["count"] - 1)]
     scale = scene["object_scale"] * (float(rng.uniform(0.85, 1.15)) if kind == "tree" else 1.0)
     entity["size"] = [spec["size"][0] * scale, spec["size"][1] * scale]
-    actions = dict(spec["actions"])
-    if kind in ("car", "truck") and not _has_region(scene, ROAD):
-        actions = {"parked": 1.0}
-    if not _open_surface(scene):  # a quarter turn needs more room than a road band gives
-        actions = {action: weight for action, weight in actions.items() if not action.startswith("turning")}
-    entity["action"] = str(rng.choice(list(actions), p=_normalised(actions))) if actions else None
-    if not _place(rng, scene, entity, aspect):
-        return None
     return entity
 
 
@@ -437,14 +467,7 @@ def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | Non
     radius = 0.5 * max(entity["size"]) + (0.06 if entity["kind"] == "people" else 0.0)
     if xs.min() - radius < x0 or ys.min() - radius < y0 or xs.max() + radius > x1 or ys.max() + radius > y1:
         return False
-    # the footprint's centre line (front, back and both sides) must lie on allowed ground
-    length, width = entity["size"]
-    probes_x, probes_y = [xs], [ys]
-    for forward, side in ((0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5)):
-        probes_x.append(xs + forward * length * np.cos(headings) - side * width * np.sin(headings))
-        probes_y.append(ys + forward * length * np.sin(headings) + side * width * np.cos(headings))
-    codes = region_codes(scene, np.concatenate(probes_x), np.concatenate(probes_y))
-    if not np.all(np.isin(codes, list(_allowed_regions(scene, entity, region)))):
+    if not on_allowed_ground(scene, entity, xs, ys, headings, region):
         return False
     for other in scene["entities"]:
         if other is entity:
@@ -454,6 +477,19 @@ def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | Non
         if np.min(np.hypot(xs - other_x, ys - other_y)) < 0.95 * (radius + other_radius):
             return False
     return True
+
+
+def on_allowed_ground(scene: dict, entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray,
+                      moving_region: int | None) -> bool:
+    """Whether the footprint's centre line (front, back and both sides) lies on ground the entity may use at
+    these poses; `moving_region` is the ground it moves on (None for a still entity)."""
+    length, width = entity["size"]
+    probes_x, probes_y = [xs], [ys]
+    for forward, side in ((0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5)):
+        probes_x.append(xs + forward * length * np.cos(headings) - side * width * np.sin(headings))
+        probes_y.append(ys + forward * length * np.sin(headings) + side * width * np.cos(headings))
+    codes = region_codes(scene, np.concatenate(probes_x), np.concatenate(probes_y))
+    return bool(np.all(np.isin(codes, list(_allowed_regions(scene, entity, moving_region)))))
 
 
 def _allowed_regions(scene: dict, entity: dict, moving_region: int | None) -> set[int]:
@@ -500,27 +536,33 @@ def derive_relations(scene: dict) -> list[dict]:
     """
     relations: list[dict] = []
     entities = scene["entities"]
-    landmark = scene["landmark"]
     for index, entity in enumerate(entities):
-        xs, ys, _ = entity_poses(entity, _CHECK_TIMES)
-        x, y = float(xs[8]), float(ys[8])
-        surface = surface_name(scene, x, y)
-        relations.append({"subject": index, "predicate": "on", "object": surface})
-        if landmark is not None:
-            for name, mask in _landmark_masks(landmark):
-                if name == surface:
-                    continue
-                if _near_mask(mask, x, y, 0.1 + 0.5 * max(entity["size"])):
-                    relations.append({"subject": index, "predicate": "beside", "object": name})
-            if landmark["kind"] in ("river", "bridge"):
-                band = road_bands(landmark)[0]
-                on_band = band_mask(band, xs, ys)
-                if entity["kind"] == "boat" and on_band.any() and not on_band.all():
-                    relations.append({"subject": index, "predicate": "under", "object": "bridge"})
+        relations += landmark_relations(scene, index, *entity_poses(entity, _CHECK_TIMES)[:2])
     for index, entity in enumerate(entities):
         for other_index, other in enumerate(entities):
             if other_index != index:
                 relations += _pair_relations(index, entity, other_index, other)
+    return relations
+
+
+def landmark_relations(scene: dict, index: int, xs: np.ndarray, ys: np.ndarray) -> list[dict]:
+    """Relations of entity `index` to the ground and the landmark, from its positions (xs, ys) at the times it
+    is seen: the surface under it and what it is beside at the middle one, passing under a bridge over all."""
+    entity, landmark = scene["entities"][index], scene["landmark"]
+    x, y = float(xs[len(xs) // 2]), float(ys[len(ys) // 2])
+    surface = surface_name(scene, x, y)
+    relations = [{"subject": index, "predicate": "on", "object": surface}]
+    if landmark is not None:
+        for name, mask in _landmark_masks(landmark):
+            if name == surface:
+                continue
+            if _near_mask(mask, x, y, 0.1 + 0.5 * max(entity["size"])):
+                relations.append({"subject": index, "predicate": "beside", "object": name})
+        if landmark["kind"] in ("river", "bridge"):
+            band = road_bands(landmark)[0]
+            on_band = band_mask(band, xs, ys)
+            if entity["kind"] == "boat" and on_band.any() and not on_band.all():
+                relations.append({"subject": index, "predicate": "under", "object": "bridge"})
     return relations
 
 
