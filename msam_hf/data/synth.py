@@ -14,6 +14,13 @@ written from its ground truth with varied phrasing, synonyms and partial descrip
 USRD's; `caption_style="listing"` writes instead captions that name every object by colour and
 kind (a corpus on which to pretrain a tiny CLIP, as CLIP is pretrained on other data).
 
+`events=True` (`--events`, `msam_hf.data.synth_events`) makes videos of several events in time instead, for models
+that select frames per caption: 12 s or more, 3-5 objects each entering and leaving the view (crossing it, parking,
+or passed over by a long pan) and seen in 2-8 of the 12 seconds a 1-fps sampler reads; each caption tells one event
+(or the place), twins differ in one event (its colour, action, direction or time), and the ground truth adds every
+event's interval and visible seconds and the event each caption describes. Without it, the same seed gives the
+same videos, captions and ground truth as before the variant existed.
+
 One output folder holds both layouts, sharing the videos:
 
 - CLIP4Clip / MSVD: `raw-captions.pkl` (id → captions as word lists), `train_list.txt`,
@@ -21,8 +28,8 @@ One output folder holds both layouts, sharing the videos:
 - videofolder: `metadata.jsonl` rows with `file_name`, `video_id`, `split`, `captions` and
   `attributes` ({"entities", "actions", "relations"});
 - `ground_truth.jsonl`: per video its site and the full scene (terrain, landmark, camera motion,
-  every object's kind, colour, size, positions, action, direction, relations, the twin edit) and
-  `synth_config.json`, the generation settings.
+  every object's kind, colour, size, positions, action, direction, relations, the twin edit; with
+  events also `events` and `caption_events`) and `synth_config.json`, the generation settings.
 
 Deterministic: a video depends only on the seed and its index (independent of the number of
 workers); x264 runs single-threaded with fixed settings, so the same seed gives the same
@@ -54,6 +61,12 @@ from tqdm.auto import tqdm
 
 from .synth_captions import listing_captions, make_captions
 from .synth_captions import scene_attributes
+from .synth_events import MIN_DURATION as EVENTS_MIN_DURATION
+from .synth_events import Timeline
+from .synth_events import event_captions
+from .synth_events import make_events_twin
+from .synth_events import sample_events_scene
+from .synth_events import sample_events_site
 from .synth_render import write_video
 from .synth_render import render_frames
 from .synth_scene import make_twin
@@ -68,6 +81,7 @@ OUTPUT_FILES = ("raw-captions.pkl", *SPLIT_LIST_FILES.values(), "metadata.jsonl"
                 "synth_config.json")
 # Random streams of a video: (seed, purpose, video index) seeds each, so nothing depends on order.
 _SCENE, _CAPTIONS, _EDIT, _SPLIT, _SITE = range(5)
+DEFAULT_DURATION = 8.0  # seconds, without events
 
 
 @dataclass
@@ -77,7 +91,11 @@ class SynthConfig:
     num_videos: int = field(default=200, metadata={"help": "Number of videos (twins included)."})
     width: int = field(default=128, metadata={"help": "Frame width in pixels (even)."})
     height: int = field(default=128, metadata={"help": "Frame height in pixels (even)."})
-    duration: float = field(default=8.0, metadata={"help": "Seconds per video."})
+    duration: float | None = field(
+        default=None,
+        metadata={"help": f"Seconds per video (default: {DEFAULT_DURATION:g}, or {EVENTS_MIN_DURATION:g} with "
+                          "--events, the least events allow).", "type": float},
+    )
     fps: float = field(default=8.0, metadata={"help": "Frames per second (MSAM samples 1 per second)."})
     split_fractions: tuple[float, float, float] = field(
         default=(0.7, 0.1, 0.2), metadata={"help": "Fractions of videos in train, validation and test (sum 1)."}
@@ -105,9 +123,22 @@ class SynthConfig:
                           "a house about 3 %%."},
     )
     seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
+    events: bool = field(
+        default=False,
+        metadata={"help": "Videos of several events in time (msam_hf.data.synth_events): 3-5 objects each enter and "
+                          "leave the view (crossing it, parking, or passed by a panning camera), each seen in 2-8 of "
+                          "the 12 seconds a 1-fps sampler reads; ground_truth.jsonl records every event's interval "
+                          "and visible seconds and the event each caption describes."},
+    )
 
     def __post_init__(self):
         self.split_fractions = tuple(float(value) for value in self.split_fractions)
+        if self.duration is None:
+            self.duration = EVENTS_MIN_DURATION if self.events else DEFAULT_DURATION
+        if self.events and self.duration < EVENTS_MIN_DURATION:
+            raise ValueError(f"duration must be at least {EVENTS_MIN_DURATION:g} s with events=True (a 1-fps sampler "
+                             f"reads 12 frames and each event fills only some of them), got {self.duration}; pass "
+                             f"--duration {EVENTS_MIN_DURATION:g} or more, or leave it out")
         if self.num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {self.num_videos}")
         for name in ("width", "height"):
@@ -241,12 +272,13 @@ def _plan(config: SynthConfig) -> list[dict]:
 
 def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
     """Build the scene and captions of one job, write its video, return its ground-truth record."""
-    scene, captions, twin = _scene_and_captions(job, config)
+    scene_and_captions = _events_scene_and_captions if config.events else _scene_and_captions
+    scene, captions, fields_after_captions = scene_and_captions(job, config)
     write_video(video_dir / f"{job['video_id']}.mp4",
                 render_frames(scene, config.seed, config.width, config.height, config.num_frames),
                 config.width, config.height, config.fps)
     return {"video_id": job["video_id"], "split": job["split"], "site_id": f"site_{job['site']:05d}",
-            "captions": captions, **twin, **scene}
+            "captions": captions, **fields_after_captions, **scene}
 
 
 def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
@@ -278,6 +310,44 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
     return scene, captions, {"twin_of": other if job["is_twin"] else None,
                              "hard_negative": other, "edit": edit}
+
+
+def _events_scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
+    """`_scene_and_captions` for the events variant: the scene, captions, and the event each caption describes
+    followed by the twin fields."""
+    aspect = config.height / config.width
+    index = job["index"]
+    timeline = Timeline(config.num_frames, config.fps, config.width)
+    site = sample_events_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect, timeline,
+                              config.object_scale)
+    if job["pair"] is None:
+        scene = sample_events_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site, timeline)
+        captions, described = _event_captions(config, index, scene)
+        return scene, captions, {"caption_events": described, "twin_of": None, "hard_negative": None, "edit": None}
+    original_index, twin_index = job["pair"]
+    original = sample_events_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect, site, timeline)
+    result = make_events_twin(np.random.default_rng([config.seed, _EDIT, twin_index]), original, aspect, timeline)
+    if result is None:  # no valid edit: the twin slot gets an unrelated scene
+        scene = original if not job["is_twin"] else sample_events_scene(
+            np.random.default_rng([config.seed, _SCENE, index]), aspect, site, timeline)
+        captions, described = _event_captions(config, index, scene)
+        return scene, captions, {"caption_events": described, "twin_of": None, "hard_negative": None, "edit": None}
+    twin, edit = result
+    scene = twin if job["is_twin"] else original
+    # Both videos draw captions from the original's stream: parallel phrasings that differ where the scenes do.
+    focus = {"entity": edit["entity"], "aspect": edit["kind"]}
+    captions, described = _event_captions(config, original_index, scene, focus)
+    other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
+    return scene, captions, {"caption_events": described, "twin_of": other if job["is_twin"] else None,
+                             "hard_negative": other, "edit": edit}
+
+
+def _event_captions(config: SynthConfig, index: int, scene: dict,
+                    focus: dict | None = None) -> tuple[list[str], list[int | None]]:
+    rng = np.random.default_rng([config.seed, _CAPTIONS, index])
+    if config.caption_style == "listing":  # each names every object: no caption is about one event
+        return listing_captions(rng, scene, config.captions_per_video), [None] * config.captions_per_video
+    return event_captions(rng, scene, config.captions_per_video, focus=focus)
 
 
 def _captions(config: SynthConfig, index: int, scene: dict, focus: dict | None = None) -> list[str]:
@@ -321,6 +391,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if config_field.name == "split_fractions":
             parser.add_argument(option, type=float, nargs=3, default=config_field.default,
                                 metavar=("TRAIN", "VAL", "TEST"), help=config_field.metadata["help"])
+        elif isinstance(config_field.default, bool):  # a switch: --events
+            parser.add_argument(option, action="store_true", help=config_field.metadata["help"])
+        elif config_field.default is None:  # SynthConfig picks the default (its help says which)
+            parser.add_argument(option, type=config_field.metadata["type"], default=argparse.SUPPRESS,
+                                help=config_field.metadata["help"])
         else:
             parser.add_argument(option, type=type(config_field.default), default=config_field.default,
                                 help=config_field.metadata["help"])
@@ -331,7 +406,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = SynthConfig(**{config_field.name: getattr(args, config_field.name) for config_field in fields(SynthConfig)})
+    config = SynthConfig(**{config_field.name: getattr(args, config_field.name) for config_field in fields(SynthConfig)
+                            if hasattr(args, config_field.name)})
     start = time.perf_counter()
     output_dir = generate_synthetic_dataset(args.output_dir, config, num_workers=args.workers,
                                             overwrite=args.overwrite, progress=not args.quiet)
