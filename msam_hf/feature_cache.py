@@ -6,12 +6,13 @@ each video's frame features (and patch tokens, when the model reads them) and ea
 embeddings are computed once and stored; every epoch of training and evaluation then reads them — no decoding, no
 vision or text tower in the loop. The trained model is an ordinary `MsamModel` / `McsanModel`.
 
-One entry is one split encoded by one backbone: a folder `DIR/<split>-<key>/` of safetensors shards and an
-`index.json`. The key hashes everything the features depend on: the backbone's weights (CLIP's towers and
+One entry is one split encoded by one backbone: a folder `DIR/<split>-<key>[+words][+patches]/` of safetensors shards
+and an `index.json`. The key hashes everything the features depend on: the backbone's weights (CLIP's towers and
 projections, not the logit scale, which training changes), the processor's settings, the frame sampling (fps,
-max_frames), which features are stored, and the split's rows (video ids, captions, and each video file's resolved
-path, size and modification time, or the hash of embedded bytes). Change any of them and a new entry is encoded.
-Shards are written to `DIR/.<split>-<key>.partial/` and the folder is renamed when the index is written, so an
+max_frames) and the split's rows (video ids, captions, and each video file's resolved path, size and modification
+time, or the hash of embedded bytes); the suffixes say which features beyond frames and sentences it stores, and an
+entry that stores more than a model reads serves it too. Change any of them and a new entry is encoded.
+Shards are written to `DIR/.<entry>.partial/` and the folder is renamed when the index is written, so an
 interrupted encoding is never read as finished (and resumes from its finished shards). Under `accelerate launch`
 the processes encode shards in turn; the folder must be on a file system they share.
 
@@ -108,12 +109,11 @@ class CachedSplit:
         return inputs
 
 
-def cache_key(
-    model, processor, dataset: datasets.Dataset, fps: float, max_frames: int, words: bool, patches: bool
-) -> str:
-    """The hash of everything an entry's features depend on (see the module docstring)."""
+def cache_key(model, processor, dataset: datasets.Dataset, fps: float, max_frames: int) -> str:
+    """The hash of everything an entry's features depend on (see the module docstring); which features it stores
+    is in the entry's name."""
     digest = hashlib.sha256()
-    digest.update(repr((VERSION, float(fps), int(max_frames), words, patches)).encode())
+    digest.update(repr((VERSION, float(fps), int(max_frames))).encode())
     for name, tensor in sorted(model.clip.state_dict().items()):
         if name != "logit_scale":
             digest.update(name.encode())
@@ -161,11 +161,14 @@ def encode_split(
     """
     words = model.needs_word_embeds if words is None else words
     patches = model.needs_patch_embeds if patches is None else patches
-    key = cache_key(model, processor, dataset, fps, max_frames, words, patches)
     cache_dir = Path(cache_dir)
-    entry = cache_dir / f"{split_name}-{key}"
+    key = cache_key(model, processor, dataset, fps, max_frames)
+    # An entry that stores more than asked for serves too (e.g. MSAM's, with word tokens, for a `mean` run).
+    supersets = dict.fromkeys([(words, patches), (True, patches), (words, True), (True, True)])
+    candidates = [cache_dir / _entry_name(split_name, key, *stored) for stored in supersets]
+    entry = next((candidate for candidate in candidates if (candidate / INDEX_FILE).is_file()), candidates[0])
     if not (entry / INDEX_FILE).is_file():
-        partial = cache_dir / f".{split_name}-{key}.partial"
+        partial = cache_dir / f".{entry.name}.partial"
         process, processes = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
         partial.mkdir(parents=True, exist_ok=True)
         shards = [range(start, min(start + shard_size, len(dataset))) for start in range(0, len(dataset), shard_size)]
@@ -191,6 +194,11 @@ def encode_split(
         raise ValueError(f"video(s) {list(cached.skipped_video_ids)} of the {split_name!r} split could not be decoded "
                          f"(see {entry}); evaluation needs every video of the split: repair or remove them")
     return cached
+
+
+def _entry_name(split_name: str, key: str, words: bool, patches: bool) -> str:
+    """`<split>-<key>`, plus `+words` / `+patches` for the features stored beyond frames and sentences."""
+    return f"{split_name}-{key}" + ("+words" if words else "") + ("+patches" if patches else "")
 
 
 @torch.no_grad()

@@ -108,7 +108,7 @@ def test_evaluation_from_the_cache_equals_evaluation_from_the_videos(dataset_dir
 
 
 def test_an_entry_is_reused_and_keyed_on_backbone_sampling_and_data(dataset_dir, tmp_path, monkeypatch):
-    model = MsamModel(MsamConfig.tiny(max_frames=3))
+    model = MsamModel(MsamConfig.tiny(max_frames=3, semantic_loss=False))  # reads frames and sentences only
     processor = default_processor(model.config)
     split = load_video_text_dataset(dataset_dir)["validation"]
     first = encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3, progress=False)
@@ -126,22 +126,30 @@ def test_an_entry_is_reused_and_keyed_on_backbone_sampling_and_data(dataset_dir,
                             progress=False).path == first.path
     assert again.path == first.path
     torch.testing.assert_close(again.frame_features, first.frame_features)
+    # An entry with more features (word tokens) is a new one, and then serves a model that reads fewer.
+    with_words = encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3, words=True,
+                              progress=False)
+    assert with_words.path != first.path and with_words.word_embeds is not None
+    shutil.rmtree(first.path)
+    assert encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3,
+                        progress=False).path == with_words.path
 
+    existing = {first.path, with_words.path}
     other_sampling = encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=2,
                                   progress=False)
-    assert other_sampling.path != first.path and other_sampling.video_mask.shape[1] == 2
+    assert other_sampling.path not in existing and other_sampling.video_mask.shape[1] == 2
     with torch.no_grad():
         model.clip.visual_projection.weight.mul_(2.0)
     assert encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3,
-                        progress=False).path != first.path
+                        progress=False).path not in existing | {other_sampling.path}
     # A video file that changes is a different split.
     copied = tmp_path / "copied"
     shutil.copytree(dataset_dir, copied)
     edited = load_video_text_dataset(copied)["validation"]
-    key = feature_cache.cache_key(model, processor, edited, 1.0, 3, False, False)
+    key = feature_cache.cache_key(model, processor, edited, 1.0, 3)
     video = Path(copied / "Videos" / f"{edited[0]['video_id']}.mp4")
     video.write_bytes(video.read_bytes() + b"\0")
-    assert feature_cache.cache_key(model, processor, edited, 1.0, 3, False, False) != key
+    assert feature_cache.cache_key(model, processor, edited, 1.0, 3) != key
 
 
 def test_an_interrupted_encoding_is_never_read_and_resumes_from_finished_shards(dataset_dir, tmp_path, monkeypatch):
