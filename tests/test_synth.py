@@ -21,6 +21,8 @@ from msam_hf.data.synth_baselines import ridge_fit
 from msam_hf.data.synth_baselines import ridge_predict
 from msam_hf.data.synth_baselines import run_baselines
 from msam_hf.data.synth_captions import scene_attributes
+from msam_hf.data.synth_render import render_frames
+from msam_hf.data.synth_scene import sample_scene
 from msam_hf.video_io import read_frames
 
 SMALL = dict(num_videos=12, width=48, height=48, duration=2.0, fps=4.0, videos_per_site=2,
@@ -251,3 +253,15 @@ def test_synth_to_hub_loads_in_a_fresh_process_with_the_same_rows(synth_dir, tmp
         assert all(row["attributes"]["entities"] for row in loaded["rows"][split])
     np.testing.assert_array_equal(read_frames(first_video).frames,
                                   read_frames(original["train"][0]["video"]["path"]).frames)
+
+
+def test_rendering_chosen_frames_gives_the_pixels_of_the_whole_video():
+    # The background-only baseline and the tiny CLIP's corpus render only the frames they need.
+    for seed in range(3):
+        scene = sample_scene(np.random.default_rng(seed), 1.0)
+        every = list(render_frames(scene, seed, 48, 48, 16))
+        chosen = list(render_frames(scene, seed, 48, 48, 16, frame_indices=[0, 5, 15]))
+        assert len(chosen) == 3
+        for index, frame in zip([0, 5, 15], chosen):
+            np.testing.assert_array_equal(frame, every[index])
+

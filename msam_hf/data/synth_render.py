@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -256,11 +257,16 @@ def _blend(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarr
 # ----------------------------------------------------------------------------- frames
 
 
-def render_frames(scene: dict, seed: int, width: int, height: int, num_frames: int) -> Iterator[np.ndarray]:
-    """The video's frames, (height, width, 3) uint8 RGB each."""
+def render_frames(
+    scene: dict, seed: int, width: int, height: int, num_frames: int, frame_indices: Sequence[int] | None = None
+) -> Iterator[np.ndarray]:
+    """The video's frames, (height, width, 3) uint8 RGB each; with `frame_indices`, only those of the `num_frames`
+    (the same pixels as in the whole video)."""
     world = world_map(scene, seed, width)
     aspect = height / width
     times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    if frame_indices is not None:
+        times = times[np.asarray(frame_indices, dtype=np.intp)]
     centre_x, centre_y, zoom = camera_view(scene["camera"], times, aspect)
     poses = [entity_poses(entity, times) for entity in scene["entities"]]
     present = [present_at(entity, times) for entity in scene["entities"]]
