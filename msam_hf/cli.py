@@ -10,7 +10,7 @@ COMMAND_GROUPS = [
      ["msam_hf.data.commands", "msam_hf.data.synth", "msam_hf.data.attributes"]),
 ]
 # Modules whose `register(subparsers)` adds one top-level command.
-COMMANDS = ["msam_hf.evaluation", "msam_hf.hub", "msam_hf.search"]
+COMMANDS = ["msam_hf.evaluation", "msam_hf.hub", "msam_hf.search", "msam_hf.convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:
