@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .modeling_msam import MsamCiffpHead
+from .modeling_msam import MsamCiffpHead, MsamModel
 
 
 def direct_ciffp_scores(
@@ -25,3 +25,70 @@ def direct_ciffp_scores(
     u = g * p + (1 - g) * q[:, None, :] + p  # 6. fusion with residual
     scores = head.score_scale * torch.einsum("vjd,jd->vj", F.normalize(u, dim=-1), text_embeds)  # 7.
     return scores.T
+
+
+def clip4clip_state_dict(model: MsamModel) -> dict[str, torch.Tensor]:
+    """The state dict the MSAM authors' CLIP4Clip-based code would save for `model`'s weights, written module by
+    module from OpenAI CLIP's and CLIP4Clip's layouts: `msam convert`'s oracle (its inverse, written independently).
+
+    OpenAI blocks pack q, k, v into one `in_proj`; the projections are `x @ proj` matrices (a `Linear`'s weight,
+    transposed); the semantic branch uses the names listed in `msam_hf.convert`.
+    """
+    state = {}
+
+    def add(name: str, tensor: torch.Tensor) -> None:
+        state[name] = tensor.detach().clone().contiguous()
+
+    def add_linear(name: str, module: torch.nn.Module) -> None:  # also LayerNorm: weight and bias
+        add(f"{name}.weight", module.weight)
+        if module.bias is not None:
+            add(f"{name}.bias", module.bias)
+
+    def add_block(prefix: str, layer) -> None:
+        attention = layer.self_attn
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        add(f"{prefix}.attn.in_proj_weight", torch.cat([projection.weight for projection in projections]))
+        add(f"{prefix}.attn.in_proj_bias", torch.cat([projection.bias for projection in projections]))
+        add_linear(f"{prefix}.attn.out_proj", attention.out_proj)
+        add_linear(f"{prefix}.ln_1", layer.layer_norm1)
+        add_linear(f"{prefix}.mlp.c_fc", layer.mlp.fc1)
+        add_linear(f"{prefix}.mlp.c_proj", layer.mlp.fc2)
+        add_linear(f"{prefix}.ln_2", layer.layer_norm2)
+
+    text, vision = model.clip.text_model, model.clip.vision_model
+    add("clip.token_embedding.weight", text.embeddings.token_embedding.weight)
+    add("clip.positional_embedding", text.embeddings.position_embedding.weight)
+    for index, layer in enumerate(text.encoder.layers):
+        add_block(f"clip.transformer.resblocks.{index}", layer)
+    add_linear("clip.ln_final", text.final_layer_norm)
+    add("clip.text_projection", model.clip.text_projection.weight.T)
+    add("clip.visual.class_embedding", vision.embeddings.class_embedding)
+    add("clip.visual.positional_embedding", vision.embeddings.position_embedding.weight)
+    add("clip.visual.conv1.weight", vision.embeddings.patch_embedding.weight)
+    add_linear("clip.visual.ln_pre", vision.pre_layrnorm)
+    for index, layer in enumerate(vision.encoder.layers):
+        add_block(f"clip.visual.transformer.resblocks.{index}", layer)
+    add_linear("clip.visual.ln_post", vision.post_layernorm)
+    add("clip.visual.proj", model.clip.visual_projection.weight.T)
+    add("clip.logit_scale", model.clip.logit_scale)
+
+    if hasattr(model, "temporal"):
+        add("frame_position_embeddings.weight", model.temporal.frame_position_embeddings.weight)
+        for index, layer in enumerate(model.temporal.layers):
+            add_block(f"transformerClip.resblocks.{index}", layer)
+    if hasattr(model, "ciffp"):  # select.afp.attention_fc = nn.Sequential(Linear, ReLU, Linear)
+        add_linear("select.afp.attention_fc.0", model.ciffp.gate_hidden)
+        add_linear("select.afp.attention_fc.2", model.ciffp.gate_output)
+    if model.config.semantic_loss:
+        for side, semantics in (("video", model.video_semantics), ("text", model.text_semantics)):
+            add_linear(f"preloss.p.pie_net_{side}.attention.w_1", semantics.token_projection)
+            add_linear(f"preloss.p.pie_net_{side}.attention.w_2", semantics.slot_queries)
+            add_linear(f"preloss.p.pie_net_{side}.fc", semantics.slot_gate)
+            add_linear(f"preloss.p.pie_net_{side}.layer_norm", semantics.layer_norm)
+            add_linear(f"preloss.p.pie_net_{side}.fc1", semantics.output_projection)
+        # FCN_head: Linear_n modules in a Sequential named `layer`, ReLUs between them.
+        for index, linear in enumerate(model.distribution.mu[::2]):
+            add_linear(f"preloss.p.mean_head.layer.Linear_{index}", linear)
+        for index, linear in enumerate(model.distribution.sigma[:3:2]):
+            add_linear(f"preloss.p.var_head.layer.Linear_{index}", linear)
+    return state
