@@ -63,12 +63,13 @@ class MsamVideoProcessor(BaseImageProcessor):
         std = np.asarray(self.image_std, dtype=np.float32)[:, None, None]
         for video_index, frames in enumerate(batch):
             for frame_index, frame in enumerate(frames):
-                chw = self._resize_and_crop(frame).astype(np.float32).transpose(2, 0, 1) / 255.0
+                chw = self.resize_and_crop(frame).astype(np.float32).transpose(2, 0, 1) / 255.0
                 pixels[video_index, frame_index] = (chw - mean) / std
             video_mask[video_index, : len(frames)] = 1
         return BatchFeature({"pixel_values_videos": pixels, "video_mask": video_mask}, tensor_type=return_tensors)
 
-    def _resize_and_crop(self, frame: np.ndarray) -> np.ndarray:
+    def resize_and_crop(self, frame: np.ndarray) -> np.ndarray:
+        """One (height, width, 3) uint8 frame resized (short side to `size`, bicubic) and centre-cropped."""
         image = Image.fromarray(frame)
         width, height = image.size
         scale = self.size / min(width, height)

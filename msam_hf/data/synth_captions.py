@@ -148,12 +148,16 @@ def make_captions(rng: np.random.Generator, scene: dict, count: int = 5, focus: 
     return captions
 
 
-def listing_captions(rng: np.random.Generator, scene: dict, count: int = 5) -> list[str]:
+def listing_captions(rng: np.random.Generator, scene: dict, count: int = 5, varied: bool = False) -> list[str]:
     """`count` captions that each name every object by colour and kind, in a random order ("a red car, a white house
-    and two people in blue"): complete and plain like image alt text, unlike the benchmark's captions."""
-    phrases = [_listing_phrase(entity) for entity in scene["entities"]]
+    and two people in blue"): complete and plain like image alt text, unlike the benchmark's captions. `varied` names
+    each object as the drone writer would, with its synonyms ("a red sedan, a house with a white roof and two
+    pedestrians in blue"), drawn anew for each caption."""
+    writer = _CaptionWriter(rng, scene)
     captions = []
     for _ in range(count):
+        phrases = [writer.noun_phrase(index, colour=True) if varied else _listing_phrase(entity)
+                   for index, entity in enumerate(scene["entities"])]
         ordered = [phrases[i] for i in rng.permutation(len(phrases))]
         captions.append(ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " and " + ordered[-1])
     return captions
