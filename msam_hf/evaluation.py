@@ -36,6 +36,7 @@ from .data.attributes import AttributeVocabulary
 from .data.attributes import normalise_ground_truth
 from .data.torch_dataset import VideoTextCollator
 from .data.torch_dataset import VideoTextDataset
+from .data.torch_dataset import without_video_decoding
 from .metrics import RECALL_CUTOFFS
 from .metrics import in_group_recall_at_1
 from .metrics import retrieval_metrics
@@ -45,6 +46,8 @@ from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
 from .modeling_msam import concatenate_outputs
+from .video_io import FrameCache
+from .video_io import read_frames
 
 logger = logging.getLogger(__name__)
 
@@ -407,18 +410,46 @@ def frame_attention_examples(
     return {"examples": examples}
 
 
+def _add_example_frames(attention_examples: dict[str, Any], split: datasets.Dataset, fps: float, max_frames: int,
+                        frame_cache_dir: str | os.PathLike | None) -> None:
+    """Put the frames each example's video was scored on into its entry (`frames`), for the plot's thumbnails."""
+    read = FrameCache(frame_cache_dir).read if frame_cache_dir is not None else read_frames
+    split = without_video_decoding(split)
+    rows = {video_id: row for row, video_id in enumerate(split["video_id"])}
+    for example in attention_examples["examples"]:
+        video = split[rows[example["video_id"]]]["video"]
+        example["frames"] = read(video, fps=fps, max_frames=max_frames).frames
+
+
 def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -> Path:
+    """One row per caption: the frames the model saw (thumbnails, when the examples carry them) and, under each, the
+    weight the caption gave it, so a reader sees what the caption attended to."""
     examples = attention_examples["examples"]
-    figure, axes = plt.subplots(len(examples), 1, figsize=(7, 1.1 * len(examples) + 0.6), squeeze=False)
-    for axis, example in zip(axes[:, 0], examples):
+    columns = max(len(example["attention"]) for example in examples)
+    with_frames = all(example.get("frames") is not None for example in examples)
+    row_height = 1.6 if with_frames else 0.9
+    size = (max(1.1 * columns, 6), row_height * len(examples) + 0.4)
+    figure, axes = plt.subplots(len(examples), columns, figsize=size, squeeze=False)
+    for row, example in zip(axes, examples):
         weights = np.asarray(example["attention"])
-        axis.imshow(weights[None], aspect="auto", cmap="viridis", vmin=0, vmax=max(weights.max(), 1e-6))
-        for frame, weight in enumerate(weights):
-            axis.text(frame, 0, f"{weight:.2f}", ha="center", va="center", fontsize=6, color="white")
-        axis.set_yticks([])
-        axis.set_xticks(range(len(example["timestamps"])))
-        axis.set_xticklabels([f"{time:.0f}s" for time in example["timestamps"]], fontsize=6)
-        axis.set_title(f"{example['caption'][:80]}  ({example['video_id']}, rank {example['rank']})", fontsize=7)
+        strongest = weights.max()
+        for frame, axis in enumerate(row):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if frame >= len(weights):
+                axis.axis("off")
+                continue
+            if with_frames:
+                axis.imshow(example["frames"][frame])
+            else:
+                axis.imshow([[weights[frame]]], cmap="viridis", vmin=0, vmax=max(strongest, 1e-6))
+            # The most attended frame is framed in red; every frame's weight and second are written under it.
+            for side in axis.spines.values():
+                side.set_edgecolor("red" if weights[frame] == strongest else "0.7")
+                side.set_linewidth(2.5 if weights[frame] == strongest else 0.5)
+            axis.set_xlabel(f"{example['timestamps'][frame]:.0f}s: {weights[frame]:.2f}", fontsize=7)
+        row[0].set_title(f"{example['caption'][:90]}  ({example['video_id']}, rank {example['rank']})", fontsize=7,
+                         loc="left")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -508,7 +539,11 @@ def run_evaluate(args) -> int:
         if args.attributes and has_attribute_head(model):
             vocabulary = model_attribute_vocabulary(model, model_path)
             results[name]["attribute_map"] = evaluate_attributes(model, features, vocabulary, ground_truth)
-        attention = attention or frame_attention_examples(model, features, args.attention_queries)
+        if attention is None:
+            attention = frame_attention_examples(model, features, args.attention_queries)
+            if attention is not None:
+                _add_example_frames(attention, dataset[args.split], args.fps, model.config.max_frames,
+                                    args.frame_cache_dir)
     written = write_report(results, args.output_dir, attention)
     print(markdown_table(results))
     print("wrote " + ", ".join(str(path) for path in written))
