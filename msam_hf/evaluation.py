@@ -46,6 +46,9 @@ from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
 from .modeling_msam import concatenate_outputs
+from .postprocess import POSTPROCESSORS
+from .postprocess import Postprocessor
+from .postprocess import parse_postprocess
 from .video_io import FrameCache
 from .video_io import read_frames
 
@@ -310,6 +313,13 @@ def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
                  f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it)."
                  + (" In-site R@1: among the videos of the caption's own site (same background; chance 1 / videos "
                     "per site)." if in_site else ""))
+    postprocessed = {results["postprocess"]["label"]: results["postprocess"]["caveat"]
+                     for results in results_by_model.values() if "postprocess" in results}
+    if postprocessed:
+        lines.append("")
+        lines.append("Rows marked (+METHOD) are test-time post-processing of the similarity matrix, not the model's "
+                     "own numbers (those are the unmarked rows; docs/evaluation.md): "
+                     + "; ".join(f"+{label}: {caveat}" for label, caveat in postprocessed.items()) + ".")
     if any("attribute_map" in results for results in results_by_model.values()):
         lines += ["", attribute_markdown_table(results_by_model)]
     return "\n".join(lines)
@@ -456,6 +466,69 @@ def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -
     return path
 
 
+# ----------------------------------------------------------------------------- test-time post-processing
+
+
+class _PrecomputedScores:
+    """Stands in for a model in `evaluate_retrieval`: its similarity per |J|, computed once, so the plain rows and
+    every post-processed row rank the same matrix."""
+
+    def __init__(self, config: Any, scores: dict[int, torch.Tensor]):
+        self.config, self.scores = config, scores
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, model: Any, text: Any, video: Any, text_context_sizes: tuple[int, ...]) -> "_PrecomputedScores":
+        return cls(model.config, {size: model.similarity(text, video, text_context_size=size).float().cpu()
+                                  for size in text_context_sizes})
+
+    def similarity(self, text_features: Any, video_features: Any, text_context_size: int | None = 1) -> torch.Tensor:
+        return self.scores[text_context_size]
+
+
+def evaluate_postprocessed(
+    plain_scores: _PrecomputedScores,
+    features: RetrievalFeatures,
+    method: Postprocessor,
+    plain_results: dict[str, Any],
+    logit_scale: float,
+    bank_scores: _PrecomputedScores | None = None,
+    ties: str = "pessimistic",
+    video_sites: list[str] | None = None,
+) -> dict[str, Any]:
+    """`evaluate_retrieval`'s results for each |J|'s plain scores transformed by `method` (`msam_hf.postprocess`),
+    plus `postprocess` (method, label, parameters, caveat). Both directions are ranked from the transformed
+    caption × video matrix; a direction the method does not re-rank (QB-Norm's video-to-text) keeps the plain
+    numbers of `plain_results`."""
+    transformed = _PrecomputedScores(plain_scores.config, {
+        size: method.apply(scores, features.caption_to_video, logit_scale,
+                           bank_scores.scores[size] if bank_scores is not None else None)
+        for size, scores in plain_scores.scores.items()})
+    results = evaluate_retrieval(transformed, features, text_context_sizes=tuple(plain_scores.scores), ties=ties,
+                                 video_sites=video_sites)
+    for key, metrics in results["metrics"].items():
+        if "v2t" not in method.directions:
+            metrics.update({name: value for name, value in plain_results["metrics"][key].items()
+                            if name.startswith("v2t_")})
+            metrics["rsum"] = metrics["t2v_rsum"] + metrics["v2t_rsum"]
+    results["postprocess"] = {"method": method.name, "label": method.label, "parameters": dict(method.parameters),
+                              "directions": list(method.directions), "caveat": method.caveat}
+    return results
+
+
+@torch.no_grad()
+def query_bank_scores(model: Any, processor: Any, captions: list[str], features: RetrievalFeatures,
+                      text_context_sizes: tuple[int, ...], batch_size: int = 256) -> _PrecomputedScores:
+    """QB-Norm's query bank: `captions` encoded by the model (text only) and scored against the split's videos at
+    each |J| (CIFFP scores the bank in consecutive blocks of |J| captions, as the test captions)."""
+    parts = []
+    for start in tqdm(range(0, len(captions), batch_size), desc="encoding the query bank", unit="batch"):
+        inputs = processor(text=captions[start : start + batch_size], return_tensors="pt")
+        parts.append(model.get_text_features(inputs["input_ids"].to(model.device),
+                                             inputs["attention_mask"].to(model.device)))
+    return _PrecomputedScores.of(model, concatenate_outputs(parts), features.video, text_context_sizes)
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -515,6 +588,16 @@ def register(subparsers) -> None:
     parser.add_argument("--output-dir", default="msam-eval", help="where results.json/.md and the plots go")
     parser.add_argument("--no-attributes", dest="attributes", action="store_false",
                         help="skip the attribute mAP of models with attribute projections (MCSAN)")
+    parser.add_argument("--postprocess", nargs="+", action="extend", default=[], metavar="METHOD",
+                        help="also report rows after test-time post-processing of the similarity matrix, labelled "
+                             "e.g. 'MODEL (+DSL)', next to the plain rows (always reported): dsl (dual softmax), "
+                             "qbnorm (querybank normalisation over --query-bank-split's captions), sinkhorn; several "
+                             "or a comma list, after MODEL and DATA. Caveat: DSL and Sinkhorn use every test "
+                             "query's scores at once, QB-Norm a bank of training captions and the whole gallery, "
+                             "which a single search query does not have, so these numbers are not comparable to "
+                             "plain ones (docs/evaluation.md)")
+    parser.add_argument("--query-bank-split", default="train",
+                        help="split whose captions are QB-Norm's query bank (default: train)")
     parser.set_defaults(func=run_evaluate)
 
 
@@ -525,6 +608,18 @@ def run_evaluate(args) -> int:
     if args.split not in dataset:
         raise ValueError(f"{args.data} has no split {args.split!r}; it has {list(dataset)}")
     sizes = tuple(dict.fromkeys((args.text_context_size, 1)))
+    methods = [POSTPROCESSORS[name] for name in parse_postprocess(args.postprocess)]
+    bank_captions = None
+    if any(method.needs_query_bank for method in methods):
+        if args.query_bank_split not in dataset:
+            raise ValueError(f"QB-Norm's query bank: {args.data} has no split {args.query_bank_split!r}; it has "
+                             f"{list(dataset)} (--query-bank-split)")
+        if args.query_bank_split == args.split:
+            logger.warning("QB-Norm's query bank is the evaluated split itself: its rows then see the test queries")
+        bank_split = dataset[args.query_bank_split].select_columns(["captions"])
+        bank_captions = [caption for captions in bank_split["captions"] for caption in captions]
+        if not bank_captions:
+            raise ValueError(f"QB-Norm's query bank: split {args.query_bank_split!r} has no captions")
     ground_truth = read_ground_truth(args.data)
     results, attention = {}, None
     for model_path in args.models:
@@ -532,13 +627,24 @@ def run_evaluate(args) -> int:
         model, processor = load_model_and_processor(model_path)
         features = extract_features(model, dataset[args.split], processor, batch_size=args.batch_size,
                                     num_workers=args.num_workers, fps=args.fps, frame_cache_dir=args.frame_cache_dir)
-        results[name] = evaluate_retrieval(model, features, text_context_sizes=sizes, ties=args.ties,
-                                           video_sites=sites_of(ground_truth, features.video_ids))
+        video_sites = sites_of(ground_truth, features.video_ids)
+        # With post-processing, the plain scores are computed once and shared by the plain and the labelled rows.
+        scores = _PrecomputedScores.of(model, features.text, features.video, sizes) if methods else model
+        results[name] = evaluate_retrieval(scores, features, text_context_sizes=sizes, ties=args.ties,
+                                           video_sites=video_sites)
         results[name]["model"] = str(model_path)
         results[name]["split"] = args.split
         if args.attributes and has_attribute_head(model):
             vocabulary = model_attribute_vocabulary(model, model_path)
             results[name]["attribute_map"] = evaluate_attributes(model, features, vocabulary, ground_truth)
+        bank_scores = (query_bank_scores(model, processor, bank_captions, features, sizes)
+                       if bank_captions is not None else None)
+        logit_scale = float(model.logit_scale.detach())
+        for method in methods:
+            results[f"{name} (+{method.label})"] = {
+                **evaluate_postprocessed(scores, features, method, results[name], logit_scale, bank_scores,
+                                         ties=args.ties, video_sites=video_sites),
+                "model": str(model_path), "split": args.split}
         if attention is None:
             attention = frame_attention_examples(model, features, args.attention_queries)
             if attention is not None:
