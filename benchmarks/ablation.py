@@ -1,40 +1,48 @@
-"""Ablation on the synthetic drone benchmark: the same data, recipe, budget and backbone for every variant.
+"""Ablation: every similarity head (and MCSAN) on one backbone, one dataset, one budget, over several seeds.
 
-Variants: CLIP4Clip meanP (`mean`), seqTransf (`seq_transformer`), X-Pool-style pooling (`attention`), CIFFP
-without and with the semantic loss, the semantic branch on patch tokens, and MSAM with MCSAN's attribute objective
-as an auxiliary loss (`--attribute_loss`); with `--models mcsan` (or `msam mcsan`) MCSAN with all four levels, with
-each level removed in turn, and with plain BCE instead of the focal BCE (γ = 0, α = 0.5). Each is trained with
-`training/train.py` (recipe `training/recipes/tiny-synthetic.yaml`: the same budget for every row) for every seed,
-by default from one tiny CLIP pretrained once as `make demo` does (`--pretrain_videos`); its best validation
-checkpoint is evaluated on the test split at |J| = 32 and |J| = 1, and the table reports mean ± std over seeds.
-Rows with attribute labels share one vocabulary, mined once from the training captions, and add a table of
-attribute mAP per level on the test split. A gain is only worth claiming when it exceeds the spread across seeds.
-Every run reads one frame cache: each video is decoded once.
+Two regimes:
 
-    python benchmarks/ablation.py --seeds 0 1 2          # ~4 min a row and seed on 2 CPU cores, + 4 min pretraining
-    python benchmarks/ablation.py --models msam mcsan --seeds 0 1 2          # MSAM and MCSAN rows
-    python benchmarks/ablation.py --seeds 0 --num_epochs 2 --num_videos 60 --pretrain_videos 40   # smoke run
+- `--regime frozen` (the paper's: it trains CLIP at 1e-3 × the heads' rate, i.e. on effectively fixed features): the
+  backbone's towers are frozen, every video and caption is encoded once (`train.py --feature_cache_dir`, shared by
+  every run) and each variant trains its own modules and CLIP's logit scale from the cache
+  (`training/recipes/frozen-heads.yaml`).
+- `--regime finetune`: each variant fine-tunes the whole model from the backbone (`tiny-synthetic.yaml`).
+
+`--data_dir` takes any dataset `msam_hf.data` reads (CLIP4Clip / MSVD layout, videofolder, MSR-VTT, a Hub dataset
+folder) with train, validation and test splits; without it, the synthetic benchmark `make demo` trains on is
+generated. `--backbone` is a CLIP folder or Hub id; without it, the cached tiny CLIP stand-in
+(`msam_hf.tiny_clip.pretrain_tiny_clip`). Each run keeps its best validation checkpoint (text-to-video R@1), which is
+evaluated on the test split at |J| = 32 (the reference's protocol) and |J| = 1, with in-site R@1 when the data's
+ground truth has sites and attribute mAP for the variants that predict attributes.
+
+Writes `OUT/results.json` (a list, one object per run: variant, seed, `metrics` at |J| = 32 with the keys of
+`msam_hf.metrics.retrieval_metrics` plus `in_site_r1`, the same at every |J|, timings, the command, the data's
+fingerprint and the environment with its `pip freeze`) and `OUT/results.md` (mean ± std over seeds, and each row's
+per-seed difference from `mean` with its mean and std). A run already in results.json is not run again, so an
+interrupted ablation resumes; settings that differ from the recorded ones are refused.
+
+    python benchmarks/ablation.py --regime frozen --data_dir DIR --variants mean msam --seeds 0 1 2 3 4 --output_dir OUT
+    python benchmarks/ablation.py --regime frozen --seeds 0 1 2 3 4 --output_dir OUT    # the synthetic benchmark
+    python benchmarks/ablation.py --regime frozen --events --seeds 0 1 2 3 4 --output_dir OUT  # objects enter and leave
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from msam_hf.configuration_mcsan import LEVELS as MCSAN_LEVELS
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.attributes import ATTRIBUTE_LEVELS
 from msam_hf.data.attributes import mine_dataset_attributes
 from msam_hf.data.synth import SynthConfig
 from msam_hf.data.synth import generate_synthetic_dataset
-from msam_hf.demo import pretrain_tiny_clip
-from msam_hf.demo import write_pretraining_corpus
 from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
@@ -42,157 +50,185 @@ from msam_hf.evaluation import has_attribute_head
 from msam_hf.evaluation import load_model_and_processor
 from msam_hf.evaluation import model_attribute_vocabulary
 from msam_hf.evaluation import read_ground_truth
+from msam_hf.evaluation import sites_of
+from msam_hf.feature_cache import encode_split
+from msam_hf.feature_cache import retrieval_features
+from msam_hf.provenance import dataset_fingerprint
+from msam_hf.provenance import environment
+from msam_hf.tiny_clip import pretrain_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "training" / "recipes" / "tiny-synthetic.yaml"
-MSAM_VARIANTS = {
-    "mean (CLIP4Clip meanP)": ["--similarity_head", "mean", "--semantic_loss", "false"],
-    "seq_transformer (CLIP4Clip seqTransf)": ["--similarity_head", "seq_transformer", "--semantic_loss", "false"],
-    "attention (X-Pool-style)": ["--similarity_head", "attention", "--semantic_loss", "false"],
-    "ciffp": ["--similarity_head", "ciffp", "--semantic_loss", "false"],
-    "ciffp + semantic loss (MSAM)": ["--similarity_head", "ciffp", "--semantic_loss", "true"],
-    "ciffp + semantic loss, patch tokens": ["--similarity_head", "ciffp", "--semantic_loss", "true",
-                                            "--semantic_tokens", "patches"],
-    "ciffp + semantic loss + attribute loss (MCSAN's, auxiliary)": ["--similarity_head", "ciffp", "--semantic_loss",
-                                                                    "true", "--attribute_loss"],
-}
-MCSAN_VARIANTS = {
-    "MCSAN (four levels)": ["--model", "mcsan"],
-    **{f"MCSAN without {removed}": ["--model", "mcsan", "--levels", *(level for level in MCSAN_LEVELS if level != removed)]
+RECIPES = {"frozen": ROOT / "training" / "recipes" / "frozen-heads.yaml",
+           "finetune": ROOT / "training" / "recipes" / "tiny-synthetic.yaml"}
+VARIANTS = {
+    "mean": ("CLIP4Clip meanP", ["--similarity_head", "mean", "--semantic_loss", "false"]),
+    "seq_transformer": ("CLIP4Clip seqTransf", ["--similarity_head", "seq_transformer", "--semantic_loss", "false"]),
+    "attention": ("X-Pool-style pooling", ["--similarity_head", "attention", "--semantic_loss", "false"]),
+    "ciffp": ("CIFFP alone", ["--similarity_head", "ciffp", "--semantic_loss", "false"]),
+    "msam": ("MSAM: CIFFP + semantic loss", ["--similarity_head", "ciffp", "--semantic_loss", "true"]),
+    "msam-patches": ("MSAM, semantic branch on patch tokens",
+                     ["--similarity_head", "ciffp", "--semantic_loss", "true", "--semantic_tokens", "patches"]),
+    "msam-attributes": ("MSAM + MCSAN's attribute loss (auxiliary)",
+                        ["--similarity_head", "ciffp", "--semantic_loss", "true", "--attribute_loss"]),
+    "mcsan": ("MCSAN, four levels", ["--model", "mcsan"]),
+    **{f"mcsan-no-{removed}": (f"MCSAN without {removed}",
+                               ["--model", "mcsan", "--levels", *(level for level in MCSAN_LEVELS if level != removed)])
        for removed in MCSAN_LEVELS},
-    "MCSAN, plain BCE (γ 0, α 0.5)": ["--model", "mcsan", "--focal_gamma", "0", "--focal_alpha", "0.5"],
+    "mcsan-bce": ("MCSAN, plain BCE (γ 0, α 0.5)", ["--model", "mcsan", "--focal_gamma", "0", "--focal_alpha", "0.5"]),
 }
-VARIANTS = {**MSAM_VARIANTS, **MCSAN_VARIANTS}
-# Rows trained on attribute labels: all share one mined vocabulary.
-ATTRIBUTE_VARIANTS = {*MCSAN_VARIANTS, *(name for name, options in MSAM_VARIANTS.items() if "--attribute_loss" in options)}
-MODEL_VARIANTS = {"msam": list(MSAM_VARIANTS), "mcsan": list(MCSAN_VARIANTS)}
+DEFAULT_VARIANTS = ["mean", "seq_transformer", "attention", "ciffp", "msam", "msam-patches", "mcsan"]
+ATTRIBUTE_VARIANTS = {name for name, (_, options) in VARIANTS.items()
+                      if "--attribute_loss" in options or "mcsan" in options}
 COLUMNS = {"t2v_r1": "T2V R@1", "t2v_r5": "T2V R@5", "t2v_r10": "T2V R@10", "t2v_median_rank": "T2V MdR",
-           "v2t_r1": "V2T R@1", "v2t_r5": "V2T R@5", "rsum": "rsum (T2V + V2T)"}
+           "v2t_r1": "V2T R@1", "rsum": "rsum", "in_site_r1": "in-site R@1"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--regime", choices=list(RECIPES), default="frozen")
     parser.add_argument("--output_dir", type=Path, default=Path("ablation_output"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--num_videos", type=int, default=1000, help="the demo's benchmark: 1000 videos of 4 s")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
-    parser.add_argument("--data_seed", type=int, default=0, help="the benchmark's seed (the same for every run)")
-    parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--max_frames", type=int, default=12,
-                        help="the paper's sampling, 1 fps and at most 12 frames (4 from the 4-s videos), so the heads "
-                             "that attend over frames have frames to choose from; the demo's recipe keeps 2 for speed")
-    parser.add_argument("--pretrain_videos", type=int, default=1000,
-                        help="first pretrain the tiny CLIP once, as `make demo` does, on this many videos of other "
-                             "places with captions listing every object, and start every row from it (from scratch "
-                             "no row leaves the background-only baseline's level); 0: every row from scratch")
-    parser.add_argument("--models", nargs="+", default=["msam"], choices=list(MODEL_VARIANTS),
-                        help="whose rows to run (default: msam)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
-                        help="run only these rows (default: every row of --models)")
-    args = parser.parse_args()
-    variants = args.variants or [variant for model in args.models for variant in MODEL_VARIANTS[model]]
+    parser.add_argument("--data_dir", type=Path, default=None,
+                        help="any dataset msam_hf.data reads, with train/validation/test splits; default: generate "
+                             "the synthetic benchmark into OUTPUT_DIR/data")
+    parser.add_argument("--backbone", default=None,
+                        help="CLIP folder or Hub id; default: the cached tiny CLIP stand-in (msam_hf.tiny_clip)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS, metavar="VARIANT",
+                        help=f"rows to run (default: {' '.join(DEFAULT_VARIANTS)}; all: {' '.join(VARIANTS)})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--num_epochs", type=int, default=None, help="default: the regime's recipe")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: the regime's recipe")
+    parser.add_argument("--max_frames", type=int, default=12, help="frames a video at 1 fps (the paper's 12)")
+    parser.add_argument("--num_videos", type=int, default=1000, help="generated benchmark: videos")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="generated benchmark: seconds a video (default 4, with --events 12)")
+    parser.add_argument("--events", action="store_true",
+                        help="generated benchmark: objects enter and leave the view (msam data synth --events)")
+    parser.add_argument("--data_seed", type=int, default=0, help="generated benchmark: seed")
+    args = parser.parse_args(argv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
 
-    settings = {name: getattr(args, name)
-                for name in ("num_videos", "duration", "data_seed", "num_epochs", "max_frames", "pretrain_videos")}
+    data_dir = args.data_dir or _generated_benchmark(args)
+    dataset = load_video_text_dataset(data_dir)
+    missing = {"train", "validation", "test"} - set(dataset)
+    if missing:
+        raise SystemExit(f"{data_dir} lacks the split(s) {sorted(missing)}: the ablation selects each run's model on "
+                         "validation and reports test")
+    backbone = args.backbone or str(pretrain_tiny_clip())
+    settings = {"regime": args.regime, "data_fingerprint": dataset_fingerprint(dataset), "backbone": backbone,
+                "recipe": RECIPES[args.regime].read_text(), "num_epochs": args.num_epochs,
+                "batch_size": args.batch_size, "max_frames": args.max_frames}
     settings_file = args.output_dir / "ablation_settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
-        raise SystemExit(f"{args.output_dir} holds runs made with {settings_file.read_text().strip()}, not {settings}: "
-                         "pass those settings to resume, or a new --output_dir")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(json.dumps(settings) + "\n")
-    data_dir = args.output_dir / "data"
-    config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.data_seed)
-    if not (data_dir / "synth_config.json").is_file():
-        generate_synthetic_dataset(data_dir, config)
-    cache_dir = args.output_dir / "frame_cache"  # shared by every run: each video is decoded once
-    epochs = ["--num_epochs", str(args.num_epochs)] if args.num_epochs else []  # both stages: the same budget
-    backbone = []
-    if args.pretrain_videos:
-        pretrain_dir = args.output_dir / "pretrain"
-        if not (pretrain_dir / "clip" / "config.json").is_file():
-            write_pretraining_corpus(pretrain_dir / "data", config, args.pretrain_videos)
-            pretrain_tiny_clip(pretrain_dir, cache_dir, *epochs)
-        backbone = ["--clip_model", str(pretrain_dir / "clip")]
-    test = load_video_text_dataset(data_dir)["test"]
+        raise SystemExit(f"{args.output_dir} holds runs made with other settings ({settings_file}): pass the same "
+                         "ones to resume, or a new --output_dir")
+    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+
+    ground_truth = read_ground_truth(data_dir)
     vocabulary_file = args.output_dir / "attribute_vocabulary.json"
-    if any(variant in ATTRIBUTE_VARIANTS for variant in variants) and not vocabulary_file.is_file():
+    if set(args.variants) & ATTRIBUTE_VARIANTS and not vocabulary_file.is_file():
         mine_dataset_attributes(data_dir).save(vocabulary_file)  # one vocabulary for every row with attributes
-    runs_file = args.output_dir / "runs.json"
-    runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
+    results_file = args.output_dir / "results.json"
+    runs = json.loads(results_file.read_text()) if results_file.is_file() else []
+    done = {(run["variant"], run["seed"]) for run in runs}
+    shared = ["--data_dir", str(data_dir), "--clip_model", backbone, "--max_frames", str(args.max_frames),
+              "--log_with", "none", "--frame_cache_dir", str(args.output_dir / "frame_cache")]
+    if args.regime == "frozen":
+        shared += ["--feature_cache_dir", str(args.output_dir / "features")]
+    for name in ("num_epochs", "batch_size"):
+        if getattr(args, name):
+            shared += [f"--{name}", str(getattr(args, name))]
     for seed in args.seeds:
-        for variant in variants:
-            key = f"{variant} | seed {seed}"
-            if key in runs:  # finished earlier: the script resumes where it stopped
+        for variant in args.variants:
+            if (variant, seed) in done:
                 continue
-            slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
-            run_dir = args.output_dir / "runs" / f"{slug}-seed{seed}"
-            extra = [*backbone, "--max_frames", str(args.max_frames), "--frame_cache_dir", str(cache_dir)]
-            extra += epochs
+            run_dir = args.output_dir / "runs" / f"{variant}-seed{seed}"
+            options = [*VARIANTS[variant][1], *shared, "--seed", str(seed), "--output_dir", str(run_dir)]
             if variant in ATTRIBUTE_VARIANTS:
-                extra += ["--attribute_vocab", str(vocabulary_file)]
-            subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), str(RECIPE), *VARIANTS[variant],
-                            "--seed", str(seed), "--data_dir", str(data_dir), "--output_dir", str(run_dir),
-                            "--log_with", "none", *extra], check=True, cwd=ROOT)
-            model, processor = load_model_and_processor(run_dir / "best")
-            features = extract_features(model, test, processor, frame_cache_dir=cache_dir)
-            results = evaluate_retrieval(model, features, text_context_sizes=(32, 1))
-            if has_attribute_head(model):
-                results["attribute_map"] = evaluate_attributes(
-                    model, features, model_attribute_vocabulary(model, run_dir / "best"), read_ground_truth(data_dir))
+                options += ["--attribute_vocab", str(vocabulary_file)]
+            command = [sys.executable, str(ROOT / "training" / "train.py"), str(RECIPES[args.regime]), *options]
+            started = time.perf_counter()
+            subprocess.run(command, check=True, cwd=ROOT)
+            run = _evaluate_run(run_dir, dataset["test"], ground_truth, args)
             training = json.loads((run_dir / "final" / "eval_results.json").read_text())
-            runs[key] = {"variant": variant, "seed": seed, "train_seconds": training["train_seconds"],
+            runs.append({"variant": variant, "seed": seed, **run, "train_seconds": training["train_seconds"],
                          "seconds_per_step": training["train_seconds"] / max(training["step"], 1),
-                         "metrics": results["metrics"], "attribute_map": results.get("attribute_map"),
-                         "num_videos": results["num_videos"]}
-            runs_file.write_text(json.dumps(runs, indent=2) + "\n")
-    print(ablation_table(runs, variants, args.seeds))
+                         "wall_seconds": round(time.perf_counter() - started, 1),
+                         "command": shlex.join(command), "data_fingerprint": settings["data_fingerprint"],
+                         "environment": environment()})
+            results_file.write_text(json.dumps(runs, indent=1) + "\n")
+    report = results_markdown(runs, args.variants, args.seeds, settings, " ".join(map(shlex.quote, sys.argv)))
+    (args.output_dir / "results.md").write_text(report)
+    print(report)
 
 
-def ablation_table(runs: dict, variants: list[str], seeds: list[int]) -> str:
-    lines = []
-    for context in ("|J|=32", "|J|=1"):
-        lines += [f"\nTest split, {context.replace('|', chr(92) + '|')}, mean ± std over seeds {seeds} "
-                  "(train time: optimiser steps with data loading, without validation):\n",
-                  "| variant | seeds | " + " | ".join(COLUMNS.values()) + " | train (s) | s / step |",
-                  "|---|" + "---|" * (len(COLUMNS) + 3)]
-        for variant in variants:
-            chosen = [runs[f"{variant} | seed {seed}"] for seed in seeds if f"{variant} | seed {seed}" in runs]
-            if not chosen:
-                continue
-            cells = [_mean_std([run["metrics"][context][column] for run in chosen]) for column in COLUMNS]
-            cells += [_mean_std([run["train_seconds"] for run in chosen], digits=0),
-                      _mean_std([run["seconds_per_step"] for run in chosen], digits=2)]
-            lines.append(f"| {variant} | {len(chosen)} | " + " | ".join(cells) + " |")
-        chance = 100.0 / next(iter(runs.values()))["num_videos"]
-        lines.append("\nchance: " + ", ".join(f"R@{k} {min(100.0, k * chance):.1f}" for k in (1, 5, 10)))
-    lines += attribute_table(runs, variants, seeds)
-    return "\n".join(lines)
+def _generated_benchmark(args) -> Path:
+    data_dir = args.output_dir / "data"
+    if not (data_dir / "synth_config.json").is_file():
+        duration = args.duration or (12.0 if args.events else 4.0)
+        config = SynthConfig(num_videos=args.num_videos, duration=duration, seed=args.data_seed, events=args.events)
+        generate_synthetic_dataset(data_dir, config, overwrite=True)
+    return data_dir
 
 
-def attribute_table(runs: dict, variants: list[str], seeds: list[int]) -> list[str]:
-    """Attribute mAP per level on the test split (video labels mined from the captions, and the generator's ground
-    truth), mean ± std over seeds, for the rows that predict attributes."""
-    kinds = {"video": "mined", "ground_truth": "ground truth"}
-    lines = [f"\nTest split, attribute mAP (%) per level from the video embedding, mean ± std over seeds {seeds} "
-             "(in brackets: chance, the mean positive rate):\n",
-             "| variant | " + " | ".join(f"{level} ({title})" for title in kinds.values() for level in ATTRIBUTE_LEVELS)
-             + " |", "|---|" + "---|" * (len(kinds) * len(ATTRIBUTE_LEVELS))]
-    rows = 0
+def _evaluate_run(run_dir: Path, test, ground_truth: dict | None, args) -> dict:
+    """Test metrics of the run's best checkpoint at |J| = 32 and 1 (and attribute mAP when it predicts attributes);
+    in the frozen regime from the feature cache, which holds the test split after the first run."""
+    model, processor = load_model_and_processor(run_dir / "best")
+    if args.regime == "frozen":
+        cached = encode_split(model, test, processor, args.output_dir / "features", "test", max_frames=args.max_frames,
+                              frame_cache_dir=args.output_dir / "frame_cache", words=model.needs_word_embeds,
+                              patches=model.needs_patch_embeds)
+        features = retrieval_features(model, cached)
+    else:
+        features = extract_features(model, test, processor, max_frames=args.max_frames,
+                                    frame_cache_dir=args.output_dir / "frame_cache")
+    results = evaluate_retrieval(model, features, text_context_sizes=(32, 1),
+                                 video_sites=sites_of(ground_truth, features.video_ids))
+    run = {"metrics": results["metrics"]["|J|=32"], "metrics_by_text_context_size": results["metrics"],
+           "num_videos": results["num_videos"], "num_captions": results["num_captions"],
+           "best_epoch": json.loads((run_dir / "best" / "eval_results.json").read_text())["epoch"]}
+    if has_attribute_head(model):
+        run["attribute_map"] = evaluate_attributes(model, features, model_attribute_vocabulary(model, run_dir / "best"),
+                                                   ground_truth)
+    return run
+
+
+def results_markdown(runs: list[dict], variants: list[str], seeds: list[int], settings: dict, command: str) -> str:
+    """Mean ± std over seeds per variant, then each variant's per-seed difference from `mean` (same seed)."""
+    by_key = {(run["variant"], run["seed"]): run for run in runs}
+    columns = {name: title for name, title in COLUMNS.items() if all(name in run["metrics"] for run in runs)}
+    first = runs[0]
+    lines = [f"Test split, {first['num_videos']} videos and {first['num_captions']} captions, |J| = 32; mean ± std "
+             f"over seeds (sample std); regime {settings['regime']}, backbone `{settings['backbone']}`, data "
+             f"fingerprint `{settings['data_fingerprint']}`.\n",
+             "| variant | seeds | " + " | ".join(columns.values()) + " | train s / step |",
+             "|---|---|" + "---|" * (len(columns) + 1)]
     for variant in variants:
-        chosen = [runs[f"{variant} | seed {seed}"] for seed in seeds if f"{variant} | seed {seed}" in runs]
-        chosen = [run for run in chosen if run.get("attribute_map")]
-        if not chosen:
-            continue
-        cells = []
-        for kind in kinds:
-            for level in ATTRIBUTE_LEVELS:
-                scores = [run["attribute_map"].get(kind, {}).get(level) for run in chosen]
-                scores = [score for score in scores if score and score["map"] is not None]
-                cells.append(f"{_mean_std([score['map'] for score in scores])} ({scores[0]['chance']:.1f})"
-                             if scores else "–")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-        rows += 1
-    return lines if rows else []
+        chosen = [by_key[variant, seed] for seed in seeds if (variant, seed) in by_key]
+        if chosen:
+            cells = [_mean_std([run["metrics"][name] for run in chosen]) for name in columns]
+            cells.append(_mean_std([run["seconds_per_step"] for run in chosen], digits=3))
+            lines.append(f"| {variant} ({VARIANTS[variant][0]}) | {len(chosen)} | " + " | ".join(cells) + " |")
+    chance = 100.0 / first["num_videos"]
+    lines.append(f"\nChance: R@1 {chance:.2f}, MdR {(first['num_videos'] + 1) / 2:g}.")
+    others = [variant for variant in variants if variant != "mean"]
+    if "mean" in variants and others:
+        lines += ["\nDifference from `mean` on the same seed (variant − mean): each seed, then mean ± std.\n",
+                  "| variant | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+        for variant in others:
+            pairs = [(by_key[variant, seed], by_key["mean", seed]) for seed in seeds
+                     if (variant, seed) in by_key and ("mean", seed) in by_key]
+            if not pairs:
+                continue
+            cells = []
+            for name in columns:
+                differences = [run["metrics"][name] - baseline["metrics"][name] for run, baseline in pairs]
+                cells.append(" ".join(f"{value:+.1f}" for value in differences) + f" → {_mean_std(differences)}")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    last = runs[-1]["environment"]
+    lines += [f"\nRegenerate: `{command}`", f"\nEnvironment of the last run: {last['cpu']}, {last['torch_threads']} "
+              "torch threads; every run's `pip freeze` is in results.json.\n"]
+    return "\n".join(lines)
 
 
 def _mean_std(values: list[float], digits: int = 1) -> str:
