@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "training" / "train.py"
 RECIPE = REPO / "training" / "recipes" / "frozen-heads.yaml"
 NUM_QUERIES = 2
-# Half the stand-in recipe's default budget keeps the demo within 10 minutes on 2 cores with nothing cached.
-DEMO_PRETRAINING_STEPS = 500
+# Less than the stand-in recipe's default budget keeps the demo within 10 minutes on 2 cores with nothing cached.
+DEMO_PRETRAINING_SCENES, DEMO_PRETRAINING_STEPS = 3000, 400
 
 SEARCH_IN_FRESH_PROCESS = textwrap.dedent(
     """
@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site,
                         help="synthetic videos sharing one background")
     parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--pretrain_scenes", type=int, default=TinyClipRecipe.num_scenes,
-                        help="scenes rendered to pretrain the tiny CLIP stand-in")
+    parser.add_argument("--pretrain_scenes", type=int, default=DEMO_PRETRAINING_SCENES,
+                        help=f"scenes rendered to pretrain the tiny CLIP stand-in (the recipe's default: "
+                             f"{TinyClipRecipe.num_scenes})")
     parser.add_argument("--pretrain_steps", type=int, default=DEMO_PRETRAINING_STEPS,
                         help=f"optimiser steps of the stand-in's pretraining (the recipe's default, "
-                             f"{TinyClipRecipe.steps}, reads the objects better but takes twice as long)")
+                             f"{TinyClipRecipe.steps}, reads the objects better and takes 2.5 times as long)")
     parser.add_argument("--num_threads", type=int, default=None,
                         help="torch threads in every step (default: torch's choice, one per core)")
     args = parser.parse_args(argv)
