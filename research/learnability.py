@@ -18,8 +18,8 @@ Variants isolate the cause:
   --pretrain_data DIR    first train on another synthetic corpus (`msam data synth DIR --seed 1`) with listing
                          captions, then on the benchmark: a backbone pretrained elsewhere, as CLIP is
 
-    python benchmarks/learnability.py --num_videos 1000 --captions real
-    python benchmarks/learnability.py --num_videos 1000 --captions oracle-all
+    python research/learnability.py --num_videos 1000 --captions real
+    python research/learnability.py --num_videos 1000 --captions oracle-all
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which tower stalls when the tiny CLIP learns the synthetic benchmark from scratch: swap one for an easy one.
 
 The same data, loss (CLIP's symmetric InfoNCE on frame embeddings averaged over a video's frames), optimiser and
-budget as `benchmarks/learnability.py`, with either tower replaced:
+budget as `research/learnability.py`, with either tower replaced:
 
   --vision vit     the tiny CLIP's vision tower (MSAM's)     --text clip   the tiny CLIP's text tower (MSAM's)
   --vision cnn     a 4-layer CNN, max-pooled over the image  --text bow    a bag of words: mean token embedding
@@ -9,8 +9,8 @@ budget as `benchmarks/learnability.py`, with either tower replaced:
 
 and reports test R@1, median rank and in-site R@1 (chance 1 / videos per site) every `--eval_every` epochs.
 
-    python benchmarks/learnability_towers.py --vision vit --text clip     # the tiny CLIP
-    python benchmarks/learnability_towers.py --vision hist --text clip    # the text tower alone has to learn
+    python research/learnability_towers.py --vision vit --text clip     # the tiny CLIP
+    python research/learnability_towers.py --vision hist --text clip    # the text tower alone has to learn
 """
 
 from __future__ import annotations
