@@ -232,6 +232,20 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
     assert (recorded["num_processes"], recorded["gradient_accumulation_steps"]) == (2, 2)
 
 
+def test_model_options_reach_the_config_and_frozen_keeps_only_the_logit_scale_of_clip():
+    train = load_train_module()
+    model = train.build_model(
+        train.ModelArguments(similarity_head="ciffp", semantic_loss=False, frame_attention_temperature=0.1,
+                             finetune="frozen"),
+        train.DataArguments(data_dir="unused", max_frames=5),
+    )
+    assert model.config.frame_attention_temperature == 0.1 and model.config.max_frames == 5
+    assert not model.config.semantic_loss
+    trainable_clip = [name for name, parameter in model.clip.named_parameters() if parameter.requires_grad]
+    assert trainable_clip == ["logit_scale"]
+    assert all(parameter.requires_grad for parameter in model.ciffp.parameters())
+
+
 def load_train_module():
     spec = importlib.util.spec_from_file_location("train", TRAIN)
     train = importlib.util.module_from_spec(spec)

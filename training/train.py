@@ -88,6 +88,9 @@ class ModelArguments:
     similarity_head: str = field(default="ciffp", metadata={"help": "mean | seq_transformer | attention | ciffp"})
     semantic_loss: bool = field(default=True, metadata={"help": "train with MSAM's adaptive semantic branch"})
     semantic_tokens: str = field(default="frames", metadata={"help": "frames (reference code) | patches (paper text)"})
+    frame_attention_temperature: float | None = field(
+        default=None, metadata={"help": "CIFFP's frame-attention temperature τ (default: the paper's 0.01)"}
+    )
     levels: list[str] | None = field(
         default=None, metadata={"help": "MCSAN: semantic levels to use (default all: global entity action relationship)"}
     )
@@ -169,7 +172,7 @@ class TrainArguments:
 
 # Options of one model only: giving one a non-default value with the other model is refused.
 MODEL_OPTIONS = {
-    "msam": ("similarity_head", "semantic_loss", "semantic_tokens"),
+    "msam": ("similarity_head", "semantic_loss", "semantic_tokens", "frame_attention_temperature"),
     "mcsan": ("levels", "entity_tokens", "focal_alpha", "focal_gamma"),
 }
 
