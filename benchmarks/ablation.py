@@ -17,9 +17,10 @@ ground truth has sites and attribute mAP for the variants that predict attribute
 
 Writes `OUT/results.json` (a list, one object per run: variant, seed, `metrics` at |J| = 32 with the keys of
 `msam_hf.metrics.retrieval_metrics` plus `in_site_r1`, the same at every |J|, timings, the command, the data's
-fingerprint and the environment with its `pip freeze`) and `OUT/results.md` (mean ± std over seeds, and each row's
-per-seed difference from `mean` with its mean and std). A run already in results.json is not run again, so an
-interrupted ablation resumes; settings that differ from the recorded ones are refused.
+fingerprint and the environment with its `pip freeze`) and `OUT/results.md` (every run in results.json: mean ± std
+over seeds, and each row's per-seed difference from `mean` with its mean and std). A run already in results.json is
+not run again, so an interrupted ablation resumes and a later call can add variants or seeds; settings that differ
+from the recorded ones are refused.
 
     python benchmarks/ablation.py --regime frozen --data_dir DIR --variants mean msam --seeds 0 1 2 3 4 --output_dir OUT
     python benchmarks/ablation.py --regime frozen --seeds 0 1 2 3 4 --output_dir OUT    # the synthetic benchmark
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                          "command": shlex.join(command), "data_fingerprint": settings["data_fingerprint"],
                          "environment": environment()})
             results_file.write_text(json.dumps(runs, indent=1) + "\n")
-    report = results_markdown(runs, args.variants, args.seeds, settings, " ".join(map(shlex.quote, sys.argv)))
+    report = results_markdown(runs, settings, shlex.join(["python", *sys.argv]))
     (args.output_dir / "results.md").write_text(report)
     print(report)
 
@@ -193,9 +194,12 @@ def _evaluate_run(run_dir: Path, test, ground_truth: dict | None, args) -> dict:
     return run
 
 
-def results_markdown(runs: list[dict], variants: list[str], seeds: list[int], settings: dict, command: str) -> str:
-    """Mean ± std over seeds per variant, then each variant's per-seed difference from `mean` (same seed)."""
+def results_markdown(runs: list[dict], settings: dict, command: str) -> str:
+    """Every run in results.json (also those of earlier calls with other --variants or --seeds): mean ± std over seeds
+    per variant, then each variant's per-seed difference from `mean` (same seed)."""
     by_key = {(run["variant"], run["seed"]): run for run in runs}
+    variants = [variant for variant in VARIANTS if any(run["variant"] == variant for run in runs)]
+    seeds = sorted({run["seed"] for run in runs})
     columns = {name: title for name, title in COLUMNS.items() if all(name in run["metrics"] for run in runs)}
     first = runs[0]
     lines = [f"Test split, {first['num_videos']} videos and {first['num_captions']} captions, |J| = 32; mean ± std "

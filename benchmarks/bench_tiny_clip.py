@@ -82,7 +82,7 @@ def main() -> None:
         print(f"\ndefault recipe ({TinyClipRecipe.steps} steps): in-site R@1 {default['in_site_r1']:.1f} %, goal "
               f"≥ {GOAL_IN_SITE:g} %: {verdict}")
     if args.output:
-        args.output.write_text(json.dumps({"command": shlex.join(sys.argv), "data_fingerprint": fingerprint,
+        args.output.write_text(json.dumps({"command": shlex.join(["python", *sys.argv]), "data_fingerprint": fingerprint,
                                            "environment": environment(), "rows": rows}, indent=1) + "\n")
 
 
