@@ -23,7 +23,7 @@ unless `allow_partial`.
 The configuration is read off the tensor shapes, as OpenAI's `clip.build_model` does (heads = width / 64, which
 CLIP4Clip also uses for its temporal blocks). The head follows from the modules present: CLIP alone gives `mean`,
 with the temporal module `seq_transformer`, with `select.afp` `ciffp`; `preloss.p` turns on `semantic_loss`. The
-other `MsamConfig` fields keep their defaults (padding is masked: see the README's "What the paper leaves open").
+other `MsamConfig` fields keep their defaults (padding is masked: see docs/model.md, "What the paper leaves open").
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def stage1_parameters(num_videos: int, dim: int = 512) -> dict[str, Any]:
     the embeddings' variance evenly over the sub-quantisers: without it the first few, which hold most of the
     variance of CLIP-like embeddings, are quantised coarsely) whose best R · key_vectors · `k_factor` are re-scored
     from 8-bit scalar-quantised copies. benchmarks/bench_search.py compares this with one vector per video (v̄), with
-    and without the rotation; IVF lost recall at any nprobe that was faster (README)."""
+    and without the rotation; IVF lost recall at any nprobe that was faster (docs/search.md)."""
     if num_videos <= EXACT_SEARCH_MAX_VIDEOS:
         return {"type": "flat", "factory": "IDMap,Flat", "key_vectors": KEY_VECTORS_PER_VIDEO}
     return {"type": "pq-fastscan", "factory": STAGE1_FACTORY.format(dim=dim, codes=dim // 4),

@@ -13,7 +13,7 @@ model or data is downloaded at run time. Both taggers yield (word, lemma, tag) s
 patterns extract the attributes from either, so the vocabulary records which tagger mined it and labels are made
 with the same one.
 
-Choices the paper leaves open (documented for MCSAN's README):
+Choices the paper leaves open (documented in docs/model.md, MCSAN):
 
 - a vocabulary keeps a level's most frequent attributes by *caption* frequency (ties alphabetical), at least
   `min_count` captions each; sizes per level are configurable (512 / 256 / 256 by default, as design/mcsan.md);

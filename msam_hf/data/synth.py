@@ -37,7 +37,7 @@ decoded frames.
 
 Baselines (`msam_hf.data.synth_baselines`, run by `benchmarks/bench_synth.py`): a background-only model (on
 frames re-rendered without objects), a whole-frame colour histogram and a caption-length-only model; their
-numbers, and what they say about this benchmark, are in the README.
+numbers, and what they say about this benchmark, are in docs/synthetic-benchmark.md.
 """
 
 from __future__ import annotations
