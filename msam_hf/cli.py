@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import shlex
 import sys
 
 # (group name, help, modules that each expose `register(subparsers)`)
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:
         return args.func(args) or 0
     except (ValueError, FileNotFoundError) as error:

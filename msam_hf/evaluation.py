@@ -49,6 +49,8 @@ from .modeling_msam import concatenate_outputs
 from .postprocess import POSTPROCESSORS
 from .postprocess import Postprocessor
 from .postprocess import parse_postprocess
+from .provenance import dataset_fingerprint
+from .provenance import environment
 from .video_io import FrameCache
 from .video_io import read_frames
 
@@ -367,7 +369,12 @@ def write_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     written = [output_dir / "results.json", output_dir / "results.md"]
     written[0].write_text(json.dumps(results_by_model, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(markdown_table(results_by_model) + "\n", encoding="utf-8")
+    report = markdown_table(results_by_model)
+    provenance = next(iter(results_by_model.values())).get("provenance")
+    if provenance:
+        report += (f"\n\nCommand: `{provenance['command']}`; data fingerprint `{provenance['data_fingerprint']}`; "
+                   "packages (`pip freeze`) in results.json.")
+    written[1].write_text(report + "\n", encoding="utf-8")
     try:
         import matplotlib
 
@@ -650,6 +657,11 @@ def run_evaluate(args) -> int:
             if attention is not None:
                 _add_example_frames(attention, dataset[args.split], args.fps, model.config.max_frames,
                                     args.frame_cache_dir)
+    provenance = {"command": getattr(args, "command_line", None),
+                  "data_fingerprint": dataset_fingerprint(datasets.DatasetDict({args.split: dataset[args.split]})),
+                  "environment": environment()}
+    for result in results.values():
+        result["provenance"] = provenance
     written = write_report(results, args.output_dir, attention)
     print(markdown_table(results))
     print("wrote " + ", ".join(str(path) for path in written))

@@ -94,6 +94,10 @@ def test_msam_evaluate_writes_json_markdown_and_plots(model, dataset_dir, tmp_pa
     results = json.loads((output / "results.json").read_text())
     assert results["tiny-msam"]["split"] == "test" and results["tiny-msam"]["primary"] == "|J|=8"
     assert (output / "results.md").read_text().count("| tiny-msam |") == 2
+    provenance = results["tiny-msam"]["provenance"]
+    assert provenance["command"].startswith(f"msam evaluate {folder} ") and len(provenance["data_fingerprint"]) == 16
+    assert any(line.startswith("torch==") for line in provenance["environment"]["pip_freeze"])
+    assert f"data fingerprint `{provenance['data_fingerprint']}`" in (output / "results.md").read_text()
     for plot in ("recall_at_k.png", "frame_attention.png"):
         assert (output / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
