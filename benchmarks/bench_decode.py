@@ -31,19 +31,20 @@ FPS, MAX_FRAMES = 1.0, 12
 TARGET_SPEEDUP = 3.0
 
 
-def write_clip(path: Path, gop: int) -> None:
-    """A moving pattern (so frames differ and the encoder has real work), H.264 yuv420p."""
+def write_clip(path: Path, width: int = WIDTH, height: int = HEIGHT, seconds: int = SECONDS, rate: int = RATE,
+               gop: int = 30) -> None:
+    """A moving pattern (so frames differ and the encoder has real work), H.264 yuv420p, x264 veryfast."""
     # A scene twice the frame size; each frame is a window panning across it, like a drone.
-    ys, xs = np.mgrid[0 : 2 * HEIGHT, 0 : 2 * WIDTH]
+    ys, xs = np.mgrid[0 : 2 * height, 0 : 2 * width]
     scene = np.stack([xs % 256, ys % 256, ((xs // 40 + ys // 40) % 2) * 200], axis=-1).astype(np.uint8)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop
         stream.options = {"preset": "veryfast", "crf": "23", "sc_threshold": "0"}  # keyframes only every `gop`
-        for index in range(RATE * SECONDS):
-            top, left = (3 * index) % HEIGHT, (5 * index) % WIDTH
-            window = np.ascontiguousarray(scene[top : top + HEIGHT, left : left + WIDTH])
+        for index in range(rate * seconds):
+            top, left = (3 * index) % height, (5 * index) % width
+            window = np.ascontiguousarray(scene[top : top + height, left : left + width])
             container.mux(stream.encode(av.VideoFrame.from_ndarray(window, format="rgb24")))
         container.mux(stream.encode(None))
 
@@ -89,7 +90,7 @@ def main() -> None:
         for gop in args.gops:
             path = Path(folder) / f"clip_gop{gop}.mp4"
             start = time.perf_counter()
-            write_clip(path, gop)
+            write_clip(path, gop=gop)
             print(f"wrote {path.name}: {WIDTH}x{HEIGHT} {RATE} fps {SECONDS} s, keyframe every {gop} frames, "
                   f"{path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - start:.0f} s")
             naive_seconds, (naive_frames, naive_times) = best_of(args.repeats, read_naive, path)

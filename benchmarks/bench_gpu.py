@@ -72,6 +72,8 @@ from msam_hf.provenance import environment  # noqa: E402
 from msam_hf.video_io import FrameCache  # noqa: E402
 from msam_hf.video_io import read_frames  # noqa: E402
 
+from bench_decode import write_clip  # noqa: E402  (a panning H.264 clip; benchmarks/ is on the path)
+
 START_TOKEN, END_TOKEN = 49406, 49407  # CLIP's <|startoftext|> and <|endoftext|> (also its padding)
 VARIANTS = {  # name → MsamConfig fields
     "mean": {"similarity_head": "mean", "semantic_loss": False},
@@ -526,22 +528,6 @@ def similarity_case(model, text, video, context, text_chunk, video_chunk, sizes,
 
 
 # 4. Encoding throughput and the data-loading requirement ----------------------------------------------------------
-
-def write_clip(path: Path, width: int, height: int, seconds: int, rate: int = 30, gop: int = 30) -> None:
-    """A panning window over a textured scene (as benchmarks/bench_decode.py), H.264 yuv420p, x264 veryfast."""
-    ys, xs = np.mgrid[0 : 2 * height, 0 : 2 * width]
-    scene = np.stack([xs % 256, ys % 256, ((xs // 40 + ys // 40) % 2) * 200], axis=-1).astype(np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.options = {"preset": "veryfast", "crf": "23", "sc_threshold": "0"}
-        for index in range(rate * seconds):
-            top, left = (3 * index) % height, (5 * index) % width
-            window = np.ascontiguousarray(scene[top : top + height, left : left + width])
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(window, format="rgb24")))
-        container.mux(stream.encode(None))
-
 
 def cpu_seconds(function, repeats: int = 3) -> float:
     """Least CPU time (every thread of this process) of `repeats` calls."""

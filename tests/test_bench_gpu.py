@@ -118,6 +118,8 @@ def test_without_cuda_the_full_run_exits_with_a_clear_message(tmp_path):
 def load_script():
     import importlib.util
 
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))  # as when run as a script: it imports its sibling bench_decode
     spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench_gpu"] = module  # its dataclasses look their module up there
