@@ -2,21 +2,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.msam-installed
+CORE := $(VENV)/.msam-installed
+DEV := $(VENV)/.msam-dev-installed
 
 .PHONY: install demo test bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+# The package and what the demo plots with: all `make demo` needs.
+$(CORE): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and alone: this exact version has a CPU wheel; a looser spec pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[plots]'
+	touch $(CORE)
+
+# The test suite's extras on top (pytest, FAISS, Gradio, Selenium).
+$(DEV): $(CORE)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV)
 
-install: $(STAMP)
+install: $(DEV)
 
-demo: install
+demo: $(CORE)
 	$(PY) -m msam_hf.demo
 
 test: install

@@ -175,6 +175,10 @@ def band_mask(band: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def entity_poses(entity: dict, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World x, y and heading (radians, 0 = right, y down) of an entity at times τ."""
+    if entity["motion"]["kind"] == "still":  # equals the path table's answer, without building the table
+        shape = np.shape(times)
+        return (np.full(shape, float(entity["start"][0])), np.full(shape, float(entity["start"][1])),
+                np.full(shape, math.radians(entity["heading"])))
     distance = _path_distance(entity, times)
     arc, xs, ys, headings = _path_table(entity)
     return np.interp(distance, arc, xs), np.interp(distance, arc, ys), np.interp(distance, arc, headings)
@@ -435,6 +439,7 @@ def _place(rng: np.random.Generator, scene: dict, entity: dict, aspect: float) -
     radius = 0.5 * math.hypot(*entity["size"])
     if kind == "people":
         radius += 0.06
+    surroundings = _surroundings(scene, entity, aspect)
     for _ in range(40):
         start = rng.uniform([x0 + radius + _MARGIN, y0 + radius + _MARGIN],
                             [x1 - radius - _MARGIN, y1 - radius - _MARGIN])
@@ -445,7 +450,7 @@ def _place(rng: np.random.Generator, scene: dict, entity: dict, aspect: float) -
         entity["start"] = [float(start[0]), float(start[1])]
         entity["heading"] = round(heading % 360.0, 3)
         entity["motion"] = _motion(rng, action, length, band)
-        if _valid_placement(scene, entity, aspect, region):
+        if _valid_placement(scene, entity, aspect, region, surroundings):
             return True
     return False
 
@@ -461,22 +466,31 @@ def _motion(rng: np.random.Generator, action: str | None, length: float, band: d
     return {"kind": "straight", "length": length}
 
 
-def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | None) -> bool:
+def _surroundings(scene: dict, entity: dict, aspect: float) -> tuple:
+    """What a placement of `entity` is checked against: the world box seen in every frame and every other entity's
+    (x, y) over time with its clearance radius."""
+    others = [(*entity_poses(other, _CHECK_TIMES)[:2], _clearance_radius(other))
+              for other in scene["entities"] if other is not entity]
+    return visible_box(scene["camera"], aspect), others
+
+
+def _clearance_radius(entity: dict) -> float:
+    return 0.5 * max(entity["size"]) + (0.06 if entity["kind"] == "people" else 0.0)
+
+
+def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | None,
+                     surroundings: tuple | None = None) -> bool:
+    """Whether `entity` stays in view, on allowed ground and clear of the others; `surroundings` (from
+    `_surroundings`) saves recomputing them when one entity tries many placements."""
+    (x0, y0, x1, y1), others = surroundings or _surroundings(scene, entity, aspect)
     xs, ys, headings = entity_poses(entity, _CHECK_TIMES)
-    x0, y0, x1, y1 = visible_box(scene["camera"], aspect)
-    radius = 0.5 * max(entity["size"]) + (0.06 if entity["kind"] == "people" else 0.0)
+    radius = _clearance_radius(entity)
     if xs.min() - radius < x0 or ys.min() - radius < y0 or xs.max() + radius > x1 or ys.max() + radius > y1:
         return False
     if not on_allowed_ground(scene, entity, xs, ys, headings, region):
         return False
-    for other in scene["entities"]:
-        if other is entity:
-            continue
-        other_x, other_y, _ = entity_poses(other, _CHECK_TIMES)
-        other_radius = 0.5 * max(other["size"]) + (0.06 if other["kind"] == "people" else 0.0)
-        if np.min(np.hypot(xs - other_x, ys - other_y)) < 0.95 * (radius + other_radius):
-            return False
-    return True
+    return all(np.min(np.hypot(xs - other_x, ys - other_y)) >= 0.95 * (radius + other_radius)
+               for other_x, other_y, other_radius in others)
 
 
 def on_allowed_ground(scene: dict, entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray,
@@ -489,7 +503,9 @@ def on_allowed_ground(scene: dict, entity: dict, xs: np.ndarray, ys: np.ndarray,
         probes_x.append(xs + forward * length * np.cos(headings) - side * width * np.sin(headings))
         probes_y.append(ys + forward * length * np.sin(headings) + side * width * np.cos(headings))
     codes = region_codes(scene, np.concatenate(probes_x), np.concatenate(probes_y))
-    return bool(np.all(np.isin(codes, list(_allowed_regions(scene, entity, moving_region)))))
+    allowed = np.zeros(3, dtype=bool)  # indexed by LAND, WATER, ROAD
+    allowed[list(_allowed_regions(scene, entity, moving_region))] = True
+    return bool(allowed[codes].all())
 
 
 def _allowed_regions(scene: dict, entity: dict, moving_region: int | None) -> set[int]:
