@@ -7,8 +7,7 @@ from transformers import CLIPConfig, PreTrainedConfig
 
 from .configuration_msam import (
     ATTRIBUTE_LEVELS,
-    TINY_CLIP_CONFIG,
-    attribute_slices,
+    ClipVideoTextConfigMixin,
     check_attribute_loss_options,
     checked_attribute_vocabulary,
 )
@@ -19,7 +18,7 @@ KL_DISTRIBUTIONS = ("softmax", "bernoulli")
 DEFAULT_ATTRIBUTE_VOCABULARY_SIZES = {"entity": 512, "action": 256, "relationship": 256}
 
 
-class McsanConfig(PreTrainedConfig):
+class McsanConfig(ClipVideoTextConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`McsanModel`]: a CLIP backbone with four semantic levels on both sides (global, entity, action,
     relationship), a cross-modal parameter-shared attribute projection per level, focal binary cross-entropy and KL
@@ -137,22 +136,10 @@ class McsanConfig(PreTrainedConfig):
                 f"Unknown attribute_kl_distribution={self.attribute_kl_distribution!r}; choose one of "
                 f"{', '.join(KL_DISTRIBUTIONS)}."
             )
-        positions = self.clip_config.text_config.max_position_embeddings
-        if not 1 <= self.max_frames <= positions:
-            raise ValueError(
-                f"max_frames={self.max_frames} must be between 1 and the {positions} frame positions that the "
-                "temporal modules take from CLIP's text position embedding."
-            )
-        if not 2 <= self.max_text_length <= positions:
-            raise ValueError(f"max_text_length={self.max_text_length} must be between 2 and {positions}.")
+        self.check_backbone_limits()
         check_attribute_loss_options(self)
         if self.attribute_kl_temperature <= 0:
             raise ValueError(f"attribute_kl_temperature must be positive, got {self.attribute_kl_temperature}.")
-
-    @property
-    def projection_dim(self) -> int:
-        """D, the joint embedding width (512 for CLIP ViT-B/32)."""
-        return self.clip_config.projection_dim
 
     @property
     def similarity_head(self) -> str:
@@ -164,22 +151,6 @@ class McsanConfig(PreTrainedConfig):
     def attribute_levels(self) -> list[str]:
         """The levels of `levels` that have an attribute projection."""
         return [level for level in ATTRIBUTE_LEVELS if level in self.levels]
-
-    @property
-    def attribute_slices(self) -> dict[str, slice]:
-        """Where each level's attributes sit in a label vector: entity, action, relationship, concatenated. The
-        layout covers all three levels whichever are in `levels`, so one labelled dataset serves every ablation."""
-        return attribute_slices(self.attribute_vocabulary_sizes)
-
-    @property
-    def num_attributes(self) -> int:
-        """Length of a label vector (all three attribute levels)."""
-        return sum(self.attribute_vocabulary_sizes.values())
-
-    @classmethod
-    def tiny(cls, **kwargs) -> "McsanConfig":
-        """A small random-weight preset for tests, the demo and training from scratch on a CPU (MSAM's tiny CLIP)."""
-        return cls(clip_config=TINY_CLIP_CONFIG, **kwargs)
 
 
 __all__ = ["McsanConfig"]

@@ -63,7 +63,44 @@ def attribute_slices(sizes: dict[str, int]) -> dict[str, slice]:
     return slices
 
 
-class MsamConfig(PreTrainedConfig):
+class ClipVideoTextConfigMixin:
+    """What `MsamConfig` and `McsanConfig` share about the CLIP backbone, the frame and text limits and the attribute
+    label layout (each config declares its own fields)."""
+
+    def check_backbone_limits(self) -> None:
+        """max_frames and max_text_length within the positions of CLIP's text tower (the temporal module takes its
+        frame positions from CLIP's text position embedding)."""
+        positions = self.clip_config.text_config.max_position_embeddings
+        if not 1 <= self.max_frames <= positions:
+            raise ValueError(
+                f"max_frames={self.max_frames} must be between 1 and the {positions} frame positions that the "
+                "temporal module takes from CLIP's text position embedding."
+            )
+        if not 2 <= self.max_text_length <= positions:
+            raise ValueError(f"max_text_length={self.max_text_length} must be between 2 and {positions}.")
+
+    @property
+    def projection_dim(self) -> int:
+        """D, the joint embedding width (512 for CLIP ViT-B/32)."""
+        return self.clip_config.projection_dim
+
+    @property
+    def attribute_slices(self) -> dict[str, slice]:
+        """Where each level's attributes sit in a label vector: entity, action, relationship, concatenated."""
+        return attribute_slices(self.attribute_vocabulary_sizes)
+
+    @property
+    def num_attributes(self) -> int:
+        """Length of a label vector."""
+        return sum(self.attribute_vocabulary_sizes.values())
+
+    @classmethod
+    def tiny(cls, **kwargs):
+        """A small random-weight preset for tests, the demo and training from scratch on a CPU."""
+        return cls(clip_config=TINY_CLIP_CONFIG, **kwargs)
+
+
+class MsamConfig(ClipVideoTextConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`MsamModel`]: a CLIP backbone plus MSAM's temporal module, similarity head and semantic branch
     (Multi-Semantic Adaptive Mining, arXiv 2510.15470). Every default is the paper's reference value.
@@ -178,25 +215,13 @@ class MsamConfig(PreTrainedConfig):
             raise ValueError(
                 f"Unknown semantic_tokens={self.semantic_tokens!r}; choose one of {', '.join(SEMANTIC_TOKENS)}."
             )
-        positions = self.clip_config.text_config.max_position_embeddings
-        if not 1 <= self.max_frames <= positions:
-            raise ValueError(
-                f"max_frames={self.max_frames} must be between 1 and the {positions} frame positions that the "
-                "temporal module takes from CLIP's text position embedding."
-            )
-        if not 2 <= self.max_text_length <= positions:
-            raise ValueError(f"max_text_length={self.max_text_length} must be between 2 and {positions}.")
+        self.check_backbone_limits()
         for name in ("frame_attention_temperature", "caption_attention_temperature", "ciffp_gate_divisor"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
         if self.attribute_vocabulary is not None:
             self.attribute_vocabulary = checked_attribute_vocabulary(self.attribute_vocabulary)
         check_attribute_loss_options(self)
-
-    @property
-    def projection_dim(self) -> int:
-        """D, the joint embedding width (512 for CLIP ViT-B/32)."""
-        return self.clip_config.projection_dim
 
     @property
     def uses_temporal_module(self) -> bool:
@@ -211,19 +236,6 @@ class MsamConfig(PreTrainedConfig):
     def attribute_vocabulary_sizes(self) -> dict[str, int]:
         return {level: len(self.attribute_vocabulary[level]) for level in self.attribute_levels}
 
-    @property
-    def attribute_slices(self) -> dict[str, slice]:
-        """Where each level's attributes sit in a label vector (`McsanConfig.attribute_slices`'s layout)."""
-        return attribute_slices(self.attribute_vocabulary_sizes)
-
-    @property
-    def num_attributes(self) -> int:
-        return sum(self.attribute_vocabulary_sizes.values())
-
-    @classmethod
-    def tiny(cls, **kwargs) -> "MsamConfig":
-        """A small random-weight preset for tests, the demo and training from scratch on a CPU."""
-        return cls(clip_config=TINY_CLIP_CONFIG, **kwargs)
 
 
 __all__ = ["MsamConfig"]

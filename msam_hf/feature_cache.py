@@ -44,7 +44,7 @@ from .data.torch_dataset import VideoTextDataset
 from .data.torch_dataset import draw_caption
 from .data.torch_dataset import without_video_decoding
 from .evaluation import RetrievalFeatures
-from .modeling_msam import concatenate_outputs
+from .modeling_clip_video import concatenate_outputs
 from .video_io import FrameCache
 
 logger = logging.getLogger(__name__)

@@ -29,16 +29,12 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
+from .loss_msam import gather_across_processes
+from .loss_msam import is_multi_process
+from .loss_msam import weighted_loss
+from .modeling_clip_video import concatenate_outputs
 from .modeling_mcsan import McsanModel
-from .modeling_mcsan import McsanTextOutput
-from .modeling_mcsan import McsanVideoOutput
 from .modeling_msam import MsamModel
-from .modeling_msam import MsamTextOutput
-from .modeling_msam import MsamVideoOutput
-from .modeling_msam import _all_gather_padded
-from .modeling_msam import concatenate_outputs
-from .modeling_msam import gather_across_processes
-from .modeling_msam import symmetric_info_nce
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "text_embeds", "word_embeds")  # tokens, or a frozen backbone's outputs
 VIDEO_INPUTS = ("pixel_values_videos", "video_mask", "frame_features", "patch_embeds")  # pixels, or the same
@@ -71,134 +67,83 @@ def accumulated_contrastive_step(
     bounds = torch.linspace(0, size, num_micro_batches + 1).round().long().tolist()
     micro_batches = [{name: batch[name][start:end] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
                      for start, end in zip(bounds[:-1], bounds[1:]) if end > start]
-    if isinstance(base, McsanModel):
-        parts = _mcsan_step(accelerator, base, micro_batches, size, check_finite)
-    else:
-        parts = _msam_step(accelerator, base, micro_batches, size, check_finite)
+    parts = _cached_step(accelerator, base, micro_batches, size, check_finite)
     _average_gradients_across_processes(model)
     return parts
 
 
-def _msam_step(accelerator, msam: MsamModel, micro_batches: list[dict], size: int, check_finite) -> dict:
-    use_semantics = msam.config.semantic_loss
-    return_patches = use_semantics and msam.config.semantic_tokens == "patches"
-
-    # 1. features of every micro-batch, no graph; remember the random state each started from
+def _cached_step(accelerator, model: MsamModel | McsanModel, micro_batches: list[dict], size: int,
+                 check_finite) -> dict:
+    # 1. what the similarity reads (`similarity_inputs`) of every micro-batch, no graph; remember the random state
+    # each started from
     random_states, texts, videos = [], [], []
     with torch.no_grad():
         for micro in micro_batches:
             random_states.append(_random_state(accelerator.device))
             with accelerator.autocast():
-                text = msam.get_text_features(**_inputs(micro, TEXT_INPUTS))
-                video = msam.get_video_features(**_inputs(micro, VIDEO_INPUTS))
-            # Keep only what the similarity scores, not word tokens or raw frame features.
-            texts.append(MsamTextOutput(text_embeds=text.text_embeds))
-            videos.append(MsamVideoOutput(video_embeds=video.video_embeds, frame_embeds=video.frame_embeds,
-                                          video_mask=video.video_mask))
-    cached_text, cached_video = concatenate_outputs(texts), concatenate_outputs(videos)
-    text_embeds = cached_text.text_embeds.float().requires_grad_()
-    video_embeds = cached_video.video_embeds.float().requires_grad_()
-    frame_embeds = cached_video.frame_embeds.float().requires_grad_()
-    video_mask = cached_video.video_mask
+                text, video = model.similarity_inputs(model.get_text_features(**_inputs(micro, TEXT_INPUTS)),
+                                                      model.get_video_features(**_inputs(micro, VIDEO_INPUTS)))
+            texts.append(text)
+            videos.append(video)
+    cached_text, cached_video = (_as_leaves(concatenate_outputs(outputs)) for outputs in (texts, videos))
 
-    # 2. the (global) contrastive loss on the cached features
-    scored_text = MsamTextOutput(text_embeds=text_embeds)
-    scored_video = MsamVideoOutput(video_embeds=video_embeds, frame_embeds=frame_embeds, video_mask=video_mask)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        scored_text, scored_video = gather_across_processes(scored_text, scored_video)
+    # 2. the (global) contrastive loss on the cached features, as `forward(gather_global_batch=True)` computes it
+    scored_text, scored_video = cached_text, cached_video
+    if is_multi_process():
+        scored_text, scored_video = gather_across_processes(cached_text, cached_video)
     with accelerator.autocast():
-        logits = msam.similarity(scored_text, scored_video, text_context_size=None)
-    contrastive_loss = symmetric_info_nce(logits.float())
+        contrastive_loss = model.contrastive_outputs(scored_text, scored_video)["contrastive_loss"].float()
     if check_finite is not None:
         check_finite({"contrastive_loss": contrastive_loss})
     contrastive_loss.backward()
 
-    # 3. replay each micro-batch with a graph and push the cached gradients (and its semantic-loss share) through it
-    semantic_parts = {"distribution_loss": 0.0, "diversity_loss": 0.0}
-    attribute_parts: dict[str, torch.Tensor] = {}
+    # 3. replay each micro-batch with a graph: push the cached gradients through it, plus its share of the losses
+    # that are means over pairs (MSAM's semantic branch, the attribute objective)
+    pair_parts: dict[str, torch.Tensor] = {}
     for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
-            text = msam.get_text_features(**_inputs(micro, TEXT_INPUTS))
-            video = msam.get_video_features(**_inputs(micro, VIDEO_INPUTS), return_patch_embeds=return_patches)
-            micro_frames = video.frame_embeds.shape[1]
-            frame_gradient = None if frame_embeds.grad is None else frame_embeds.grad[:, :micro_frames]
-            # A head may leave a feature unused (CIFFP scores frames, not v̄): it has no gradient to push.
-            surrogate = sum(
-                (feature.float() * gradient[rows]).sum()
-                for feature, gradient in ((text.text_embeds, text_embeds.grad),
-                                          (video.video_embeds, video_embeds.grad),
-                                          (video.frame_embeds, frame_gradient))
-                if gradient is not None
-            )
-            if use_semantics:
-                share = (rows.stop - rows.start) / size
-                distribution_loss, diversity_loss = msam.semantic_losses(text, video)
-                if check_finite is not None:
-                    check_finite({"distribution_loss": distribution_loss, "diversity_loss": diversity_loss})
-                surrogate = surrogate + share * (
-                    msam.config.distribution_loss_weight * distribution_loss
-                    + msam.config.diversity_loss_weight * diversity_loss
-                )
-                semantic_parts["distribution_loss"] += share * distribution_loss.detach().float()
-                semantic_parts["diversity_loss"] += share * diversity_loss.detach().float()
-            if msam.config.attribute_vocabulary:
-                share = (rows.stop - rows.start) / size
-                surrogate = surrogate + _attribute_loss_share(
-                    msam, text, video, micro, share, attribute_parts, check_finite)
-        surrogate.backward()
-
-    parts = {"contrastive_loss": contrastive_loss.detach()}
-    loss = parts["contrastive_loss"]
-    if use_semantics:
-        parts.update(semantic_parts)
-        loss = (loss + msam.config.distribution_loss_weight * parts["distribution_loss"]
-                + msam.config.diversity_loss_weight * parts["diversity_loss"])
-    return {"loss": _plus_attribute_parts(loss, attribute_parts, msam.config), **parts, **attribute_parts}
-
-
-def _mcsan_step(accelerator, mcsan: McsanModel, micro_batches: list[dict], size: int, check_finite) -> dict:
-    config = mcsan.config
-    # 1. per-level embeddings of every micro-batch, no graph (all the multi-level score reads)
-    random_states, text_levels, video_levels = [], [], []
-    with torch.no_grad():
-        for micro in micro_batches:
-            random_states.append(_random_state(accelerator.device))
-            with accelerator.autocast():
-                text_levels.append(mcsan.get_text_features(**_inputs(micro, TEXT_INPUTS)).level_embeds)
-                video_levels.append(mcsan.get_video_features(**_inputs(micro, VIDEO_INPUTS)).level_embeds)
-    text_levels = torch.cat(text_levels).float().requires_grad_()
-    video_levels = torch.cat(video_levels).float().requires_grad_()
-
-    # 2. the (global) fused and per-level contrastive losses on the cached embeddings, as McsanModel.forward
-    scored_text, scored_video = text_levels, video_levels
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        scored_text, scored_video = _all_gather_padded(text_levels), _all_gather_padded(video_levels)
-    scored_text, scored_video = McsanTextOutput(level_embeds=scored_text), McsanVideoOutput(level_embeds=scored_video)
-    with accelerator.autocast():
-        logits = mcsan.similarity(scored_text, scored_video)
-        level_logits = mcsan.level_similarities(scored_text, scored_video)
-    level_losses = torch.stack([symmetric_info_nce(level_logits[..., index].float())
-                                for index in range(level_logits.shape[-1])])
-    contrastive_loss = symmetric_info_nce(logits.float()) + config.level_contrastive_weight * level_losses.mean()
-    if check_finite is not None:
-        check_finite({"contrastive_loss": contrastive_loss})
-    contrastive_loss.backward()
-
-    # 3. replay each micro-batch with a graph: cached gradients plus its share of the attribute losses
-    attribute_parts: dict[str, torch.Tensor] = {}
-    for micro, rows in _replayed(accelerator, micro_batches, random_states):
-        with accelerator.autocast():
-            text = mcsan.get_text_features(**_inputs(micro, TEXT_INPUTS))
-            video = mcsan.get_video_features(**_inputs(micro, VIDEO_INPUTS))
-            surrogate = ((text.level_embeds.float() * text_levels.grad[rows]).sum()
-                         + (video.level_embeds.float() * video_levels.grad[rows]).sum())
+            text = model.get_text_features(**_inputs(micro, TEXT_INPUTS))
+            video = model.get_video_features(**_inputs(micro, VIDEO_INPUTS),
+                                             **({"return_patch_embeds": True} if _reads_patches(model) else {}))
+            surrogate = _cached_gradient_surrogate(model.similarity_inputs(text, video), (cached_text, cached_video),
+                                                   rows)
+            parts = {name: value for name, value in model.pair_losses(
+                text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels")).items()
+                if value is not None}
+            if check_finite is not None and parts:
+                check_finite(parts)
             share = (rows.stop - rows.start) / size
-            surrogate = surrogate + _attribute_loss_share(
-                mcsan, text, video, micro, share, attribute_parts, check_finite)
+            surrogate = surrogate + share * weighted_loss(model.config, 0.0, **parts)
+            for name, value in parts.items():
+                pair_parts[name] = pair_parts.get(name, 0.0) + share * value.detach().float()
         surrogate.backward()
 
-    loss = _plus_attribute_parts(contrastive_loss.detach(), attribute_parts, config)
-    return {"loss": loss, "contrastive_loss": contrastive_loss.detach(), **attribute_parts}
+    loss = weighted_loss(model.config, contrastive_loss.detach(), **pair_parts)
+    return {"loss": loss, "contrastive_loss": contrastive_loss.detach(), **pair_parts}
+
+
+def _as_leaves(features):
+    """The cached features in float32 as leaves that collect the contrastive loss's gradient (masks stay as they are)."""
+    return type(features)(**{name: value.float().requires_grad_() if value.is_floating_point() else value
+                             for name, value in features.items()})
+
+
+def _cached_gradient_surrogate(features, cached: tuple, rows: slice) -> torch.Tensor:
+    """Σ ⟨feature, cached gradient⟩ over a micro-batch's features (its rows, its own frame count): backpropagating it
+    pushes the contrastive loss's gradient through the encoders. A head may leave a feature unused (CIFFP scores
+    frames, not v̄): it has no gradient to push."""
+    return sum(
+        (feature.float() * leaf.grad[rows][:, :feature.shape[1]]).sum()
+        for output, cached_output in zip(features, cached)
+        for name, feature in output.items()
+        if (leaf := cached_output[name]).requires_grad and leaf.grad is not None
+    )
+
+
+def _reads_patches(model: MsamModel | McsanModel) -> bool:
+    """Whether MSAM's semantic branch reads patch tokens, which its `get_video_features` returns on request only
+    (MCSAN's returns what its levels need)."""
+    return isinstance(model, MsamModel) and model.needs_patch_embeds
 
 
 def _replayed(accelerator, micro_batches: list[dict], random_states: list[tuple]):
@@ -220,30 +165,6 @@ def _rows(batch: dict, names: tuple[str, ...]) -> int:
     return next(batch[name].shape[0] for name in names if name in batch)
 
 
-def _attribute_loss_share(model, text, video, micro: dict, share: float, parts: dict, check_finite) -> torch.Tensor:
-    """A micro-batch's share of the attribute losses (means over its pairs), weighted for the surrogate; the
-    unweighted shares accumulate in `parts`."""
-    attribute_loss, kl_loss = model.attribute_losses(
-        text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels"))
-    total = 0.0
-    for name, value, weight in (("attribute_loss", attribute_loss, model.config.attribute_loss_weight),
-                                ("kl_loss", kl_loss, model.config.kl_loss_weight)):
-        if value is None:
-            continue
-        if check_finite is not None:
-            check_finite({name: value})
-        total = total + share * weight * value
-        parts[name] = parts.get(name, 0.0) + share * value.detach().float()
-    return total
-
-
-def _plus_attribute_parts(loss: torch.Tensor, parts: dict, config) -> torch.Tensor:
-    for name, weight in (("attribute_loss", config.attribute_loss_weight), ("kl_loss", config.kl_loss_weight)):
-        if name in parts:
-            loss = loss + weight * parts[name]
-    return loss
-
-
 def _base_model(model: torch.nn.Module) -> MsamModel | McsanModel:
     """The `MsamModel` or `McsanModel` inside a PEFT wrapper (its LoRA layers stay in place)."""
     model = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -263,7 +184,7 @@ def _set_random_state(state: tuple, device: torch.device) -> None:
 
 
 def _average_gradients_across_processes(model: torch.nn.Module) -> None:
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not is_multi_process():
         return
     world_size = dist.get_world_size()
     # Same parameters in the same order on every process (the same code ran), so the collectives line up.

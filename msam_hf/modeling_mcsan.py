@@ -34,32 +34,29 @@ alignment and the focal BCE. Everything below is our realisation (`design/mcsan.
 - **Contrastive losses**: symmetric InfoNCE on S plus `level_contrastive_weight` × the mean of the per-level
   InfoNCE losses on λ cos_ℓ (the fused loss is what trains w).
 
-This file travels to the Hub next to the weights: it imports only torch, transformers, `configuration_mcsan` and
-MSAM's modelling file (whose backbone code it shares).
+This file travels to the Hub next to the weights: it imports only torch, transformers and its sibling modules
+(`configuration_mcsan`, `modeling_clip_video`, the backbone code it shares with MSAM, and `loss_msam`).
 """
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from transformers import CLIPModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import ModelOutput
 
 from .configuration_mcsan import McsanConfig
-from .modeling_msam import (
-    MsamModel,
+from .loss_msam import attribute_objective, check_paired_logits, contrastive_loss
+from .modeling_clip_video import (
+    AttributeProjection,
+    ClipVideoTextPreTrainedModel,
     MsamTemporalModule,
-    _all_gather_padded,
-    _temporal_layer_config,
-    attribute_objective,
     l2_normalize,
     mask_logits,
     masked_mean,
-    symmetric_info_nce,
+    residual_blocks,
+    temporal_layer_config,
 )
 
 
@@ -147,12 +144,6 @@ class McsanOutput(ModelOutput):
     video_outputs: McsanVideoOutput | None = None
 
 
-def _key_padding_bias(token_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive attention mask (batch, 1, queries, keys) that hides padded keys from every query."""
-    key_mask = token_mask[:, None, None, :].expand(-1, 1, token_mask.shape[1], -1)
-    return mask_logits(torch.zeros(key_mask.shape, dtype=dtype, device=token_mask.device), key_mask)
-
-
 class McsanTokenEncoder(nn.Module):
     """Residual CLIP blocks at the joint width over a padded token set, with optional positions; unit-norm out."""
 
@@ -160,17 +151,14 @@ class McsanTokenEncoder(nn.Module):
         super().__init__()
         width = config.projection_dim
         self.position_embeddings = nn.Embedding(num_positions, width) if num_positions else None
-        self.layers = nn.ModuleList([CLIPEncoderLayer(_temporal_layer_config(config)) for _ in range(num_layers)])
+        self.layers = nn.ModuleList([CLIPEncoderLayer(temporal_layer_config(config)) for _ in range(num_layers)])
 
     def forward(self, tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         # tokens: (batch, tokens, dim)
-        hidden_states = tokens
+        positions = None
         if self.position_embeddings is not None:
-            hidden_states = hidden_states + self.position_embeddings(torch.arange(tokens.shape[1], device=tokens.device))
-        attention_mask = _key_padding_bias(token_mask, hidden_states.dtype)
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
-        return l2_normalize(hidden_states + tokens)
+            positions = self.position_embeddings(torch.arange(tokens.shape[1], device=tokens.device))
+        return residual_blocks(self.layers, tokens, token_mask, positions)
 
 
 class McsanAttentionPooling(nn.Module):
@@ -193,10 +181,6 @@ class McsanAttentionPooling(nn.Module):
         return l2_normalize(self.out_proj(torch.einsum("bn,bnd->bd", weights, tokens)))
 
 
-class McsanAttributeProjection(nn.Linear):
-    """P_ℓ: level embedding → attribute logits. One instance per level serves captions and videos alike."""
-
-
 class McsanLevelWeights(nn.Module):
     """w of the multi-level score: a softmax over per-level logits, trainable or frozen (`learn_level_weights`)."""
 
@@ -209,19 +193,13 @@ class McsanLevelWeights(nn.Module):
         return self.logits.softmax(dim=0)
 
 
-class McsanPreTrainedModel(PreTrainedModel):
+class McsanPreTrainedModel(ClipVideoTextPreTrainedModel):
     config: McsanConfig
     config_class = McsanConfig
     base_model_prefix = "mcsan"
-    main_input_name = "input_ids"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    _no_split_modules = ["CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
 
     @torch.no_grad()
     def _init_weights(self, module):
-        # CLIP's own modules are initialised by CLIPModel (a PreTrainedModel of its own); these are MCSAN's.
         if isinstance(module, McsanAttentionPooling):
             init.normal_(module.query, std=0.02)
             init.normal_(module.key_proj.weight, std=0.02)
@@ -233,19 +211,8 @@ class McsanPreTrainedModel(PreTrainedModel):
         elif isinstance(module, McsanLevelWeights):
             weights = torch.tensor(module.initial_weights, dtype=module.logits.dtype)
             init.copy_(module.logits, (weights / weights.sum()).log())  # a fixed weight of 0 gives −inf: w = 0
-        elif isinstance(module, McsanAttributeProjection):
-            prior = self.config.attribute_prior_probability
-            init.normal_(module.weight, std=0.02)
-            init.constant_(module.bias, -math.log((1 - prior) / prior))
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, std=0.02)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
 
 
 class McsanModel(McsanPreTrainedModel):
@@ -268,7 +235,6 @@ class McsanModel(McsanPreTrainedModel):
 
     def __init__(self, config: McsanConfig):
         super().__init__(config)
-        self.clip = CLIPModel._from_config(config.clip_config)
         levels, width = config.levels, config.projection_dim
         if "global" in levels:
             self.temporal = MsamTemporalModule(config)
@@ -286,52 +252,12 @@ class McsanModel(McsanPreTrainedModel):
         # One projection per level, applied to video and text alike: the paper's parameter sharing.
         self.attribute_projections = nn.ModuleDict(
             {
-                level: McsanAttributeProjection(width, config.attribute_vocabulary_sizes[level])
+                level: AttributeProjection(width, config.attribute_vocabulary_sizes[level])
                 for level in config.attribute_levels
             }
         )
         self.level_weights = McsanLevelWeights(config)
         self.post_init()
-
-    @property
-    def msam_module_names(self) -> list[str]:
-        """Names of the modules MCSAN adds on top of CLIP: trained in full under LoRA (PEFT `modules_to_save`).
-        Named like `MsamModel`'s so `msam_hf.apply_lora` serves both models; per-level `ModuleDict`s are listed by
-        level, as PEFT cannot wrap a `ModuleDict` itself."""
-        names = []
-        for name, module in self.named_children():
-            if isinstance(module, nn.ModuleDict):
-                names += [f"{name}.{level}" for level in module]
-            elif name != "clip":
-                names.append(name)
-        return names
-
-    @classmethod
-    def from_clip(cls, clip: "str | CLIPModel", **config_kwargs) -> "McsanModel":
-        """Build MCSAN on pretrained CLIP weights, e.g. `McsanModel.from_clip("openai/clip-vit-base-patch32")`.
-
-        `clip` is a Hub id, a local folder written by `CLIPModel.save_pretrained`, or a `CLIPModel`. The global
-        level's temporal module starts from CLIP's text position embedding and first text blocks, as MSAM's; the
-        other new modules are initialised randomly. `config_kwargs` set any other [`McsanConfig`] field.
-        """
-        if not isinstance(clip, CLIPModel):
-            clip = CLIPModel.from_pretrained(clip)
-        config = McsanConfig(
-            clip_config=clip.config.to_dict(), base_clip_model=clip.config.name_or_path or None, **config_kwargs
-        )
-        model = cls(config)
-        model.clip.load_state_dict(clip.state_dict())
-        model.initialize_temporal_from_text()
-        return model
-
-    # Backbone code shared with MSAM (same CLIP towers, same processor, same input errors): MsamModel's methods
-    # only touch `self.clip`, `self.temporal` and config fields that McsanConfig has too.
-    initialize_temporal_from_text = MsamModel.initialize_temporal_from_text
-    _check_text_inputs = MsamModel._check_text_inputs
-    _check_video_inputs = MsamModel._check_video_inputs
-    logit_scale = MsamModel.logit_scale
-    get_backbone_text_features = MsamModel.get_backbone_text_features
-    get_backbone_video_features = MsamModel.get_backbone_video_features
 
     @property
     def needs_word_embeds(self) -> bool:
@@ -353,7 +279,7 @@ class McsanModel(McsanPreTrainedModel):
         """Encode captions at every level: CLIP's sentence embedding (global) and a learned-query pooling of the
         projected word tokens per attribute level. Instead of `input_ids`, a frozen backbone's precomputed
         `text_embeds` and `word_embeds` may be given (`get_backbone_text_features`)."""
-        text = MsamModel.get_text_features(self, input_ids, attention_mask, text_embeds, word_embeds)
+        text = self._backbone_text_or_given(input_ids, attention_mask, text_embeds, word_embeds)
         levels = {"global": text.text_embeds}
         if self.text_pooling:
             if text.word_embeds is None:
@@ -380,15 +306,10 @@ class McsanModel(McsanPreTrainedModel):
         patches are zero and masked. Instead of `pixel_values_videos`, a frozen backbone's precomputed
         `frame_features` (and `patch_embeds` for `entity_tokens="patches"`) may be given
         (`get_backbone_video_features`)."""
-        if frame_features is None:
-            if pixel_values_videos is None:
-                raise ValueError("get_video_features needs pixel_values_videos, or precomputed frame_features.")
-            backbone = self.get_backbone_video_features(pixel_values_videos, video_mask, self.needs_patch_embeds)
-            frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
-        elif pixel_values_videos is not None:
-            raise ValueError("Pass pixel_values_videos or precomputed frame_features, not both.")
-        elif video_mask is None:
-            video_mask = torch.ones(frame_features.shape[:2], dtype=torch.long, device=frame_features.device)
+        backbone = self._backbone_video_or_given(
+            pixel_values_videos, video_mask, self.needs_patch_embeds, frame_features, patch_embeds
+        )
+        frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
         unit_frames = l2_normalize(frame_features)
 
         levels = {}
@@ -458,6 +379,48 @@ class McsanModel(McsanPreTrainedModel):
     def level_similarities(self, text_features: McsanTextOutput, video_features: McsanVideoOutput) -> torch.Tensor:
         """Per-level scaled cosines λ cos(e^v_ℓ, e^t_ℓ): (texts, videos, levels), in `config.levels` order."""
         return self.logit_scale * torch.einsum("tld,vld->tvl", text_features.level_embeds, video_features.level_embeds)
+
+    def similarity_inputs(
+        self, text_features: McsanTextOutput, video_features: McsanVideoOutput
+    ) -> tuple[McsanTextOutput, McsanVideoOutput]:
+        """Only what `similarity` reads, the features that are gathered across processes and that gradient caching
+        keeps: the per-level embeddings."""
+        return (McsanTextOutput(level_embeds=text_features.level_embeds),
+                McsanVideoOutput(level_embeds=video_features.level_embeds))
+
+    def contrastive_outputs(
+        self,
+        text_features: McsanTextOutput,
+        video_features: McsanVideoOutput,
+        text_context_size: int | None = None,
+        return_loss: bool = True,
+    ) -> dict[str, torch.Tensor | None]:
+        """`logits_per_text` and `level_logits_per_text` of the captions against the videos and, with
+        `return_loss`, for the pairs (caption i with video i) the `contrastive_loss` (fused plus
+        `level_contrastive_weight` × mean per-level InfoNCE) and the `level_contrastive_losses`."""
+        logits_per_text = self.similarity(text_features, video_features, text_context_size=text_context_size)
+        level_logits = self.level_similarities(text_features, video_features)
+        outputs = {"logits_per_text": logits_per_text, "level_logits_per_text": level_logits}
+        if return_loss:
+            check_paired_logits(logits_per_text)
+            outputs["contrastive_loss"], outputs["level_contrastive_losses"] = contrastive_loss(
+                logits_per_text, level_logits, self.config.level_contrastive_weight
+            )
+        return outputs
+
+    def pair_losses(
+        self,
+        text_features: McsanTextOutput,
+        video_features: McsanVideoOutput,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | None]:
+        """The loss parts besides the contrastive losses, means over the pairs that need no other pair: the
+        attribute levels' `attribute_loss` (None without labels) and `kl_loss` (both None without attribute levels)."""
+        attribute_loss, kl_loss = self.attribute_losses(
+            text_features, video_features, attribute_labels, video_attribute_labels
+        )
+        return {"attribute_loss": attribute_loss, "kl_loss": kl_loss}
 
     def predict_attributes(self, features: McsanTextOutput | McsanVideoOutput) -> dict[str, torch.Tensor]:
         """Attribute logits per attribute level, {level: (items, V_ℓ)}, from the shared projections; the same call
@@ -530,46 +493,21 @@ class McsanModel(McsanPreTrainedModel):
                 outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
                 `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
         """
-        if (input_ids is None and text_embeds is None) or (pixel_values_videos is None and frame_features is None):
-            raise ValueError("McsanModel needs both input_ids and pixel_values_videos (or a frozen backbone's "
-                             "text_embeds and frame_features); see get_text_features / get_video_features to encode "
-                             "one modality.")
+        self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
         text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds, word_embeds)
         video_outputs = self.get_video_features(pixel_values_videos, video_mask, frame_features, patch_embeds)
-        scored_text, scored_video = text_outputs, video_outputs
-        if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            scored_text = McsanTextOutput(level_embeds=_all_gather_padded(text_outputs.level_embeds))
-            scored_video = McsanVideoOutput(level_embeds=_all_gather_padded(video_outputs.level_embeds))
-        logits_per_text = self.similarity(scored_text, scored_video, text_context_size=text_context_size)
-        level_logits = self.level_similarities(scored_text, scored_video)
-
-        loss = contrastive_loss = level_losses = attribute_loss = kl_loss = None
-        if return_loss:
-            if logits_per_text.shape[0] != logits_per_text.shape[1]:
-                raise ValueError(
-                    f"return_loss=True pairs caption i with video i, but got {logits_per_text.shape[0]} captions for "
-                    f"{logits_per_text.shape[1]} videos."
-                )
-            level_losses = torch.stack([symmetric_info_nce(level_logits[..., index]) for index in range(level_logits.shape[-1])])
-            contrastive_loss = symmetric_info_nce(logits_per_text) + self.config.level_contrastive_weight * level_losses.mean()
-            loss = contrastive_loss
-            attribute_loss, kl_loss = self.attribute_losses(
-                text_outputs, video_outputs, attribute_labels, video_attribute_labels
-            )
-            if attribute_loss is not None:
-                loss = loss + self.config.attribute_loss_weight * attribute_loss
-            if kl_loss is not None:
-                loss = loss + self.config.kl_loss_weight * kl_loss
-
+        outputs = self._paired_outputs(
+            text_outputs,
+            video_outputs,
+            return_loss,
+            text_context_size,
+            gather_global_batch,
+            attribute_labels,
+            video_attribute_labels,
+        )
         return McsanOutput(
-            loss=loss,
-            contrastive_loss=contrastive_loss,
-            level_contrastive_losses=level_losses,
-            attribute_loss=attribute_loss,
-            kl_loss=kl_loss,
-            logits_per_text=logits_per_text,
-            logits_per_video=logits_per_text.T,
-            level_logits_per_text=level_logits,
+            **outputs,
+            logits_per_video=outputs["logits_per_text"].T,
             level_weights=self.level_weights(),
             text_embeds=text_outputs.text_embeds,
             video_embeds=video_outputs.video_embeds,

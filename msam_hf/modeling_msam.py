@@ -4,67 +4,36 @@ A CLIP backbone (transformers' `CLIPModel`), CLIP4Clip's temporal module, one of
 `seq_transformer`, `attention`, `ciffp`) and, for training, MSAM's adaptive semantic construction branch. Section
 numbers refer to the method note `design/msam.md`; every deviation from the reference code is a config switch.
 
-This file travels to the Hub next to the weights: it imports only torch, transformers and `configuration_msam`.
+This file travels to the Hub next to the weights: it imports only torch, transformers and its sibling modules
+(`configuration_msam`, `modeling_clip_video`, the shared backbone, and `loss_msam`).
 """
 
-import copy
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
-import torch.distributed._functional_collectives as functional_collectives
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.models.clip.modeling_clip import CLIPEncoderLayer
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 
 from .configuration_msam import MsamConfig
-
-logger = logging.get_logger(__name__)
-
-
-@dataclass
-class MsamTextOutput(ModelOutput):
-    """
-    Args:
-        text_embeds (`torch.FloatTensor` of shape `(texts, projection_dim)`):
-            ŝ, the unit-norm sentence embedding (projected end-of-text token).
-        word_embeds (`torch.FloatTensor` of shape `(texts, length, projection_dim)`):
-            w, the text projection applied to every position of the text encoder's last hidden state.
-        attention_mask (`torch.LongTensor` of shape `(texts, length)`):
-            1 for real tokens, 0 for padding.
-    """
-
-    text_embeds: torch.FloatTensor | None = None
-    word_embeds: torch.FloatTensor | None = None
-    attention_mask: torch.LongTensor | None = None
-
-
-@dataclass
-class MsamVideoOutput(ModelOutput):
-    """
-    Args:
-        video_embeds (`torch.FloatTensor` of shape `(videos, projection_dim)`):
-            v̄, the unit-norm text-agnostic video embedding (what a search index stores).
-        frame_embeds (`torch.FloatTensor` of shape `(videos, frames, projection_dim)`):
-            The frame-level features the similarity head consumes: v_t after the temporal module (`seq_transformer`,
-            `ciffp`), unit-norm CLIP frame features (`mean`) or raw CLIP frame features (`attention`).
-        frame_features (`torch.FloatTensor` of shape `(videos, frames, projection_dim)`):
-            f_t, the raw CLIP image embeddings; zero at padded frames.
-        video_mask (`torch.LongTensor` of shape `(videos, frames)`):
-            1 for real frames, 0 for padding.
-        patch_embeds (`torch.FloatTensor` of shape `(videos, frames * patches, projection_dim)`, *optional*):
-            Unit-norm projected patch tokens, the region tokens of `semantic_tokens="patches"`.
-    """
-
-    video_embeds: torch.FloatTensor | None = None
-    frame_embeds: torch.FloatTensor | None = None
-    frame_features: torch.FloatTensor | None = None
-    video_mask: torch.LongTensor | None = None
-    patch_embeds: torch.FloatTensor | None = None
+from .loss_msam import (
+    attribute_objective,
+    check_paired_logits,
+    contrastive_loss,
+    gaussian_kl_divergence,
+    slot_diversity,
+)
+from .modeling_clip_video import (
+    AttributeProjection,
+    ClipVideoTextPreTrainedModel,
+    MsamTemporalModule,
+    MsamTextOutput,
+    MsamVideoOutput,
+    l2_normalize,
+    mask_logits,
+    masked_mean,
+)
 
 
 @dataclass
@@ -113,85 +82,6 @@ class MsamOutput(ModelOutput):
     video_outputs: MsamVideoOutput | None = None
 
 
-def l2_normalize(tensor: torch.Tensor) -> torch.Tensor:
-    return F.normalize(tensor, dim=-1)
-
-
-def masked_mean(tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of `(batch, items, dim)` counting only items where `mask` is 1."""
-    mask = mask.to(tensor.dtype).unsqueeze(-1)
-    return (tensor * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
-def symmetric_info_nce(logits_per_text: torch.Tensor) -> torch.Tensor:
-    """½(CE(S) + CE(Sᵀ)) with caption i matching video i: the contrastive loss of both directions."""
-    targets = torch.arange(logits_per_text.shape[0], device=logits_per_text.device)
-    return 0.5 * (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets))
-
-
-def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Set logits at masked positions (mask == 0, broadcast over leading dims) to the dtype's minimum."""
-    if mask is None:
-        return logits
-    return logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min)
-
-
-def zero_pad(tensor: torch.Tensor, size: int, dim: int = 1) -> torch.Tensor:
-    """`tensor` zero-padded along `dim` to `size` (padded frames and words are masked, padded rows cut off)."""
-    missing = size - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor, tensor.new_zeros(shape)], dim=dim)
-
-
-def concatenate_outputs(parts: list[ModelOutput]) -> ModelOutput:
-    """Concatenate `MsamTextOutput`s or `MsamVideoOutput`s of several batches along the batch, zero-padding dim 1
-    (words, frames) to the longest; pooled embeddings share their dim 1 already, so padding leaves them alone."""
-    return type(parts[0])(**{
-        name: torch.cat([zero_pad(part[name], max(other[name].shape[1] for other in parts)) for part in parts])
-        for name in parts[0].keys()
-    })
-
-
-def _temporal_layer_config(config: MsamConfig):
-    """CLIP text-block hyper-parameters at the joint width D, so the blocks can start from CLIP's text blocks."""
-    text_config = config.clip_config.text_config
-    width = config.projection_dim
-    layer_config = copy.deepcopy(text_config)
-    if text_config.hidden_size != width:
-        heads = text_config.num_attention_heads if width % text_config.num_attention_heads == 0 else 1
-        layer_config.hidden_size = width
-        layer_config.num_attention_heads = heads
-        layer_config.intermediate_size = 4 * width
-    layer_config._attn_implementation = "sdpa"
-    return layer_config
-
-
-class MsamTemporalModule(nn.Module):
-    """CLIP4Clip's seqTransf (msam.md §2): frame positions, residual attention blocks, residual to the raw frames."""
-
-    def __init__(self, config: MsamConfig):
-        super().__init__()
-        layer_config = _temporal_layer_config(config)
-        self.frame_position_embeddings = nn.Embedding(
-            config.clip_config.text_config.max_position_embeddings, config.projection_dim
-        )
-        self.layers = nn.ModuleList([CLIPEncoderLayer(layer_config) for _ in range(config.temporal_num_layers)])
-
-    def forward(self, frame_features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
-        # frame_features: (videos, frames, dim)
-        positions = torch.arange(frame_features.shape[1], device=frame_features.device)
-        hidden_states = frame_features + self.frame_position_embeddings(positions)
-        # Key padding mask, additive, (videos, 1, queries, keys); the reference's temporal module is not causal.
-        key_mask = video_mask[:, None, None, :].expand(-1, 1, video_mask.shape[1], -1)
-        attention_mask = mask_logits(torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=key_mask.device), key_mask)
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
-        return l2_normalize(hidden_states + frame_features)
-
-
 class MsamCiffpHead(nn.Module):
     """CIFFP, cross-modal interactive feature fusion pooling (msam.md §3), in an exact expanded form.
 
@@ -226,19 +116,13 @@ class MsamCiffpHead(nn.Module):
             scores (blocks, J, videos) = γ · cos(u_ij, ŝ_j), without the logit scale; frame attention
             (blocks, J, videos, frames).
         """
-        frame_mask = video_mask if self.mask_padded_frames else None
-        # ⟨v_it, ŝ_j⟩: (blocks, videos, J, frames)
-        frame_text = torch.einsum("vtd,njd->nvjt", frame_embeds, text_embeds)
-        attention = mask_logits(frame_text / self.frame_temperature, frame_mask[:, None, :] if frame_mask is not None else None)
-        attention = attention.softmax(dim=-1)
+        if text_embeds.shape[1] == 1:
+            scores, attention = self.single_caption_scores(text_embeds[:, 0], frame_embeds, video_mask)
+            return scores[:, None], attention[:, None]
+        frame_text, attention = self._frame_attention(text_embeds, frame_embeds, video_mask)
         p_dot_text = (attention * frame_text).sum(-1)  # ⟨p_ij, ŝ_j⟩: (blocks, videos, J)
         gram = frame_embeds @ frame_embeds.transpose(1, 2)  # (videos, frames, frames)
         p_norm_sq = torch.einsum("nvjt,vts,nvjs->nvj", attention, gram, attention)
-        frame_attention = attention.permute(0, 2, 1, 3)
-        if text_embeds.shape[1] == 1:
-            # |J| = 1: q_i = p_ij, so u_ij = 2 p_ij whatever the gate says; the score is γ·cos(p_ij, ŝ_j).
-            scores = p_dot_text / p_norm_sq.clamp(min=1e-24).sqrt()
-            return self.score_scale * scores.transpose(1, 2), frame_attention
 
         caption_attention = (p_dot_text / self.caption_temperature).softmax(dim=-1)  # b_ij over J: (blocks, videos, J)
         q_weights = torch.einsum("nvj,nvjt->nvt", caption_attention, attention)  # q_i = Σ_t q_weights_it v_it
@@ -258,7 +142,43 @@ class MsamCiffpHead(nn.Module):
             p_coefficient**2 * p_norm_sq + 2 * p_coefficient * q_coefficient * p_dot_q + q_coefficient**2 * q_norm_sq
         )
         scores = u_dot_text / u_norm_sq.clamp(min=1e-24).sqrt()
-        return self.score_scale * scores.transpose(1, 2), frame_attention
+        return self.score_scale * scores.transpose(1, 2), attention.permute(0, 2, 1, 3)
+
+    def single_caption_scores(
+        self, text_embeds: torch.Tensor, frame_embeds: torch.Tensor, video_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CIFFP at |J| = 1 for each caption on its own (what search serves): with one caption q_i = p_i, so
+        u_i = 2 p_i whatever the gate says and the score is γ · ⟨p_i, ŝ⟩ / ‖p_i‖, p_i = Σ_t a_it v_it (msam.md §3).
+
+        ‖p_i‖ comes from p_i itself for a lone caption (videos × T × D), and otherwise from each video's frame Gram
+        matrix (videos × T² × D), which every caption of the call shares.
+
+        Args:
+            text_embeds: (texts, D) unit-norm captions.
+            frame_embeds: (videos, frames, D) unit-norm frame features v_t.
+            video_mask: (videos, frames).
+        Returns:
+            scores (texts, videos) = γ · cos(p_i, ŝ), without the logit scale; frame attention (texts, videos, frames).
+        """
+        # Frame attention of caption sets of one caption: (texts, videos, 1, frames).
+        frame_text, attention = self._frame_attention(text_embeds[:, None], frame_embeds, video_mask)
+        p_dot_text = (attention * frame_text).sum(-1)  # (texts, videos, 1)
+        if text_embeds.shape[0] == 1:
+            p_norm = torch.einsum("nvjt,vtd->nvjd", attention, frame_embeds).norm(dim=-1).clamp(min=1e-12)
+        else:
+            gram = frame_embeds @ frame_embeds.transpose(1, 2)  # (videos, frames, frames)
+            p_norm = torch.einsum("nvjt,vts,nvjs->nvj", attention, gram, attention).clamp(min=1e-24).sqrt()
+        return self.score_scale * (p_dot_text / p_norm)[..., 0], attention[:, :, 0]
+
+    def _frame_attention(
+        self, text_embeds: torch.Tensor, frame_embeds: torch.Tensor, video_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """⟨v_it, ŝ_j⟩ and the frame attention a_ijt = softmax_t(⟨v_it, ŝ_j⟩ / τ) of caption sets (blocks, J, D)
+        (msam.md §3 step 1), both (blocks, videos, J, frames)."""
+        frame_text = torch.einsum("vtd,njd->nvjt", frame_embeds, text_embeds)
+        frame_mask = video_mask[:, None, :] if self.mask_padded_frames else None
+        attention = mask_logits(frame_text / self.frame_temperature, frame_mask).softmax(dim=-1)
+        return frame_text, attention
 
 
 class MsamAttentionPoolingHead(nn.Module):
@@ -335,10 +255,6 @@ class MsamDistributionHead(nn.Module):
         return self.mu(slots), self.sigma(slots)
 
 
-class MsamAttributeProjection(nn.Linear):
-    """P_ℓ: unit-norm global embedding → attribute logits of level ℓ, one instance for captions and videos alike."""
-
-
 class MsamAttributeHead(nn.Module):
     """The auxiliary attribute objective (`attribute_vocabulary`): MCSAN's parameter-shared projection per level,
     applied to MSAM's global embeddings ŝ and v̄, as MSAM has no per-level embeddings."""
@@ -346,7 +262,7 @@ class MsamAttributeHead(nn.Module):
     def __init__(self, config: MsamConfig):
         super().__init__()
         self.projections = nn.ModuleDict({
-            level: MsamAttributeProjection(config.projection_dim, size)
+            level: AttributeProjection(config.projection_dim, size)
             for level, size in config.attribute_vocabulary_sizes.items()
         })
 
@@ -354,177 +270,24 @@ class MsamAttributeHead(nn.Module):
         return {level: projection(embeds) for level, projection in self.projections.items()}
 
 
-def gaussian_kl_divergence(mu_video, sigma_video, mu_text, sigma_text) -> torch.Tensor:
-    """KL(N(μ_v, σ_v²) ‖ N(μ_t, σ_t²)) elementwise, summed over slots and dims, divided by the batch size."""
-    kl = 0.5 * (
-        2 * torch.log(sigma_text / sigma_video)
-        - 1
-        + (sigma_video / sigma_text) ** 2
-        + ((mu_text - mu_video) / sigma_text) ** 2
-    )
-    return kl.sum() / kl.shape[0]
-
-
-def slot_diversity(slot_embeds: torch.Tensor) -> torch.Tensor:
-    """mean over the batch of ‖Ẑ Ẑᵀ − I‖₁ / K² for unit-norm slot embeddings (batch, K, D)."""
-    slots = slot_embeds.shape[1]
-    identity = torch.eye(slots, device=slot_embeds.device, dtype=slot_embeds.dtype)
-    gram = slot_embeds @ slot_embeds.transpose(1, 2)
-    return (gram - identity).abs().sum((1, 2)).mean() / slots**2
-
-
-def focal_binary_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0
-) -> torch.Tensor:
-    """FBCE(z, y) = −mean[α y (1−p)^γ log p + (1−α)(1−y) p^γ log(1−p)], p = sigmoid(z), over every element.
-
-    With γ = 0 and α = 0.5 it is half the plain binary cross-entropy.
-    """
-    labels = labels.to(logits.dtype)
-    probabilities = torch.sigmoid(logits)
-    # log p and log(1 − p) from logsigmoid: exact where sigmoid saturates.
-    positive = alpha * labels * (1 - probabilities) ** gamma * F.logsigmoid(logits)
-    negative = (1 - alpha) * (1 - labels) * probabilities**gamma * F.logsigmoid(-logits)
-    return -(positive + negative).mean()
-
-
-def attribute_kl_divergence(
-    text_logits: torch.Tensor,
-    video_logits: torch.Tensor,
-    temperature: float = 1.0,
-    distribution: str = "softmax",
-    symmetric: bool = False,
-) -> torch.Tensor:
-    """KL(text ‖ video) between the attribute predictions of matching pairs (row i with row i), mean over pairs.
-
-    `distribution="softmax"`: one categorical distribution softmax(z / T) over the level's attributes;
-    `"bernoulli"`: one Bernoulli(sigmoid(z / T)) per attribute, KL averaged over attributes. `symmetric` averages
-    both directions.
-    """
-    text_logits, video_logits = text_logits / temperature, video_logits / temperature
-
-    def kl(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if distribution == "softmax":
-            source_log, target_log = source.log_softmax(-1), target.log_softmax(-1)
-            return (source_log.exp() * (source_log - target_log)).sum(-1).mean()
-        source_p = torch.sigmoid(source)
-        on = source_p * (F.logsigmoid(source) - F.logsigmoid(target))
-        off = (1 - source_p) * (F.logsigmoid(-source) - F.logsigmoid(-target))
-        return (on + off).mean()
-
-    if symmetric:
-        return 0.5 * (kl(text_logits, video_logits) + kl(video_logits, text_logits))
-    return kl(text_logits, video_logits)
-
-
-def attribute_objective(
-    config,
-    text_logits: dict[str, torch.Tensor],
-    video_logits: dict[str, torch.Tensor],
-    attribute_labels: torch.Tensor | None = None,
-    video_attribute_labels: torch.Tensor | None = None,
-    kl_temperature: float = 1.0,
-    kl_distribution: str = "softmax",
-    kl_symmetric: bool = False,
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """MCSAN's attribute losses from the per-level logits of paired captions and videos (row i with row i), each
-    averaged over the levels of `text_logits`: the focal BCE on the labels (None without labels; text and video terms
-    averaged) and the KL alignment (`attribute_kl_divergence`). Labels are multi-hot `(items, config.num_attributes)`
-    in `config.attribute_slices` layout; a video's default to its caption's."""
-    if video_attribute_labels is None:
-        video_attribute_labels = attribute_labels
-    rows = next(iter(text_logits.values())).shape[0], next(iter(video_logits.values())).shape[0]
-    for name, labels, items in zip(("attribute_labels", "video_attribute_labels"),
-                                   (attribute_labels, video_attribute_labels), rows):
-        if labels is not None and tuple(labels.shape) != (items, config.num_attributes):
-            sizes = ", ".join(f"{level} {size}" for level, size in config.attribute_vocabulary_sizes.items())
-            raise ValueError(
-                f"{name} has shape {tuple(labels.shape)}, expected {(items, config.num_attributes)}: one multi-hot row "
-                f"per item over the attribute vocabulary ({sizes}), as `AttributeVocabulary.labels` builds them."
-            )
-    focal, kl = [], []
-    for level in text_logits:
-        kl.append(attribute_kl_divergence(text_logits[level], video_logits[level], kl_temperature, kl_distribution,
-                                          kl_symmetric))
-        if attribute_labels is not None:
-            columns = config.attribute_slices[level]
-            focal.append(0.5 * sum(
-                focal_binary_cross_entropy(logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma)
-                for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
-            ))
-    return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
-
-
-def _all_gather_padded(tensor: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-    """All-gather `(batch, ...)` tensors of possibly different batch sizes (and frame counts, dim 1, padded with
-    zeros to `frames`) from every process, keeping gradients: each process's slice backpropagates to its owner."""
-    if frames is not None:
-        tensor = zero_pad(tensor, frames)
-    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
-    sizes = [int(size) for size in sizes]
-    padded = zero_pad(tensor, max(sizes), dim=0)
-    # Backward sums each slice's gradients from every process into its owner (torch's recommended successor of
-    # torch.distributed.nn.functional.all_gather, which is deprecated).
-    gathered = functional_collectives.all_gather_single_autograd(padded, gather_dim=0, group=dist.group.WORLD)
-    gathered = functional_collectives.wait_tensor(gathered).view(len(sizes), max(sizes), *tensor.shape[1:])
-    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)])
-
-
-def gather_across_processes(
-    text_features: MsamTextOutput, video_features: MsamVideoOutput
-) -> tuple[MsamTextOutput, MsamVideoOutput]:
-    """The features of the whole batch across processes, with gradients, so the contrastive loss (and CIFFP's
-    caption set J) spans the global batch. `accelerator.gather` would cut the gradients of other processes'
-    features. Only what the similarity needs is gathered; the semantic losses stay per process (they are sums
-    over pairs, and gradient averaging across processes makes them global means)."""
-    frames = torch.tensor([video_features.video_mask.shape[1]], device=video_features.video_mask.device)
-    dist.all_reduce(frames, op=dist.ReduceOp.MAX)
-    frames = int(frames)
-    text = MsamTextOutput(text_embeds=_all_gather_padded(text_features.text_embeds))
-    video = MsamVideoOutput(
-        video_embeds=_all_gather_padded(video_features.video_embeds),
-        frame_embeds=_all_gather_padded(video_features.frame_embeds, frames),
-        video_mask=_all_gather_padded(video_features.video_mask, frames),
-    )
-    return text, video
-
-
-class MsamPreTrainedModel(PreTrainedModel):
+class MsamPreTrainedModel(ClipVideoTextPreTrainedModel):
     config: MsamConfig
     config_class = MsamConfig
     base_model_prefix = "msam"
-    main_input_name = "input_ids"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
-    _no_split_modules = ["CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
 
     @torch.no_grad()
     def _init_weights(self, module):
-        # CLIP's own modules are initialised by CLIPModel (a PreTrainedModel of its own); these are MSAM's.
         if isinstance(module, MsamSemanticConstruction):
             init.xavier_uniform_(module.token_projection.weight)
             init.xavier_uniform_(module.slot_queries.weight)
             init.xavier_uniform_(module.slot_gate.weight)
             init.zeros_(module.slot_gate.bias)
-        elif isinstance(module, MsamAttributeProjection):
-            init.normal_(module.weight, std=0.02)
-            prior = self.config.attribute_prior_probability
-            init.constant_(module.bias, -math.log((1 - prior) / prior))
         elif isinstance(module, MsamAttentionPoolingHead):
             for projection in (module.q_proj, module.k_proj, module.v_proj, module.out_proj, module.linear_proj):
                 init.eye_(projection.weight)
                 init.zeros_(projection.bias)
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, std=0.02)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)
 
 
 class MsamModel(MsamPreTrainedModel):
@@ -545,7 +308,6 @@ class MsamModel(MsamPreTrainedModel):
 
     def __init__(self, config: MsamConfig):
         super().__init__(config)
-        self.clip = CLIPModel._from_config(config.clip_config)
         if config.uses_temporal_module:
             self.temporal = MsamTemporalModule(config)
         if config.similarity_head == "ciffp":
@@ -561,105 +323,6 @@ class MsamModel(MsamPreTrainedModel):
         self.post_init()
 
     @property
-    def msam_module_names(self) -> list[str]:
-        """Names of the modules MSAM adds on top of CLIP: trained in full under LoRA (PEFT `modules_to_save`)."""
-        return [name for name, _ in self.named_children() if name != "clip"]
-
-    @classmethod
-    def from_clip(cls, clip: "str | CLIPModel", **config_kwargs) -> "MsamModel":
-        """Build MSAM on pretrained CLIP weights, e.g. `MsamModel.from_clip("openai/clip-vit-base-patch32")`.
-
-        `clip` is a Hub id, a local folder written by `CLIPModel.save_pretrained`, or a `CLIPModel`. The temporal
-        module starts from CLIP's text position embedding and first text blocks (msam.md §2); the other new modules
-        are initialised randomly. `config_kwargs` set any other [`MsamConfig`] field.
-        """
-        if not isinstance(clip, CLIPModel):
-            clip = CLIPModel.from_pretrained(clip)
-        config = MsamConfig(
-            clip_config=clip.config.to_dict(), base_clip_model=clip.config.name_or_path or None, **config_kwargs
-        )
-        model = cls(config)
-        model.clip.load_state_dict(clip.state_dict())
-        model.initialize_temporal_from_text()
-        return model
-
-    @torch.no_grad()
-    def initialize_temporal_from_text(self) -> None:
-        """Copy CLIP's text position embedding and first text blocks into the temporal module (msam.md §2)."""
-        if not hasattr(self, "temporal"):
-            return
-        text_model = self.clip.text_model
-        if text_model.config.hidden_size != self.config.projection_dim:
-            logger.warning(
-                "CLIP's text width (%d) differs from the joint width (%d): the temporal module keeps its random "
-                "initialisation instead of starting from the text blocks.",
-                text_model.config.hidden_size,
-                self.config.projection_dim,
-            )
-            return
-        self.temporal.frame_position_embeddings.weight.copy_(text_model.embeddings.position_embedding.weight)
-        text_layers = text_model.encoder.layers
-        if len(text_layers) < len(self.temporal.layers):
-            logger.warning(
-                "CLIP has %d text blocks for %d temporal blocks: the last ones keep their random initialisation.",
-                len(text_layers),
-                len(self.temporal.layers),
-            )
-        for temporal_layer, text_layer in zip(self.temporal.layers, text_layers):
-            temporal_layer.load_state_dict(text_layer.state_dict())
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        """λ = exp(CLIP's logit_scale), clamped at `config.logit_scale_max`."""
-        return self.clip.logit_scale.exp().clamp(max=self.config.logit_scale_max)
-
-    def _check_text_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (texts, length), got a tensor of rank {input_ids.dim()}.")
-        if input_ids.shape[1] > self.config.max_text_length:
-            raise ValueError(
-                f"input_ids has {input_ids.shape[1]} positions but max_text_length is {self.config.max_text_length}; "
-                "tokenize with the model's processor (it truncates) or raise max_text_length in the config."
-            )
-        if attention_mask is None:
-            return torch.ones_like(input_ids)
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has {tuple(input_ids.shape)}."
-            )
-        return attention_mask
-
-    def _check_video_inputs(self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None) -> torch.Tensor:
-        if pixel_values_videos.dim() != 5:
-            raise ValueError(
-                "pixel_values_videos must have shape (videos, frames, channels, height, width), got a tensor of rank "
-                f"{pixel_values_videos.dim()}; batch single videos with the model's processor."
-            )
-        videos, frames, channels, height, width = pixel_values_videos.shape
-        if frames > self.config.max_frames:
-            raise ValueError(
-                f"pixel_values_videos has {frames} frames per video but max_frames is {self.config.max_frames}; "
-                "sample fewer frames (the processor subsamples uniformly) or raise max_frames in the config."
-            )
-        image_size = self.config.clip_config.vision_config.image_size
-        if (channels, height, width) != (3, image_size, image_size):
-            raise ValueError(
-                f"frames must be 3×{image_size}×{image_size} for this vision tower, got {channels}×{height}×{width}; "
-                "use the model's processor."
-            )
-        if video_mask is None:
-            return torch.ones((videos, frames), dtype=torch.long, device=pixel_values_videos.device)
-        if tuple(video_mask.shape) != (videos, frames):
-            raise ValueError(
-                f"video_mask has shape {tuple(video_mask.shape)} but pixel_values_videos has {videos} videos of "
-                f"{frames} frames."
-            )
-        empty = (video_mask.sum(1) == 0).nonzero().flatten().tolist()
-        if empty:
-            raise ValueError(f"video_mask marks no frame as valid for video(s) at batch index {empty}.")
-        return video_mask
-
-    @property
     def needs_word_embeds(self) -> bool:
         """Whether training reads the word tokens w (the text side of the semantic branch, or attribute levels)."""
         return self.config.semantic_loss
@@ -668,43 +331,6 @@ class MsamModel(MsamPreTrainedModel):
     def needs_patch_embeds(self) -> bool:
         """Whether training reads the projected patch tokens (`semantic_tokens="patches"`)."""
         return self.config.semantic_loss and self.config.semantic_tokens == "patches"
-
-    def get_backbone_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> MsamTextOutput:
-        """CLIP's text tower alone: the unit-norm sentence embedding ŝ and the projected word tokens (msam.md §1).
-        A frozen backbone's outputs can be computed once and passed to `get_text_features(text_embeds=...,
-        word_embeds=...)` (`msam_hf.feature_cache`)."""
-        attention_mask = self._check_text_inputs(input_ids, attention_mask)
-        text_outputs = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-        return MsamTextOutput(
-            text_embeds=l2_normalize(text_outputs.pooler_output),
-            word_embeds=self.clip.text_projection(text_outputs.last_hidden_state),
-            attention_mask=attention_mask,
-        )
-
-    def get_backbone_video_features(
-        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None, return_patch_embeds: bool = False
-    ) -> MsamVideoOutput:
-        """CLIP's vision tower alone: the raw frame features f_t (zero at padded frames, which never go through the
-        tower) and, on request, the unit-norm projected patch tokens. Only `frame_features`, `video_mask` and
-        `patch_embeds` are set; `get_video_features(frame_features=...)` adds what MSAM's modules compute."""
-        video_mask = self._check_video_inputs(pixel_values_videos, video_mask)
-        videos, frames = video_mask.shape
-        valid = video_mask.flatten().nonzero().flatten()
-        image_outputs = self.clip.get_image_features(pixel_values=pixel_values_videos.flatten(0, 1)[valid])
-        width = self.config.projection_dim
-        frame_features = image_outputs.pooler_output.new_zeros(videos * frames, width)
-        frame_features = frame_features.index_copy(0, valid, image_outputs.pooler_output).view(videos, frames, width)
-        patch_embeds = None
-        if return_patch_embeds:
-            vision_model = self.clip.vision_model
-            patches = self.clip.visual_projection(vision_model.post_layernorm(image_outputs.last_hidden_state[:, 1:]))
-            patches_per_frame = patches.shape[1]
-            patch_embeds = patches.new_zeros(videos * frames, patches_per_frame, width)
-            patch_embeds = patch_embeds.index_copy(0, valid, l2_normalize(patches))
-            patch_embeds = patch_embeds.view(videos, frames * patches_per_frame, width)
-        return MsamVideoOutput(frame_features=frame_features, video_mask=video_mask, patch_embeds=patch_embeds)
 
     def get_text_features(
         self,
@@ -718,15 +344,7 @@ class MsamModel(MsamPreTrainedModel):
         Instead of `input_ids`, a frozen backbone's precomputed `text_embeds` (and `word_embeds`, which the
         semantic branch reads) may be given, as `get_backbone_text_features` returns them.
         """
-        if text_embeds is None:
-            if input_ids is None:
-                raise ValueError("get_text_features needs input_ids, or precomputed text_embeds.")
-            return self.get_backbone_text_features(input_ids, attention_mask)
-        if input_ids is not None:
-            raise ValueError("Pass input_ids or precomputed text_embeds, not both.")
-        if word_embeds is not None and attention_mask is None:
-            attention_mask = torch.ones(word_embeds.shape[:2], dtype=torch.long, device=word_embeds.device)
-        return MsamTextOutput(text_embeds=text_embeds, word_embeds=word_embeds, attention_mask=attention_mask)
+        return self._backbone_text_or_given(input_ids, attention_mask, text_embeds, word_embeds)
 
     def get_video_features(
         self,
@@ -742,16 +360,10 @@ class MsamModel(MsamPreTrainedModel):
         `pixel_values_videos`, a frozen backbone's precomputed `frame_features` (and `patch_embeds`) may be given, as
         `get_backbone_video_features` returns them: then only MSAM's own modules run.
         """
-        if frame_features is None:
-            if pixel_values_videos is None:
-                raise ValueError("get_video_features needs pixel_values_videos, or precomputed frame_features.")
-            backbone = self.get_backbone_video_features(pixel_values_videos, video_mask, return_patch_embeds)
-            frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
-        elif pixel_values_videos is not None:
-            raise ValueError("Pass pixel_values_videos or precomputed frame_features, not both.")
-        elif video_mask is None:
-            video_mask = torch.ones(frame_features.shape[:2], dtype=torch.long, device=frame_features.device)
-
+        backbone = self._backbone_video_or_given(
+            pixel_values_videos, video_mask, return_patch_embeds, frame_features, patch_embeds
+        )
+        frame_features, video_mask, patch_embeds = backbone.frame_features, backbone.video_mask, backbone.patch_embeds
         head = self.config.similarity_head
         if head in ("seq_transformer", "ciffp"):
             frame_embeds = self.temporal(frame_features, video_mask)
@@ -824,6 +436,8 @@ class MsamModel(MsamPreTrainedModel):
         """Unscaled scores (texts, videos) and frame attention (texts, videos, frames) of one chunk."""
         if self.config.similarity_head == "attention":
             return self.attention_pooling(text_embeds, frame_embeds, video_mask)
+        if context == 1:
+            return self.ciffp.single_caption_scores(text_embeds, frame_embeds, video_mask)
         full_sets = text_embeds.shape[0] // context * context
         scores, attention = [], []
         # Whole caption sets in one batched call, the shorter last set (if any) in a second.
@@ -834,6 +448,55 @@ class MsamModel(MsamPreTrainedModel):
                 scores.append(set_scores.flatten(0, 1))
                 attention.append(set_attention.flatten(0, 1))
         return torch.cat(scores), torch.cat(attention)
+
+    def similarity_inputs(
+        self, text_features: MsamTextOutput, video_features: MsamVideoOutput
+    ) -> tuple[MsamTextOutput, MsamVideoOutput]:
+        """Only what `similarity` reads, the features that are gathered across processes and that gradient caching
+        keeps: ŝ, v̄ and the frame-level features with their mask."""
+        return MsamTextOutput(text_embeds=text_features.text_embeds), MsamVideoOutput(
+            video_embeds=video_features.video_embeds,
+            frame_embeds=video_features.frame_embeds,
+            video_mask=video_features.video_mask,
+        )
+
+    def contrastive_outputs(
+        self,
+        text_features: MsamTextOutput,
+        video_features: MsamVideoOutput,
+        text_context_size: int | None = None,
+        return_loss: bool = True,
+    ) -> dict[str, torch.Tensor | None]:
+        """`logits_per_text` and `frame_attention` of the captions against the videos, CIFFP's caption set J
+        spanning `text_context_size` captions (all by default, as in training), and with `return_loss` the symmetric
+        InfoNCE `contrastive_loss` of the pairs (caption i with video i)."""
+        logits_per_text, frame_attention = self.similarity(
+            text_features, video_features, text_context_size=text_context_size, return_frame_attention=True
+        )
+        outputs = {"logits_per_text": logits_per_text, "frame_attention": frame_attention}
+        if return_loss:
+            check_paired_logits(logits_per_text)
+            outputs["contrastive_loss"], _ = contrastive_loss(logits_per_text)
+        return outputs
+
+    def pair_losses(
+        self,
+        text_features: MsamTextOutput,
+        video_features: MsamVideoOutput,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor | None]:
+        """The loss parts besides the contrastive loss, means over the pairs (caption i with video i) that need no
+        other pair: the semantic branch's `distribution_loss` and `diversity_loss` (with `semantic_loss`) and the
+        attribute objective's `attribute_loss` and `kl_loss` (with an `attribute_vocabulary`)."""
+        parts = {}
+        if self.config.semantic_loss:
+            parts["distribution_loss"], parts["diversity_loss"] = self.semantic_losses(text_features, video_features)
+        if self.config.attribute_vocabulary:
+            parts["attribute_loss"], parts["kl_loss"] = self.attribute_losses(
+                text_features, video_features, attribute_labels, video_attribute_labels
+            )
+        return parts
 
     def semantic_losses(
         self, text_features: MsamTextOutput, video_features: MsamVideoOutput
@@ -933,62 +596,29 @@ class MsamModel(MsamPreTrainedModel):
                 outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
                 `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
         """
-        if (input_ids is None and text_embeds is None) or (pixel_values_videos is None and frame_features is None):
-            raise ValueError("MsamModel needs both input_ids and pixel_values_videos (or a frozen backbone's "
-                             "text_embeds and frame_features); see get_text_features / get_video_features to encode "
-                             "one modality.")
-        need_semantics = bool(return_loss) and self.config.semantic_loss
+        self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
         text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds)
         video_outputs = self.get_video_features(
             pixel_values_videos,
             video_mask,
-            return_patch_embeds=need_semantics and self.needs_patch_embeds,
+            return_patch_embeds=bool(return_loss) and self.needs_patch_embeds,
             frame_features=frame_features,
             patch_embeds=patch_embeds,
         )
-        scored_text, scored_video = text_outputs, video_outputs
-        if gather_global_batch and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            scored_text, scored_video = gather_across_processes(text_outputs, video_outputs)
-        logits_per_text, frame_attention = self.similarity(
-            scored_text, scored_video, text_context_size=text_context_size, return_frame_attention=True
+        outputs = self._paired_outputs(
+            text_outputs,
+            video_outputs,
+            return_loss,
+            text_context_size,
+            gather_global_batch,
+            attribute_labels,
+            video_attribute_labels,
         )
-
-        loss = contrastive_loss = distribution_loss = diversity_loss = attribute_loss = kl_loss = None
-        if return_loss:
-            if logits_per_text.shape[0] != logits_per_text.shape[1]:
-                raise ValueError(
-                    f"return_loss=True pairs caption i with video i, but got {logits_per_text.shape[0]} captions for "
-                    f"{logits_per_text.shape[1]} videos."
-                )
-            contrastive_loss = symmetric_info_nce(logits_per_text)
-            loss = contrastive_loss
-            if need_semantics:
-                distribution_loss, diversity_loss = self.semantic_losses(text_outputs, video_outputs)
-                loss = (
-                    loss
-                    + self.config.distribution_loss_weight * distribution_loss
-                    + self.config.diversity_loss_weight * diversity_loss
-                )
-            if self.config.attribute_vocabulary:
-                attribute_loss, kl_loss = self.attribute_losses(
-                    text_outputs, video_outputs, attribute_labels, video_attribute_labels
-                )
-                if attribute_loss is not None:
-                    loss = loss + self.config.attribute_loss_weight * attribute_loss
-                loss = loss + self.config.kl_loss_weight * kl_loss
-
         return MsamOutput(
-            loss=loss,
-            contrastive_loss=contrastive_loss,
-            distribution_loss=distribution_loss,
-            diversity_loss=diversity_loss,
-            attribute_loss=attribute_loss,
-            kl_loss=kl_loss,
-            logits_per_text=logits_per_text,
-            logits_per_video=logits_per_text.T,
+            **outputs,
+            logits_per_video=outputs["logits_per_text"].T,
             text_embeds=text_outputs.text_embeds,
             video_embeds=video_outputs.video_embeds,
-            frame_attention=frame_attention,
             text_outputs=text_outputs,
             video_outputs=video_outputs,
         )

@@ -38,8 +38,8 @@ REPO_ID = "someone/msam-drone"
 DATASET_ID = "someone/drone-clips"
 FULL_REPO_FILES = {
     "README.md", "config.json", "model.safetensors", "eval_results.json", "training_args.json", "handler.py",
-    "configuration_msam.py", "modeling_msam.py", "processing_msam.py", "video_processing_msam.py",
-    "pipeline_msam.py", "video_io.py",
+    "configuration_msam.py", "modeling_msam.py", "modeling_clip_video.py", "loss_msam.py", "processing_msam.py",
+    "video_processing_msam.py", "pipeline_msam.py", "video_io.py",
     "processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
 }
 QUERY = "a white boat passes under a bridge"
@@ -417,7 +417,8 @@ def test_an_mcsan_model_is_published_with_its_own_card_vocabulary_and_a_working_
     (folder / "attribute_vocabulary.json").write_text(json.dumps({"levels": vocabulary}))
 
     out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID)
-    assert {"modeling_mcsan.py", "modeling_msam.py", "attribute_vocabulary.json"} <= {p.name for p in out.iterdir()}
+    assert {"modeling_mcsan.py", "modeling_clip_video.py", "loss_msam.py", "attribute_vocabulary.json"} <= {
+        p.name for p in out.iterdir()}
     card = ModelCard.load(out / "README.md")
     assert "mcsan" in card.data.tags and "msam" not in card.data.tags
     assert "An MCSAN text–video retrieval model" in card.text and "MSAM (Multi-Semantic" not in card.text

@@ -56,6 +56,8 @@ def test_full_adapter_and_merged_folders_give_identical_logits_in_a_fresh_proces
     model.save_pretrained(tmp_path / "full")
     processor.save_pretrained(tmp_path / "full")
     model.save_pretrained(tmp_path / "base")
+    saved = {path.name for path in (tmp_path / "full").glob("*.py")}
+    assert {"configuration_msam.py", "modeling_msam.py", "modeling_clip_video.py", "loss_msam.py"} <= saved
 
     lora_model = apply_lora(copy.deepcopy(model), r=4)
     with torch.no_grad():  # stand-in for training: move adapters and MSAM's modules away from their start

@@ -18,8 +18,8 @@ from transformers import CLIPModel
 from msam_hf import apply_lora, default_processor
 from msam_hf.configuration_mcsan import McsanConfig
 from msam_hf.modeling_mcsan import McsanModel
-from msam_hf.modeling_msam import attribute_kl_divergence, focal_binary_cross_entropy
-from msam_hf.modeling_msam import concatenate_outputs
+from msam_hf.loss_msam import attribute_kl_divergence, focal_binary_cross_entropy
+from msam_hf.modeling_clip_video import concatenate_outputs
 
 SIZES = {"entity": 6, "action": 4, "relationship": 5}
 
@@ -236,7 +236,8 @@ def test_saved_folder_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
     model.save_pretrained(tmp_path / "mcsan")
     processor.save_pretrained(tmp_path / "mcsan")
     saved = {path.name for path in (tmp_path / "mcsan").glob("*.py")}
-    assert {"configuration_mcsan.py", "modeling_mcsan.py", "configuration_msam.py", "modeling_msam.py"} <= saved
+    assert {"configuration_mcsan.py", "modeling_mcsan.py", "configuration_msam.py", "modeling_clip_video.py",
+            "loss_msam.py"} <= saved
 
     rng = np.random.default_rng(0)
     videos = [rng.integers(0, 256, (frames, 40, 56, 3), dtype=np.uint8) for frames in (3, 1)]

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from transformers import CLIPModel
 
 from msam_hf import MsamConfig, MsamModel, apply_lora
-from msam_hf.modeling_msam import gaussian_kl_divergence, slot_diversity
+from msam_hf.loss_msam import gaussian_kl_divergence, slot_diversity
+from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
 from msam_hf.testing_utils import direct_ciffp_scores
 
 HEADS = ["mean", "seq_transformer", "attention", "ciffp"]
@@ -113,6 +114,27 @@ def test_ciffp_expanded_form_equals_direct_transcription_of_the_paper(mask_padde
         fast, _ = model.ciffp(texts[None], frames, video_mask)
         direct = direct_ciffp_scores(model.ciffp, texts, frames, video_mask)
     torch.testing.assert_close(fast[0], direct, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask_padded_frames", [True, False])
+def test_ciffp_single_caption_fast_path_equals_the_general_form_one_caption_at_a_time(mask_padded_frames):
+    model = tiny_model(ciffp_mask_padded_frames=mask_padded_frames)
+    generator = torch.Generator().manual_seed(2)
+    texts = F.normalize(torch.randn(3, 128, generator=generator), dim=-1)
+    frames = F.normalize(torch.randn(50, 5, 128, generator=generator), dim=-1)
+    video_mask = (torch.arange(5) < torch.randint(1, 6, (50, 1), generator=generator)).long()
+    with torch.no_grad():
+        model.ciffp.gate_hidden.weight.normal_(std=0.5)  # a gate that varies: at |J| = 1 it must not matter
+        scores, attention = model.ciffp.single_caption_scores(texts, frames, video_mask)  # ‖p‖ from the Gram matrix
+        for index, text in enumerate(texts):
+            lone_scores, lone_attention = model.ciffp.single_caption_scores(text[None], frames, video_mask)  # from p
+            direct = direct_ciffp_scores(model.ciffp, text[None], frames, video_mask)
+            logits = model.similarity(MsamTextOutput(text_embeds=text[None]),
+                                      MsamVideoOutput(frame_embeds=frames, video_mask=video_mask), text_context_size=1)
+            torch.testing.assert_close(lone_scores, direct, atol=1e-5, rtol=0)
+            torch.testing.assert_close(lone_scores, scores[index : index + 1], atol=1e-5, rtol=0)
+            torch.testing.assert_close(lone_attention, attention[index : index + 1], atol=1e-6, rtol=0)
+            torch.testing.assert_close(logits, model.logit_scale * lone_scores)
 
 
 def test_similarity_scores_consecutive_caption_sets_and_chunking_changes_nothing():
