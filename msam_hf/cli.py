@@ -1,21 +1,24 @@
-"""The `msam` command line. Each command group lives in its own module and registers its sub-commands here."""
+"""The `msam` command line. Each command (group) lives in a module of `msam_hf.commands` that registers its
+sub-commands here; their arguments are added when a command is used (`commands.parsing`), so that building the parser
+(`msam --help`) imports no library."""
 
 import argparse
 import importlib
 import shlex
 import sys
 
+from .commands.parsing import DeferredArgumentParser
+
 # (group name, help, modules that each expose `register(subparsers)`)
 COMMAND_GROUPS = [
-    ("data", "make, inspect and publish video-caption datasets",
-     ["msam_hf.data.commands", "msam_hf.data.synth", "msam_hf.data.attributes"]),
+    ("data", "make, inspect and publish video-caption datasets", ["msam_hf.commands.data"]),
 ]
-# Modules whose `register(subparsers)` adds one top-level command.
-COMMANDS = ["msam_hf.evaluation", "msam_hf.hub", "msam_hf.search", "msam_hf.convert"]
+# Modules whose `register(subparsers)` adds top-level commands.
+COMMANDS = ["msam_hf.commands.evaluate", "msam_hf.commands.push", "msam_hf.commands.search", "msam_hf.commands.convert"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="msam", description="MSAM / MCSAN drone video-text retrieval.")
+    parser = DeferredArgumentParser(prog="msam", description="MSAM / MCSAN drone video-text retrieval.")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     for name, help_text, module_names in COMMAND_GROUPS:
         group_parser = groups.add_parser(name, help=help_text)

@@ -28,11 +28,9 @@ other `MsamConfig` fields keep their defaults (padding is masked: see docs/model
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -355,38 +353,3 @@ def convert_checkpoint(
     default_processor(config).save_pretrained(out_dir)
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return model.eval(), report
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def register(subparsers) -> None:
-    """Add `msam convert` to the top-level commands."""
-    parser = subparsers.add_parser(
-        "convert", help="turn a CLIP4Clip / MSAM-authors training checkpoint into an MsamModel folder",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("checkpoint", metavar="CHECKPOINT",
-                        help="torch.save(model.state_dict()) file (pytorch_model.bin.N) or .safetensors")
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="where the model, processor and conversion report go")
-    parser.add_argument("--max-frames", type=int, default=12, help="frames per video of the converted model (12)")
-    parser.add_argument("--allow-partial", action="store_true",
-                        help="write the model even if tensors are missing (left at initialisation) or keys unused")
-    parser.set_defaults(func=run_convert)
-
-
-def run_convert(args: argparse.Namespace) -> int:
-    _, report = convert_checkpoint(args.checkpoint, args.out_dir, args.max_frames, args.allow_partial)
-    semantic = "with" if report["semantic_loss"] else "without"
-    print(f"similarity head {report['similarity_head']!r}, {semantic} the semantic branch (read off the keys)")
-    print("mapped tensors: " + ", ".join(f"{module} {count}" for module, count in report["mapped_tensors"].items()))
-    if report["reference_unused_keys"]:
-        print(f"skipped {len(report['reference_unused_keys'])} key(s) the reference code builds but never uses:"
-              + key_list(report["reference_unused_keys"]))
-    for label, names in (("unused", report["unused_keys"]), ("missing", report["missing_keys"])):
-        if names:
-            print(f"{label} keys:{key_list(names)}")
-    if report["partial"]:
-        print(f"WARNING: {report['warning']}", file=sys.stderr)
-    print(f"wrote {args.out_dir} (model, processor, {REPORT_FILE})")
-    return 0

@@ -12,6 +12,7 @@
 """
 
 import argparse
+import importlib.resources
 import json
 import os
 import shutil
@@ -32,9 +33,10 @@ from .tiny_clip import TinyClipRecipe
 from .tiny_clip import pretrain_tiny_clip
 from .video_io import FrameCache
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_SCRIPT = REPO / "training" / "train.py"
-RECIPE = REPO / "training" / "recipes" / "frozen-heads.yaml"
+# training/ installs as msam_hf.training (setup.cfg): found from a checkout and from an installed wheel alike.
+TRAINING = Path(str(importlib.resources.files("msam_hf.training")))
+TRAIN_SCRIPT = TRAINING / "train.py"
+RECIPE = TRAINING / "recipes" / "frozen-heads.yaml"
 NUM_QUERIES = 2
 # Less than the stand-in recipe's default budget keeps the demo within 10 minutes on 2 cores with nothing cached.
 DEMO_PRETRAINING_SCENES, DEMO_PRETRAINING_STEPS = 3000, 400
@@ -151,7 +153,7 @@ def _step(number: int, title: str) -> None:
 
 
 def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, cwd=REPO)
+    subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,11 @@ from .metrics import RECALL_CUTOFFS
 from .metrics import in_group_recall_at_1
 from .metrics import retrieval_metrics
 from .metrics import text_to_video_recall_curve
+from .modeling_clip_video import concatenate_outputs
 from .modeling_mcsan import McsanModel
 from .modeling_msam import MsamModel
 from .modeling_msam import MsamTextOutput
 from .modeling_msam import MsamVideoOutput
-from .modeling_msam import concatenate_outputs
 from .postprocess import POSTPROCESSORS
 from .postprocess import Postprocessor
 from .postprocess import parse_postprocess
@@ -536,7 +536,7 @@ def query_bank_scores(model: Any, processor: Any, captions: list[str], features:
     return _PrecomputedScores.of(model, concatenate_outputs(parts), features.video, text_context_sizes)
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- models, and `msam evaluate`
 
 
 def load_model_and_processor(
@@ -570,78 +570,63 @@ def load_model_and_processor(
     return model.eval(), default_processor(model.config)
 
 
-def register(subparsers) -> None:
-    """Add `msam evaluate` to the top-level commands."""
-    parser = subparsers.add_parser(
-        "evaluate", help="retrieval metrics (and attribute mAP for MCSAN), tables and plots of one or more models on "
-        "a dataset split",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)")
-    parser.add_argument("data", metavar="DATA", help="dataset folder in any layout msam_hf.data reads")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--text-context-size", type=int, default=32,
-                        help="CIFFP caption-set size |J| of the headline numbers (default 32, the reference's); "
-                             "|J|=1 is always reported too")
-    parser.add_argument("--ties", default="pessimistic", choices=("pessimistic", "optimistic", "mean"),
-                        help="rank of a true item that ties with others (see msam_hf.metrics)")
-    parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
-    parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second")
-    parser.add_argument("--frame-cache-dir", default=None,
-                        help="keep decoded frames here and reuse them (e.g. train.py's --frame_cache_dir)")
-    parser.add_argument("--attention-queries", type=int, default=4,
-                        help="captions whose frame attention is plotted (CIFFP / attention heads)")
-    parser.add_argument("--output-dir", default="msam-eval", help="where results.json/.md and the plots go")
-    parser.add_argument("--no-attributes", dest="attributes", action="store_false",
-                        help="skip the attribute mAP of models with attribute projections (MCSAN)")
-    parser.add_argument("--postprocess", nargs="+", action="extend", default=[], metavar="METHOD",
-                        help="also report rows after test-time post-processing of the similarity matrix, labelled "
-                             "e.g. 'MODEL (+DSL)', next to the plain rows (always reported): dsl (dual softmax), "
-                             "qbnorm (querybank normalisation over --query-bank-split's captions), sinkhorn; several "
-                             "or a comma list, after MODEL and DATA. Caveat: DSL and Sinkhorn use every test "
-                             "query's scores at once, QB-Norm a bank of training captions and the whole gallery, "
-                             "which a single search query does not have, so these numbers are not comparable to "
-                             "plain ones (docs/evaluation.md)")
-    parser.add_argument("--query-bank-split", default="train",
-                        help="split whose captions are QB-Norm's query bank (default: train)")
-    parser.set_defaults(func=run_evaluate)
+def evaluate_models(
+    model_paths: list[str | Path],
+    data: str | Path,
+    split: str = "test",
+    *,
+    text_context_size: int = 32,
+    ties: str = "pessimistic",
+    batch_size: int = 16,
+    num_workers: int = 2,
+    fps: float = 1.0,
+    frame_cache_dir: str | Path | None = None,
+    attention_queries: int = 4,
+    output_dir: str | Path = "msam-eval",
+    attributes: bool = True,
+    postprocess: list[str] | None = None,
+    query_bank_split: str = "train",
+    command: str | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[Path]]:
+    """What `msam evaluate` does: evaluate every model on `data`'s `split` and write the report.
 
-
-def run_evaluate(args) -> int:
+    Returns the results by row name (a model's folder name, or its path when two share a name; post-processed rows
+    are labelled "NAME (+METHOD)") and the files written under `output_dir`. `command` is recorded in each result's
+    provenance.
+    """
     from .data import load_video_text_dataset
 
-    dataset = load_video_text_dataset(args.data)
-    if args.split not in dataset:
-        raise ValueError(f"{args.data} has no split {args.split!r}; it has {list(dataset)}")
-    sizes = tuple(dict.fromkeys((args.text_context_size, 1)))
-    methods = [POSTPROCESSORS[name] for name in parse_postprocess(args.postprocess)]
+    dataset = load_video_text_dataset(data)
+    if split not in dataset:
+        raise ValueError(f"{data} has no split {split!r}; it has {list(dataset)}")
+    sizes = tuple(dict.fromkeys((text_context_size, 1)))
+    methods = [POSTPROCESSORS[name] for name in parse_postprocess(postprocess)]
     bank_captions = None
     if any(method.needs_query_bank for method in methods):
-        if args.query_bank_split not in dataset:
-            raise ValueError(f"QB-Norm's query bank: {args.data} has no split {args.query_bank_split!r}; it has "
+        if query_bank_split not in dataset:
+            raise ValueError(f"QB-Norm's query bank: {data} has no split {query_bank_split!r}; it has "
                              f"{list(dataset)} (--query-bank-split)")
-        if args.query_bank_split == args.split:
+        if query_bank_split == split:
             logger.warning("QB-Norm's query bank is the evaluated split itself: its rows then see the test queries")
-        bank_split = dataset[args.query_bank_split].select_columns(["captions"])
+        bank_split = dataset[query_bank_split].select_columns(["captions"])
         bank_captions = [caption for captions in bank_split["captions"] for caption in captions]
         if not bank_captions:
-            raise ValueError(f"QB-Norm's query bank: split {args.query_bank_split!r} has no captions")
-    ground_truth = read_ground_truth(args.data)
+            raise ValueError(f"QB-Norm's query bank: split {query_bank_split!r} has no captions")
+    ground_truth = read_ground_truth(data)
     results, attention = {}, None
-    for model_path in args.models:
-        name = Path(model_path).name if len({Path(p).name for p in args.models}) == len(args.models) else model_path
+    for model_path in model_paths:
+        name = Path(model_path).name if len({Path(p).name for p in model_paths}) == len(model_paths) else model_path
         model, processor = load_model_and_processor(model_path)
-        features = extract_features(model, dataset[args.split], processor, batch_size=args.batch_size,
-                                    num_workers=args.num_workers, fps=args.fps, frame_cache_dir=args.frame_cache_dir)
+        features = extract_features(model, dataset[split], processor, batch_size=batch_size,
+                                    num_workers=num_workers, fps=fps, frame_cache_dir=frame_cache_dir)
         video_sites = sites_of(ground_truth, features.video_ids)
         # With post-processing, the plain scores are computed once and shared by the plain and the labelled rows.
         scores = _PrecomputedScores.of(model, features.text, features.video, sizes) if methods else model
-        results[name] = evaluate_retrieval(scores, features, text_context_sizes=sizes, ties=args.ties,
+        results[name] = evaluate_retrieval(scores, features, text_context_sizes=sizes, ties=ties,
                                            video_sites=video_sites)
         results[name]["model"] = str(model_path)
-        results[name]["split"] = args.split
-        if args.attributes and has_attribute_head(model):
+        results[name]["split"] = split
+        if attributes and has_attribute_head(model):
             vocabulary = model_attribute_vocabulary(model, model_path)
             results[name]["attribute_map"] = evaluate_attributes(model, features, vocabulary, ground_truth)
         bank_scores = (query_bank_scores(model, processor, bank_captions, features, sizes)
@@ -650,19 +635,16 @@ def run_evaluate(args) -> int:
         for method in methods:
             results[f"{name} (+{method.label})"] = {
                 **evaluate_postprocessed(scores, features, method, results[name], logit_scale, bank_scores,
-                                         ties=args.ties, video_sites=video_sites),
-                "model": str(model_path), "split": args.split}
+                                         ties=ties, video_sites=video_sites),
+                "model": str(model_path), "split": split}
         if attention is None:
-            attention = frame_attention_examples(model, features, args.attention_queries)
+            attention = frame_attention_examples(model, features, attention_queries)
             if attention is not None:
-                _add_example_frames(attention, dataset[args.split], args.fps, model.config.max_frames,
-                                    args.frame_cache_dir)
-    provenance = {"command": getattr(args, "command_line", None),
-                  "data_fingerprint": dataset_fingerprint(datasets.DatasetDict({args.split: dataset[args.split]})),
+                _add_example_frames(attention, dataset[split], fps, model.config.max_frames, frame_cache_dir)
+    provenance = {"command": command,
+                  "data_fingerprint": dataset_fingerprint(datasets.DatasetDict({split: dataset[split]})),
                   "environment": environment()}
     for result in results.values():
         result["provenance"] = provenance
-    written = write_report(results, args.output_dir, attention)
-    print(markdown_table(results))
-    print("wrote " + ", ".join(str(path) for path in written))
-    return 0
+    written = write_report(results, output_dir, attention)
+    return results, written

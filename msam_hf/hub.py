@@ -13,12 +13,11 @@ they are removed from the message of any upload error.
 
 from __future__ import annotations
 
-import argparse
+import importlib.resources
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,7 +45,9 @@ from .pipeline_msam import MsamVideoTextRetrievalPipeline
 
 logger = logging.getLogger(__name__)
 
-HUB_CARDS_DIR = Path(__file__).parent / "hub_cards"
+
+# The repository's hub_cards/ folder, installed as the package msam_hf.hub_cards (setup.cfg).
+HUB_CARDS_DIR = Path(str(importlib.resources.files("msam_hf.hub_cards")))
 MODEL_CARD_TEMPLATE = HUB_CARDS_DIR / "model_card_template.md"
 ENDPOINT_HANDLER = HUB_CARDS_DIR / "handler.py"
 SPACE_DIR = HUB_CARDS_DIR / "space"  # the Gradio Space: app.py, requirements.txt, README.md (Space card)
@@ -531,39 +532,3 @@ def _eval_results_for_card(eval_results: dict[str, Any], dataset: str) -> list[E
                 metric_args={"text_context_size": int(size) if size.isdigit() else size, "ties": eval_results["ties"]},
             ))
     return entries
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def register(subparsers) -> None:
-    """Add `msam push` to the top-level commands."""
-    parser = subparsers.add_parser(
-        "push", help="publish a model folder (or LoRA adapter) to the Hub with card, pipeline and endpoint handler",
-        description="Build the Hub repo folder (model with LoRA merged, safetensors, custom code, processor, "
-        "pipeline, handler.py, model card) and upload it. The token comes from HF_TOKEN or `hf auth login`.",
-    )
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="save_pretrained folder (e.g. OUTPUT/best) or LoRA adapter")
-    parser.add_argument("repo_id", metavar="REPO_ID", help="e.g. your-name/msam-drone")
-    parser.add_argument("--adapter-only", action="store_true", help="upload the PEFT adapter alone")
-    parser.add_argument("--private", action="store_true", help="create the repo private")
-    parser.add_argument("--revision", help="branch to push to (created if missing)")
-    parser.add_argument("--commit-message", help="commit message")
-    parser.add_argument("--base-model", help="LoRA: the MSAM model the adapter was trained on (folder or Hub id)")
-    parser.add_argument("--dataset", help="what eval_results.json was measured on: Hub dataset id or short name")
-    parser.add_argument("--license", default="apache-2.0", help="licence id for the card (default apache-2.0)")
-    parser.set_defaults(func=run_push)
-
-
-def run_push(args: argparse.Namespace) -> int:
-    try:
-        commit = push_to_hub(
-            args.model_dir, args.repo_id, adapter_only=args.adapter_only, private=args.private,
-            revision=args.revision, commit_message=args.commit_message, base_model=args.base_model,
-            dataset=args.dataset, license=args.license,
-        )
-    except HubPushError as error:
-        print(f"msam push: error: {error}", file=sys.stderr)
-        return 1
-    print(f"pushed {args.model_dir} to {commit.commit_url}")
-    return 0

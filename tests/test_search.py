@@ -23,7 +23,7 @@ from msam_hf.cli import main as msam
 from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
 from msam_hf.evaluation import load_model_and_processor
 from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
-from msam_hf.search import ModelMismatchError, VideoIndex, ciffp_single_caption_logits, key_vectors
+from msam_hf.search import ModelMismatchError, VideoIndex, key_vectors
 from msam_hf.video_io import read_frames
 
 BUILD = {"shard_size": 4, "batch_size": 3, "num_workers": 0, "progress": False}
@@ -239,7 +239,7 @@ def test_search_without_faiss_ranks_like_faiss_exact(built, model_and_processor,
     queries = ["a red car parks beside the lake", "trees beside a road"]
     queries += [np.random.default_rng(seed).standard_normal(model.config.projection_dim) for seed in range(3)]
     with_faiss = [built.search(query, k=10, candidates=4) for query in queries]
-    monkeypatch.setattr("msam_hf.search.faiss", None)
+    monkeypatch.setattr("msam_hf.search.index.faiss", None)
     without = VideoIndex.load(built.directory, model, processor)
     for query, expected in zip(queries, with_faiss):
         hits = without.search(query, k=10, candidates=4)
@@ -279,21 +279,6 @@ def random_features(count: int, frames: int, dim: int, seed: int = 0) -> dict[st
             "video_embeds": video_embeds.astype(np.float16), "timestamps": timestamps}
 
 
-def test_stage_two_fast_path_equals_the_ciffp_head(model_and_processor):
-    model, _ = model_and_processor
-    features = random_features(50, 5, model.config.projection_dim)
-    frame_embeds = torch.from_numpy(features["frame_embeds"]).float()
-    video_mask = torch.from_numpy(features["video_mask"]).long()
-    video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
-    for text in torch.nn.functional.normalize(torch.randn(3, model.config.projection_dim), dim=-1):
-        with torch.no_grad():
-            logits, attention = ciffp_single_caption_logits(model, text, frame_embeds, video_mask)
-            expected_logits, expected_attention = model.similarity(
-                MsamTextOutput(text_embeds=text[None]), video, text_context_size=1, return_frame_attention=True)
-        torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=0)
-        torch.testing.assert_close(attention, expected_attention, atol=1e-5, rtol=0)
-
-
 def test_key_vectors_are_unit_centroids_of_each_videos_frame_groups():
     rng = np.random.default_rng(0)
     groups = np.linalg.qr(rng.standard_normal((32, 2)))[0].T  # two orthogonal directions
@@ -310,7 +295,7 @@ def test_compressed_stage_one_finds_each_videos_frames_and_survives_save_remove_
     tmp_path, model_and_processor, monkeypatch
 ):
     model, processor = model_and_processor
-    monkeypatch.setattr("msam_hf.search.EXACT_SEARCH_MAX_VIDEOS", 100)
+    monkeypatch.setattr("msam_hf.search.stage1.EXACT_SEARCH_MAX_VIDEOS", 100)
     features = random_features(1000, 3, model.config.projection_dim)
     paths = [f"video_{number:04d}.mp4" for number in range(1000)]
     index = VideoIndex.create(tmp_path / "index", model, processor, shard_size=256)

@@ -1,4 +1,4 @@
-"""The Gradio Space (`msam_hf/hub_cards/space/`) as a person uses it: a Space folder written by
+"""The Gradio Space (`hub_cards/space/`) as a person uses it: a Space folder written by
 `prepare_space_folder` for a tiny published model and synthetic drone videos, served on 127.0.0.1 by a process that
 cannot import msam_hf (as on the Hub), and driven in headless Debian Chromium: type a query, upload a video, search,
 read the ranked list, take a screenshot. Rankings are checked against the `video-text-retrieval` pipeline."""

@@ -29,7 +29,6 @@ Choices the paper leaves open (documented in docs/model.md, MCSAN):
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import json
 import logging
@@ -616,54 +615,3 @@ def format_comparison(results_by_view: dict[str, dict[str, dict[str, float]]]) -
                 f"{scores['vocabulary_recall']:.2f} | {scores['label_precision']:.2f} | {scores['label_recall']:.2f} |"
             )
     return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `msam data attributes` to the `msam data` command group."""
-    parser = subparsers.add_parser(
-        "attributes",
-        help="mine MCSAN's entity / action / relationship attribute vocabularies from training captions",
-        description="Mine per-level attribute vocabularies (entities = nouns, actions = verbs, relationships = "
-        "noun-preposition-noun and subject-verb-object patterns) from the captions of one split and write them as "
-        "JSON. On a synthetic benchmark folder (with ground_truth.jsonl) also print precision and recall against "
-        "the generator's ground truth.",
-    )
-    parser.add_argument("path", metavar="DATA", help="dataset folder (any supported layout) or Hub dataset repo id")
-    parser.add_argument("--out", required=True, type=Path, help="vocabulary JSON to write")
-    parser.add_argument("--split", default="train", help="split whose captions are mined (default: train)")
-    parser.add_argument("--layout", default="auto", help="dataset layout (default: auto-detect)")
-    for level, option in (("entity", "--entities"), ("action", "--actions"), ("relationship", "--relationships")):
-        parser.add_argument(option, type=int, default=DEFAULT_ATTRIBUTE_VOCABULARY_SIZES[level],
-                            help=f"{level} vocabulary size (default: {DEFAULT_ATTRIBUTE_VOCABULARY_SIZES[level]})")
-    parser.add_argument("--min-count", type=int, default=2, help="captions an attribute must occur in (default: 2)")
-    parser.add_argument("--tagger", default="auto",
-                        help="part-of-speech tagger: auto (spaCy when an English pipeline is installed, else the "
-                        "lexicon), lexicon, spacy or spacy:PIPELINE (default: auto)")
-    parser.add_argument("--label-split", default="test",
-                        help="split whose captions are labelled for the ground-truth comparison (default: test)")
-    parser.set_defaults(func=run_attributes)
-
-
-def run_attributes(args: argparse.Namespace) -> int:
-    sizes = {"entity": args.entities, "action": args.actions, "relationship": args.relationships}
-    vocabulary = mine_dataset_attributes(args.path, split=args.split, layout=args.layout, sizes=sizes,
-                                         min_count=args.min_count, tagger=args.tagger)
-    vocabulary.save(args.out)
-    print(f"mined {args.split} captions of {args.path} with {vocabulary.tagger_name}: "
-          f"{vocabulary.num_captions} captions ({vocabulary.skipped_captions} skipped)")
-    for level in ATTRIBUTE_LEVELS:
-        top = ", ".join(f"{name} ({count})" for name, count in zip(vocabulary.levels[level][:8], vocabulary.counts[level][:8]))
-        print(f"  {level}: {vocabulary.sizes[level]} attributes; most frequent: {top}")
-    print(f"wrote {args.out}; give it to a model with "
-          f"McsanConfig(attribute_vocabulary=AttributeVocabulary.load({str(args.out)!r}).levels)")
-    if (Path(args.path) / "ground_truth.jsonl").is_file():
-        views = {"exact": compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split)}
-        views["synonyms"] = compare_with_ground_truth(vocabulary, args.path, args.split, args.label_split,
-                                                      synonyms=synth_synonyms(vocabulary.tagger))
-        print(f"\nagainst the generator's ground truth (vocabulary: {args.split} videos; labels: {args.label_split} "
-              "videos, micro-averaged):\n")
-        print(format_comparison(views))
-    return 0

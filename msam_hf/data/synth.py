@@ -42,17 +42,13 @@ numbers, and what they say about this benchmark, are in docs/synthetic-benchmark
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import pickle
 import shutil
-import time
-from collections import Counter
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
-from dataclasses import fields
 from functools import partial
 from pathlib import Path
 
@@ -374,46 +370,3 @@ def _write_annotations(output_dir: Path, config: SynthConfig, records: list[dict
             file.write(json.dumps(record) + "\n")
     settings = {"generator": "msam_hf.data.synth", **asdict(config), "num_frames": config.num_frames}
     (output_dir / "synth_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `msam data synth` to the `msam data` command group."""
-    parser = subparsers.add_parser(
-        "synth", help="generate the synthetic drone-video retrieval benchmark",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("output_dir", type=Path, help="folder to write (must be empty unless --overwrite)")
-    for config_field in fields(SynthConfig):
-        option = "--" + config_field.name.replace("_", "-")
-        if config_field.name == "split_fractions":
-            parser.add_argument(option, type=float, nargs=3, default=config_field.default,
-                                metavar=("TRAIN", "VAL", "TEST"), help=config_field.metadata["help"])
-        elif isinstance(config_field.default, bool):  # a switch: --events
-            parser.add_argument(option, action="store_true", help=config_field.metadata["help"])
-        elif config_field.default is None:  # SynthConfig picks the default (its help says which)
-            parser.add_argument(option, type=config_field.metadata["type"], default=argparse.SUPPRESS,
-                                help=config_field.metadata["help"])
-        else:
-            parser.add_argument(option, type=type(config_field.default), default=config_field.default,
-                                help=config_field.metadata["help"])
-    parser.add_argument("--workers", type=int, default=2, help="rendering processes (the output does not depend on it)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic dataset in output_dir")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    config = SynthConfig(**{config_field.name: getattr(args, config_field.name) for config_field in fields(SynthConfig)
-                            if hasattr(args, config_field.name)})
-    start = time.perf_counter()
-    output_dir = generate_synthetic_dataset(args.output_dir, config, num_workers=args.workers,
-                                            overwrite=args.overwrite, progress=not args.quiet)
-    counts = Counter(job["split"] for job in _plan(config))  # the plan the files were written from
-    print(f"wrote {config.num_videos} videos ({config.width}x{config.height}, {config.num_frames} frames) to "
-          f"{output_dir} in {time.perf_counter() - start:.1f} s: "
-          + ", ".join(f"{split} {counts[split]}" for split in SPLITS))
-    return 0
-

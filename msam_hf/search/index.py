@@ -1,39 +1,8 @@
-"""Search a video collection by text: `msam index`, `msam search` and the `VideoIndex` behind them.
-
-An index is a folder:
-
-    INDEX/
-      index.json                       the model's fingerprint, the shard list, search settings (FAISS kind, R)
-      videos-000002.parquet            one row per video: path, size, mtime, sha256, duration, frames, row id
-      shards/shard-000000.safetensors  float16 frame features, video embeddings, masks and frame timestamps of up
-                                       to `shard_size` videos (memory-mapped at search time); the shard's video
-                                       list and failed files are in its safetensors metadata
-      ann-000002.faiss                 FAISS index over the videos' key vectors (derived data: rebuilt if missing
-                                       or built by an older version, see `stage1_parameters`)
-      report.json                      the last indexing run: added, unchanged, moved, removed, failed files
-
-Indexing is incremental: a file whose path, size and mtime match the index is skipped; otherwise its sha256 decides
-whether it changed (re-encoded), was touched (kept) or moved (its features follow it). Files gone from the folder are
-dropped; files that cannot be decoded are listed in the report and never stop the run. A shard is written under a
-temporary name and renamed when complete, so a shard file that exists is finished: the next run after an interruption
-merges the finished shards instead of re-encoding them. Under `accelerate launch` the shards of a run are spread over
-the processes and the main process merges them; the result does not depend on the number of processes.
-
-Search has two stages. CIFFP scores a caption against a video's frames (msam.md §3), so it cannot be precomputed per
-video; at |J| = 1 its score is γ·cos(frame-attention pooling, caption), close to the best frame's cosine. A single
-vector per video (the mean v̄) misses videos with one matching frame among others, so stage 1 indexes
-`KEY_VECTORS_PER_VIDEO` key vectors per video, the normalised k-means centroids of its frames, and takes the R videos
-with the best key vector for the caption (FAISS: exact up to `EXACT_SEARCH_MAX_VIDEOS` videos, compressed scanning
-with re-scoring from 8-bit copies beyond; exact numpy without FAISS); stage 2 scores them with the model's similarity head at
-|J| = 1, reading only their frame features, and returns the best k with the timestamps of the frames the head
-attended to. benchmarks/bench_search.py measures how often the two stages return the top 10 of the head applied to
-the whole collection.
-"""
+"""`VideoIndex`: build, update and search an index folder (its layout and the two search stages are described in
+`msam_hf.search`)."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -52,53 +21,42 @@ import torch
 import torch.nn.functional as F
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
-from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
-from .modeling_msam import MsamModel
-from .modeling_msam import MsamTextOutput
-from .modeling_msam import MsamVideoOutput
-from .modeling_msam import zero_pad
-from .video_io import read_frames
-from .video_io import video_files_under
-
-try:
-    import faiss
-except ImportError:  # the `search` extra; exact numpy search without it
-    faiss = None
+from ..modeling_msam import MsamModel
+from ..modeling_msam import MsamTextOutput
+from ..modeling_msam import MsamVideoOutput
+from ..loss_msam import zero_pad
+from ..video_io import read_frames
+from ..video_io import video_files_under
+from .stage1 import EXACT_SEARCH_MAX_VIDEOS
+from .stage1 import KEY_VECTOR_BATCH
+from .stage1 import STAGE1_TRAINING_VECTORS
+from .stage1 import describe_stage1
+from .stage1 import faiss
+from .stage1 import faiss_threads
+from .stage1 import key_vectors
+from .stage1 import stage1_parameters
+from .storage import DEFAULT_SHARD_SIZE
+from .storage import FEATURE_NAMES
+from .storage import FORMAT_VERSION
+from .storage import VIDEO_SCHEMA
+from .storage import allow_open_files
+from .storage import file_sha256
+from .storage import json_hash
+from .storage import memory_map
+from .storage import read_shard_videos
+from .storage import write_atomically
+from .storage import write_shard
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-DEFAULT_SHARD_SIZE = 1024
 # R, the candidates stage 2 re-ranks; benchmarks/bench_search.py measures recall@10 against it.
 DEFAULT_CANDIDATES = 500
-# Up to this many videos stage 1 is exact (FAISS flat, about 7 ms a query on one core); beyond, compressed scanning.
-EXACT_SEARCH_MAX_VIDEOS = 50_000
-# Compressed scanning re-scores this many times R · key vectors candidates from 8-bit copies: at 1M, 16 measured
-# recall@10 0.997 at p95 35 ms, 8 gave 0.994 (bench_search.py).
-STAGE1_K_FACTOR = 16
-# Stage 1 indexes this many key vectors per video (k-means centroids of its frames; benchmarks/bench_search.py).
-KEY_VECTORS_PER_VIDEO = 2
-# Videos whose key vectors are computed (and added to FAISS) at a time: bounds the float32 frames in memory.
-KEY_VECTOR_BATCH = 16_384
-KMEANS_STEPS = 5
-STAGE1_FACTORY = "IDMap,RR{dim},PQ{codes}x4fs,Refine(SQ8)"
-# Product quantisers are trained on this many key vectors, spread over the collection.
-STAGE1_TRAINING_VECTORS = 65_536
 # A hit lists the frames holding at least this share of the head's attention (the best frame always).
 TIMESTAMP_MIN_ATTENTION = 0.1
 # Fields of a model fingerprint that must match for features to mix; the others only say where the model came from.
 IDENTITY_FIELDS = ("config_hash", "weights_hash", "processor_hash", "fps", "max_frames")
-# Config and processor keys that record provenance or the loading dtype, not what the model computes.
-_PROVENANCE_KEYS = {"transformers_version", "architectures", "_name_or_path", "_commit_hash", "auto_map", "dtype",
-                    "torch_dtype", "custom_pipelines", "processor_class"}
-VIDEO_SCHEMA = pa.schema([
-    ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string()),
-    ("duration", pa.float64()), ("num_frames", pa.int32()), ("row_id", pa.int64()),
-])
-FEATURE_NAMES = ("frame_embeds", "video_embeds", "video_mask", "timestamps")
-_SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "U8": np.uint8}
 
 
 class ModelMismatchError(ValueError):
@@ -138,7 +96,7 @@ class IndexReport:
         lines = [
             f"added {len(self.added)} video(s), unchanged {self.unchanged}, resumed {self.resumed}, moved "
             f"{len(self.moved)}, removed {len(self.removed)}, failed {len(self.failed)} ({self.processes} "
-            f"process(es)); the index holds {self.num_videos} video(s), stage 1: {_describe_stage1(self.stage1)}"
+            f"process(es)); the index holds {self.num_videos} video(s), stage 1: {describe_stage1(self.stage1)}"
         ]
         lines += [f"  failed: {failure['path']}: {failure['reason']}" for failure in self.failed]
         return "\n".join(lines)
@@ -163,70 +121,12 @@ def model_fingerprint(model: MsamModel, processor: Any, fps: float = 1.0) -> dic
         "revision": getattr(model.config, "_commit_hash", None),
         "similarity_head": model.config.similarity_head,
         "projection_dim": model.config.projection_dim,
-        "config_hash": _json_hash(model.config.to_dict()),
+        "config_hash": json_hash(model.config.to_dict()),
         "weights_hash": weights.hexdigest(),
-        "processor_hash": _json_hash(video_processor.to_dict()),
+        "processor_hash": json_hash(video_processor.to_dict()),
         "fps": float(fps),
         "max_frames": min(model.config.max_frames, video_processor.num_frames),
     }
-
-
-def stage1_parameters(num_videos: int, dim: int = 512) -> dict[str, Any]:
-    """Stage-1 settings for a collection size: `key_vectors` vectors per video (see `key_vectors`), searched by
-    exact inner product up to `EXACT_SEARCH_MAX_VIDEOS` videos; beyond, a scan of every key vector's 4-bit
-    product-quantised code (SIMD "fast scan", 16× less to read than float32, after a random rotation that spreads
-    the embeddings' variance evenly over the sub-quantisers: without it the first few, which hold most of the
-    variance of CLIP-like embeddings, are quantised coarsely) whose best R · key_vectors · `k_factor` are re-scored
-    from 8-bit scalar-quantised copies. benchmarks/bench_search.py compares this with one vector per video (v̄), with
-    and without the rotation; IVF lost recall at any nprobe that was faster (docs/search.md)."""
-    if num_videos <= EXACT_SEARCH_MAX_VIDEOS:
-        return {"type": "flat", "factory": "IDMap,Flat", "key_vectors": KEY_VECTORS_PER_VIDEO}
-    return {"type": "pq-fastscan", "factory": STAGE1_FACTORY.format(dim=dim, codes=dim // 4),
-            "k_factor": STAGE1_K_FACTOR, "key_vectors": KEY_VECTORS_PER_VIDEO}
-
-
-def key_vectors(frame_embeds: np.ndarray, video_mask: np.ndarray, count: int) -> np.ndarray:
-    """`count` unit vectors per video that stand for its frames in stage 1: the k-means centroids of its (unmasked)
-    frames, seeded by the frame nearest the mean and then farthest-point, after a few Lloyd steps, normalised.
-    CIFFP at |J| = 1 is close to the best frame's cosine with the caption; the best centroid tracks it much closer
-    than the mean of all frames does, at a fraction of the cost of indexing every frame. (videos, count, dim)."""
-    frames = torch.from_numpy(np.asarray(frame_embeds, dtype=np.float32))
-    mask = torch.from_numpy(np.asarray(video_mask)).bool()
-    videos = torch.arange(len(frames))
-    mean = F.normalize((frames * mask[..., None]).sum(1), dim=-1)
-    closest_to = torch.einsum("vtd,vd->vt", frames, mean).masked_fill(~mask, -torch.inf)
-    seeds = [frames[videos, closest_to.argmax(1)]]
-    for _ in range(count - 1):
-        nearest_seed = torch.stack([torch.einsum("vtd,vd->vt", frames, seed) for seed in seeds]).amax(0)
-        seeds.append(frames[videos, nearest_seed.masked_fill(~mask, torch.inf).argmin(1)])
-    centroids = torch.stack(seeds, 1)
-    for _ in range(KMEANS_STEPS):
-        assignment = torch.einsum("vtd,vkd->vtk", frames, centroids).argmax(-1)
-        members = F.one_hot(assignment, count).float() * mask[..., None]
-        # a cluster left empty (identical frames) gives a zero vector: the video's other centroids still count
-        centroids = F.normalize(torch.einsum("vtk,vtd->vkd", members, frames), dim=-1)
-    return centroids.numpy()
-
-
-def ciffp_single_caption_logits(
-    model: MsamModel, text_embed: torch.Tensor, frame_embeds: torch.Tensor, video_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`model.similarity(..., text_context_size=1, return_frame_attention=True)` of the CIFFP head for one caption ŝ
-    (dim,), as logits (1, videos) and frame attention (1, videos, frames), in about a seventh of the work.
-
-    At |J| = 1 q_i = p_i, so the score is λ·γ·⟨p_i, ŝ⟩ / ‖p_i‖ with p_i = Σ_t a_it v_it (msam.md §3). The head
-    computes ‖p_i‖² from each video's frame Gram matrix (videos × T² × D), which pays off only for larger caption sets;
-    here p_i itself costs videos × T × D.
-    """
-    head = model.ciffp
-    frame_text = frame_embeds @ text_embed  # (videos, frames)
-    frame_logits = frame_text / head.frame_temperature
-    if head.mask_padded_frames:
-        frame_logits = frame_logits.masked_fill(video_mask == 0, torch.finfo(frame_logits.dtype).min)
-    attention = frame_logits.softmax(dim=-1)
-    pooled = torch.bmm(attention.unsqueeze(1), frame_embeds).squeeze(1)  # p_i: (videos, dim)
-    cosines = (attention * frame_text).sum(-1) / pooled.norm(dim=-1).clamp(min=1e-12)
-    return (model.logit_scale * head.score_scale * cosines)[None], attention[None]
 
 
 def list_video_files(video_dir: str | Path) -> list[Path]:
@@ -239,7 +139,7 @@ def list_video_files(video_dir: str | Path) -> list[Path]:
 
 class VideoIndex:
     r"""
-    A folder of per-video frame features, searchable by text with an MSAM model (see the module docstring).
+    A folder of per-video frame features, searchable by text with an MSAM model (see `msam_hf.search`).
 
     ```python
     >>> from msam_hf.evaluation import load_model_and_processor
@@ -344,7 +244,7 @@ class VideoIndex:
         """Index every video under `video_dir` into `directory`, creating the index or bringing it up to date
         (`update`). Under `accelerate launch` every process calls this and encodes its share of the new files.
         The run's `IndexReport` is `index.report`."""
-        state = _process_state()
+        state = process_state()
         directory = Path(directory)
         if state.is_main_process and not (directory / "index.json").exists():
             cls.create(directory, model, processor, fps=fps, shard_size=shard_size)
@@ -357,7 +257,7 @@ class VideoIndex:
     def set_model(self, model: MsamModel, processor: Any = None, fps: float | None = None) -> None:
         """Use `model` (and its processor) for encoding and scoring, after checking it is the index's model."""
         if processor is None:
-            from .processors import default_processor
+            from ..processors import default_processor
 
             processor = default_processor(model.config)
         recorded = self.manifest["model"]
@@ -392,7 +292,7 @@ class VideoIndex:
         dead_shards = [shard for shard in manifest["shards"] if shard not in live_shards]
         manifest["shards"] = sorted(live_shards)
         manifest["generation"] = generation
-        _write_atomically(directory / "index.json", json.dumps(manifest, indent=1) + "\n")
+        write_atomically(directory / "index.json", json.dumps(manifest, indent=1) + "\n")
         for name in filter(None, old_files):
             (directory / name).unlink(missing_ok=True)
         for shard in dead_shards:
@@ -460,7 +360,7 @@ class VideoIndex:
             rows = slice(start, start + shard_size)
             videos = [{"path": path, "num_frames": int(mask.sum())}
                       for path, mask in zip(paths[rows], video_mask[rows])]
-            self._write_shard(first_shard + number, videos, {
+            write_shard(self._shard_path(first_shard + number), videos, {
                 "frame_embeds": frame_embeds[rows].astype(np.float16),
                 "video_embeds": video_embeds[rows].astype(np.float16),
                 "video_mask": video_mask[rows].astype(np.uint8),
@@ -473,7 +373,7 @@ class VideoIndex:
     ) -> IndexReport:
         if self.model is None:
             raise ValueError("indexing videos needs the model: pass it to VideoIndex.build / load, or call set_model.")
-        state = _process_state()
+        state = process_state()
         plan = [None]
         if state.is_main_process:
             for temporary in (self.directory / "shards").glob("*.tmp"):  # a shard write that was interrupted
@@ -499,7 +399,7 @@ class VideoIndex:
                 processes=state.num_processes,
             )
             self._resumed = 0
-            _write_atomically(report_path, json.dumps(asdict(self.report), indent=1) + "\n")
+            write_atomically(report_path, json.dumps(asdict(self.report), indent=1) + "\n")
         state.wait_for_everyone()
         if not state.is_main_process:  # every process ends with the index the main process saved
             fresh = VideoIndex.load(self.directory)
@@ -528,7 +428,7 @@ class VideoIndex:
                 if position is not None and (sizes[position], mtimes[position]) == (stat.st_size, stat.st_mtime_ns):
                     unchanged += 1
                     continue
-                digest = _sha256(path)
+                digest = file_sha256(path)
             except OSError as error:
                 failed.append({"path": key, "reason": f"cannot read the file: {error}"})
                 continue
@@ -590,7 +490,7 @@ class VideoIndex:
                     pending = []
             features = {name: np.concatenate([part[name] for part in parts]) if parts else self._empty(name)
                         for name in FEATURE_NAMES}
-            self._write_shard(chunk["shard"], videos, features, failed)
+            write_shard(self._shard_path(chunk["shard"]), videos, features, failed)
         bar.close()
 
     def _encode(self, items: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -626,16 +526,10 @@ class VideoIndex:
         on_disk = [int(path.stem.split("-")[1]) for path in (self.directory / "shards").glob("shard-*.safetensors")]
         return max(self.manifest["shards"] + on_disk, default=-1) + 1
 
-    def _write_shard(self, shard: int, videos: list[dict], features: dict[str, np.ndarray], failed=()) -> None:
-        path = self._shard_path(shard)
-        temporary = path.with_suffix(".tmp")
-        save_file(features, str(temporary), metadata={"videos": json.dumps(videos), "failed": json.dumps(list(failed))})
-        os.replace(temporary, path)  # a shard file that exists is complete: what resuming relies on
-
     def _shard_arrays(self, shard: int) -> dict[str, np.ndarray]:
         if shard not in self._shards:
-            _allow_open_files(len(self._shards) + 1)
-            self._shards[shard] = _memory_map(self._shard_path(shard))
+            allow_open_files(len(self._shards) + 1)
+            self._shards[shard] = memory_map(self._shard_path(shard))
         return self._shards[shard]
 
     def _merge_new_shards(self) -> tuple[list[str], list[dict[str, str]]]:
@@ -647,10 +541,9 @@ class VideoIndex:
             shard = int(path.stem.split("-")[1])
             if shard in listed:
                 continue
-            metadata = _read_header(path)[0].get("__metadata__", {})
-            videos = json.loads(metadata["videos"])
+            videos, shard_failed = read_shard_videos(path)
             rows += [{**video, "row_id": shard * shard_size + row} for row, video in enumerate(videos)]
-            failed += json.loads(metadata["failed"])
+            failed += shard_failed
             self.manifest["shards"].append(shard)
         if rows:
             self._set_rows(remove_paths={row["path"] for row in rows}, new_rows=rows)
@@ -743,7 +636,7 @@ class VideoIndex:
             sample = self._row_ids[np.linspace(0, len(self) - 1, videos).astype(np.int64)]
             training = np.concatenate([self._key_vectors(sample[start : start + KEY_VECTOR_BATCH])[0]
                                        for start in range(0, len(sample), KEY_VECTOR_BATCH)])
-            with _faiss_threads(1):
+            with faiss_threads(1):
                 ann.train(training)
             faiss.downcast_index(ann.index).k_factor = parameters["k_factor"]
         self._add_key_vectors(ann, self._row_ids)
@@ -762,7 +655,7 @@ class VideoIndex:
             top = np.argpartition(-scores, vectors_wanted - 1)[:vectors_wanted]
             found = row_ids[top[np.argsort(-scores[top], kind="stable")]]
         else:
-            with _faiss_threads(1):  # one query is too small to split across threads
+            with faiss_threads(1):  # one query is too small to split across threads
                 _, found = stage1.search(text_embed[None], vectors_wanted)
             found = found[0][found[0] >= 0]
         _, first = np.unique(found, return_index=True)  # a video's best key vector comes first
@@ -796,12 +689,10 @@ class VideoIndex:
             frame_embeds = torch.from_numpy(stored["frame_embeds"][:, :frames]).to(device)
             video_mask = torch.from_numpy(np.arange(frames) < num_frames[:, None]).long().to(device)
             video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
-        if model.config.similarity_head == "ciffp":
-            logits, attention = ciffp_single_caption_logits(model, text_embeds[0].to(device), frame_embeds, video_mask)
-        else:
-            logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
-                                                 text_context_size=1, video_chunk_size=len(row_ids),
-                                                 return_frame_attention=True)
+        # one caption at |J| = 1: CIFFP takes its lone-caption path (MsamCiffpHead.single_caption_scores)
+        logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
+                                             text_context_size=1, video_chunk_size=len(row_ids),
+                                             return_frame_attention=True)
         scores = logits[0].float().cpu()
         order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
         best = row_ids[order]
@@ -819,7 +710,7 @@ class VideoIndex:
 
     def _ready_model(self) -> MsamModel:
         if self.model is None:
-            from .evaluation import load_model_and_processor
+            from ..evaluation import load_model_and_processor
 
             name = self.manifest["model"]["name_or_path"]
             if name is None:
@@ -872,158 +763,7 @@ def _as_is(item):
     return item
 
 
-def _process_state() -> PartialState:
+def process_state() -> PartialState:
+    """This process's place in an `accelerate launch` run (a single process without one)."""
     # `accelerate launch --multi_gpu` on a CPU-only machine joins the processes only with cpu=True (pitfalls.md).
     return PartialState(cpu=not torch.cuda.is_available())
-
-
-def _allow_open_files(count: int) -> None:
-    """Each memory-mapped shard holds a file descriptor (CPython's mmap keeps a duplicate): raise the soft limit
-    towards the hard one when a large index needs more than the common default of 1024."""
-    try:
-        import resource
-    except ImportError:  # not on Unix
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < count + 256:
-        wanted = count + 4096  # headroom, so this runs once per few thousand shards
-        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """A safetensors file's JSON header and the offset where its tensor data starts."""
-    with open(path, "rb") as file:
-        length = int.from_bytes(file.read(8), "little")
-        return json.loads(file.read(length)), 8 + length
-
-
-def _memory_map(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file as read-only numpy views of one memory map: rows are read from disk only
-    when indexed (safetensors' own loaders copy whole tensors)."""
-    header, data_start = _read_header(path)
-    data = np.memmap(path, dtype=np.uint8, mode="r").view(np.ndarray)  # plain views: indexing stays in C
-    arrays = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        dtype = _SAFETENSORS_DTYPES[info["dtype"]]
-        arrays[name] = data[data_start + begin : data_start + end].view(dtype).reshape(info["shape"])
-    return arrays
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _json_hash(settings: dict[str, Any]) -> str:
-    def without_provenance(value):
-        if isinstance(value, dict):
-            return {key: without_provenance(item) for key, item in value.items() if key not in _PROVENANCE_KEYS}
-        return value
-
-    return hashlib.sha256(json.dumps(without_provenance(settings), sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _describe_stage1(parameters: dict[str, Any]) -> str:
-    if parameters.get("type") == "pq-fastscan":
-        return (f"FAISS {parameters['factory']}, k_factor {parameters['k_factor']}, "
-                f"{parameters['key_vectors']} key vectors per video")
-    if parameters.get("type") == "flat":
-        return f"FAISS exact, {parameters['key_vectors']} key vectors per video"
-    return parameters.get("type", "not built yet")
-
-
-@contextlib.contextmanager
-def _faiss_threads(count: int):
-    """FAISS's OpenMP threads for the calling thread. Single queries and product-quantiser training are many tiny
-    parallel steps: on a busy 2-core machine two threads spin against each other (PQ training measured 78 s with two
-    threads, 0.9 s with one)."""
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(count)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def register(subparsers) -> None:
-    """Add `msam index` and `msam search` to the top-level commands."""
-    parser = subparsers.add_parser(
-        "index", help="index a folder of videos for text search (incremental, resumable, distributable)",
-        description="Encode every video under VIDEO_DIR with MODEL into INDEX: float16 frame features in safetensors "
-        "shards, a manifest and a FAISS index. Re-running adds new files, skips unchanged ones and drops deleted ones; "
-        "files that cannot be decoded are reported. Spread over processes with "
-        "`accelerate launch --multi_gpu --num_processes N -m msam_hf.cli index ...`.",
-    )
-    parser.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of videos (searched recursively)")
-    parser.add_argument("--model", required=True, help="model folder (save_pretrained or LoRA adapter) or Hub id")
-    parser.add_argument("--out", required=True, metavar="INDEX", help="index folder (created, or updated in place)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
-    parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process")
-    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
-                        help="videos per feature shard (a new index only; an interrupted run redoes at most one "
-                             "shard per process)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run_index)
-
-    parser = subparsers.add_parser(
-        "search", help="search an index by text",
-        description="The K videos of INDEX that best match QUERY, with the model's own similarity head (|J| = 1) "
-        "and the seconds of the frames it attended to.",
-    )
-    parser.add_argument("index", metavar="INDEX", help="folder written by `msam index`")
-    parser.add_argument("query", metavar="QUERY", help="the caption to search for")
-    parser.add_argument("-k", "--top-k", type=int, default=10, help="results to return (default 10)")
-    parser.add_argument("--candidates", type=int, help="R, videos stage 1 passes to the similarity head "
-                                                       f"(default: the index's, {DEFAULT_CANDIDATES} unless set)")
-    parser.add_argument("--model", help="the model to encode the query with (default: the one the index records)")
-    parser.add_argument("--json", action="store_true", help="print the hits as JSON")
-    parser.set_defaults(func=run_search)
-
-
-def run_index(args: argparse.Namespace) -> int:
-    from .evaluation import load_model_and_processor
-
-    state = _process_state()
-    model, processor = load_model_and_processor(args.model)
-    model.name_or_path = args.model  # what `msam search` reloads: for a LoRA adapter, the adapter, not its base
-    model.to(state.device)
-    index = VideoIndex.build(args.video_dir, args.out, model, processor, fps=args.fps, shard_size=args.shard_size,
-                             batch_size=args.batch_size, num_workers=args.num_workers,
-                             progress=not args.no_progress and state.is_main_process)
-    if state.is_main_process:
-        print(index.report.summary())
-        print(f"index: {Path(args.out).absolute()} (report: report.json)")
-    return 0
-
-
-def run_search(args: argparse.Namespace) -> int:
-    model = processor = None
-    if args.model:
-        from .evaluation import load_model_and_processor
-
-        model, processor = load_model_and_processor(args.model)
-    hits = VideoIndex.load(args.index, model, processor).search(args.query, k=args.top_k, candidates=args.candidates)
-    if args.json:
-        print(json.dumps({"query": args.query, "hits": [asdict(hit) for hit in hits]}, indent=1))
-        return 0
-    for rank, hit in enumerate(hits, start=1):
-        moments = ", ".join(f"{time:.1f}s ({weight:.2f})" for time, weight in zip(hit.timestamps, hit.attention))
-        print(f"{rank:>3}. {hit.path}  score {hit.score:.3f}" + (f"  at {moments}" if moments else ""))
-    return 0

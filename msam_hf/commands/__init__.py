@@ -1,0 +1,1 @@
+"""The `msam` commands: each module exposes `register(subparsers)` and calls the library."""
