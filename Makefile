@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CORE := $(VENV)/.msam-installed
 DEV := $(VENV)/.msam-dev-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench lint clean
 
 # The package and what the demo plots with: all `make demo` needs.
 $(CORE): setup.cfg pyproject.toml
@@ -31,6 +31,10 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_model.py
+
+# Lint and format checks (ruff, configured in pyproject.toml); `ruff format .` and `ruff check --fix .` apply them.
+lint: install
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

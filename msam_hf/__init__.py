@@ -1,38 +1,34 @@
-"""msam-hf: MSAM (and MCSAN) drone video-text retrieval as Hugging Face models."""
+"""msam-hf: MSAM (and MCSAN) drone video-text retrieval as Hugging Face models.
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
-from transformers.pipelines import PIPELINE_REGISTRY
+`import msam_hf` imports neither torch nor transformers: each public name below is imported from its submodule when
+first used (`from msam_hf import MsamModel`), as transformers' own `_LazyModule` does. The Auto classes and the
+`video-text-retrieval` pipeline still know msam_hf's classes after `import msam_hf` (no `trust_remote_code` needed
+in-package): `_registration` registers them when transformers' auto modules and pipelines are imported and looked up.
+"""
 
-from .configuration_mcsan import McsanConfig
-from .configuration_msam import MsamConfig
-from .lora import LORA_TARGET_MODULES, apply_lora, load_lora, merge_lora
-from .modeling_mcsan import McsanModel, McsanOutput, McsanPreTrainedModel, McsanTextOutput, McsanVideoOutput
-from .modeling_msam import MsamModel, MsamOutput, MsamPreTrainedModel, MsamTextOutput, MsamVideoOutput
-from .pipeline_msam import MsamVideoTextRetrievalPipeline
-from .processing_msam import MsamProcessor
-from .processors import default_processor, default_tokenizer
-from .search import SearchHit, VideoIndex
-from .video_processing_msam import MsamVideoProcessor
+import importlib
+from typing import TYPE_CHECKING
+
+from . import _registration
 
 __version__ = "0.1.0"
 
-# In-package use through the Auto classes, and `auto_map` entries in saved folders so they load with
-# `trust_remote_code=True` where msam_hf is not installed. Both models use MSAM's processor.
-for config_class, model_class in ((MsamConfig, MsamModel), (McsanConfig, McsanModel)):
-    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-    AutoModel.register(config_class, model_class, exist_ok=True)
-    AutoImageProcessor.register(config_class, slow_image_processor_class=MsamVideoProcessor, exist_ok=True)
-    AutoProcessor.register(config_class, MsamProcessor, exist_ok=True)
-    config_class.register_for_auto_class()
-    model_class.register_for_auto_class("AutoModel")
-MsamVideoProcessor.register_for_auto_class("AutoImageProcessor")
-MsamProcessor.register_for_auto_class("AutoProcessor")
-# `pipeline("video-text-retrieval", model=...)` in-package; a pipeline instance's save_pretrained records it in the
-# folder's `custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)` finds it without msam_hf.
-PIPELINE_REGISTRY.register_pipeline(
-    "video-text-retrieval", pipeline_class=MsamVideoTextRetrievalPipeline, pt_model=AutoModel, type="multimodal"
-)
+# submodule -> the public names it defines
+_IMPORT_STRUCTURE = {
+    "configuration_mcsan": ["McsanConfig"],
+    "configuration_msam": ["MsamConfig"],
+    "lora": ["LORA_TARGET_MODULES", "apply_lora", "load_lora", "merge_lora"],
+    "modeling_mcsan": ["McsanModel", "McsanOutput", "McsanPreTrainedModel", "McsanTextOutput", "McsanVideoOutput"],
+    "modeling_msam": ["MsamModel", "MsamOutput", "MsamPreTrainedModel", "MsamTextOutput", "MsamVideoOutput"],
+    "pipeline_msam": ["MsamVideoTextRetrievalPipeline"],
+    "processing_msam": ["MsamProcessor"],
+    "processors": ["default_processor", "default_tokenizer"],
+    "search": ["SearchHit", "VideoIndex"],
+    "video_processing_msam": ["MsamVideoProcessor"],
+}
+_NAME_TO_MODULE = {name: module for module, names in _IMPORT_STRUCTURE.items() for name in names}
 
+# every name of _IMPORT_STRUCTURE (tests/test_import.py checks)
 __all__ = [
     "LORA_TARGET_MODULES",
     "McsanConfig",
@@ -58,3 +54,46 @@ __all__ = [
     "load_lora",
     "merge_lora",
 ]
+
+_registration.install()
+
+
+def __getattr__(name: str):
+    if name in _NAME_TO_MODULE:
+        value = getattr(importlib.import_module(f".{_NAME_TO_MODULE[name]}", __name__), name)
+    elif name in _IMPORT_STRUCTURE:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_IMPORT_STRUCTURE))
+
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .configuration_mcsan import McsanConfig
+    from .configuration_msam import MsamConfig
+    from .lora import LORA_TARGET_MODULES
+    from .lora import apply_lora
+    from .lora import load_lora
+    from .lora import merge_lora
+    from .modeling_mcsan import McsanModel
+    from .modeling_mcsan import McsanOutput
+    from .modeling_mcsan import McsanPreTrainedModel
+    from .modeling_mcsan import McsanTextOutput
+    from .modeling_mcsan import McsanVideoOutput
+    from .modeling_msam import MsamModel
+    from .modeling_msam import MsamOutput
+    from .modeling_msam import MsamPreTrainedModel
+    from .modeling_msam import MsamTextOutput
+    from .modeling_msam import MsamVideoOutput
+    from .pipeline_msam import MsamVideoTextRetrievalPipeline
+    from .processing_msam import MsamProcessor
+    from .processors import default_processor
+    from .processors import default_tokenizer
+    from .search import SearchHit
+    from .search import VideoIndex
+    from .video_processing_msam import MsamVideoProcessor
