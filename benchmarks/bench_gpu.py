@@ -52,12 +52,12 @@ import traceback  # noqa: E402
 from contextlib import nullcontext  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import av  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from bench_decode import write_clip  # noqa: E402  (a panning H.264 clip; benchmarks/ is on the path)
 
 from msam_hf import MsamConfig  # noqa: E402
 from msam_hf import MsamModel  # noqa: E402
@@ -71,8 +71,6 @@ from msam_hf.modeling_msam import MsamVideoOutput  # noqa: E402
 from msam_hf.provenance import environment  # noqa: E402
 from msam_hf.video_io import FrameCache  # noqa: E402
 from msam_hf.video_io import read_frames  # noqa: E402
-
-from bench_decode import write_clip  # noqa: E402  (a panning H.264 clip; benchmarks/ is on the path)
 
 START_TOKEN, END_TOKEN = 49406, 49407  # CLIP's <|startoftext|> and <|endoftext|> (also its padding)
 VARIANTS = {  # name → MsamConfig fields
@@ -398,7 +396,8 @@ def frozen_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, dead
     except torch.cuda.OutOfMemoryError:
         status = "OOM"
     optimizer.zero_grad(set_to_none=True)
-    del optimizer, inputs
+    optimizer.state.clear()  # the step closure holds both: free their memory before the next size
+    inputs.clear()
     result = {"batch": batch, "status": status, "steps_timed": steps if status != "OOM" else 0,
               "steps_per_s": steps / seconds if seconds else None,
               "peak_gib": device.peak_gib() if status != "OOM" else None}
@@ -590,9 +589,9 @@ def encoding_section(sizes: Sizes, device: Device, models: Models, budget: Budge
             cache = FrameCache(folder / "clip_frames")
             cache.read(clip, 1.0, 12)
             video_processor = processor.image_processor
-            costs = {"decode_s": cpu_seconds(lambda: read_frames(clip, 1.0, 12)),
-                     "cache_read_s": cpu_seconds(lambda: cache.read(clip, 1.0, 12)),
-                     "process_s": cpu_seconds(lambda: video_processor([decoded.frames], return_tensors="pt"))}
+            costs = {"decode_s": cpu_seconds(partial(read_frames, clip, 1.0, 12)),
+                     "cache_read_s": cpu_seconds(partial(cache.read, clip, 1.0, 12)),
+                     "process_s": cpu_seconds(partial(video_processor, [decoded.frames], return_tensors="pt"))}
             for source, reading in (("decoding", "decode_s"), ("warm frame cache", "cache_read_s")):
                 per_video = costs[reading] + costs["process_s"]
                 workers = math.ceil(max(sizes.batches) * per_video / step) if step else None

@@ -61,7 +61,8 @@ class PeakMemory:
 
 
 def training_step(size: str, head: str, semantic: bool, batch: int, frames: int, steps: int) -> dict:
-    from msam_hf import MsamConfig, MsamModel
+    from msam_hf import MsamConfig
+    from msam_hf import MsamModel
 
     torch.manual_seed(0)
     config = MsamConfig.tiny if size == "tiny" else MsamConfig
@@ -88,8 +89,10 @@ def training_step(size: str, head: str, semantic: bool, batch: int, frames: int,
 
 
 def chunked_similarity(texts: int, videos: int, context: int) -> dict:
-    from msam_hf import MsamConfig, MsamModel
-    from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
+    from msam_hf import MsamConfig
+    from msam_hf import MsamModel
+    from msam_hf.modeling_msam import MsamTextOutput
+    from msam_hf.modeling_msam import MsamVideoOutput
 
     torch.manual_seed(0)
     model = MsamModel(MsamConfig(semantic_loss=False)).eval()
@@ -106,8 +109,10 @@ def chunked_similarity(texts: int, videos: int, context: int) -> dict:
 
 
 def head_on_features(texts: int, videos: int, frames: int, repeats: int) -> dict:
-    from msam_hf import MsamConfig, MsamModel
-    from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
+    from msam_hf import MsamConfig
+    from msam_hf import MsamModel
+    from msam_hf.modeling_msam import MsamTextOutput
+    from msam_hf.modeling_msam import MsamVideoOutput
     from msam_hf.testing_utils import direct_ciffp_scores
 
     torch.manual_seed(0)

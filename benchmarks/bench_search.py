@@ -42,10 +42,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from msam_hf import MsamConfig, MsamModel, default_processor  # noqa: E402
+from msam_hf import MsamConfig  # noqa: E402
+from msam_hf import MsamModel  # noqa: E402
+from msam_hf import default_processor  # noqa: E402
 from msam_hf.configuration_msam import TINY_CLIP_CONFIG  # noqa: E402
-from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput  # noqa: E402
-from msam_hf.search import EXACT_SEARCH_MAX_VIDEOS, VideoIndex, faiss  # noqa: E402
+from msam_hf.modeling_msam import MsamTextOutput  # noqa: E402
+from msam_hf.modeling_msam import MsamVideoOutput  # noqa: E402
+from msam_hf.search import EXACT_SEARCH_MAX_VIDEOS  # noqa: E402
+from msam_hf.search import VideoIndex  # noqa: E402
+from msam_hf.search import faiss  # noqa: E402
 
 FRAMES, DIM = 12, 512
 VIDEOS_PER_SITE = 20

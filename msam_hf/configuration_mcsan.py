@@ -3,14 +3,13 @@
 This file travels to the Hub next to the weights: it imports only transformers and `configuration_msam`.
 """
 
-from transformers import CLIPConfig, PreTrainedConfig
+from transformers import CLIPConfig
+from transformers import PreTrainedConfig
 
-from .configuration_msam import (
-    ATTRIBUTE_LEVELS,
-    ClipVideoTextConfigMixin,
-    check_attribute_loss_options,
-    checked_attribute_vocabulary,
-)
+from .configuration_msam import ATTRIBUTE_LEVELS
+from .configuration_msam import ClipVideoTextConfigMixin
+from .configuration_msam import check_attribute_loss_options
+from .configuration_msam import checked_attribute_vocabulary
 
 LEVELS = ("global", "entity", "action", "relationship")
 ENTITY_TOKENS = ("patches", "frames")

@@ -3,7 +3,8 @@
 This file travels to the Hub next to the weights: it imports only transformers.
 """
 
-from transformers import CLIPConfig, PreTrainedConfig
+from transformers import CLIPConfig
+from transformers import PreTrainedConfig
 
 SIMILARITY_HEADS = ("mean", "seq_transformer", "attention", "ciffp")
 SEMANTIC_TOKENS = ("frames", "patches")

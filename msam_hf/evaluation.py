@@ -485,7 +485,7 @@ class _PrecomputedScores:
 
     @classmethod
     @torch.no_grad()
-    def of(cls, model: Any, text: Any, video: Any, text_context_sizes: tuple[int, ...]) -> "_PrecomputedScores":
+    def of(cls, model: Any, text: Any, video: Any, text_context_sizes: tuple[int, ...]) -> _PrecomputedScores:
         return cls(model.config, {size: model.similarity(text, video, text_context_size=size).float().cpu()
                                   for size in text_context_sizes})
 

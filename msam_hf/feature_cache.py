@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file

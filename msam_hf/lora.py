@@ -6,7 +6,10 @@ attention projections of both towers are the parameter-efficient way to adapt it
 
 from pathlib import Path
 
-from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
+from peft import LoraConfig
+from peft import PeftConfig
+from peft import PeftModel
+from peft import get_peft_model
 from transformers import AutoModel
 
 from .modeling_clip_video import ClipVideoTextPreTrainedModel

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPModel, PreTrainedModel
+from transformers import CLIPModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
+from transformers.utils import logging
 
-from .loss_msam import check_paired_logits, gather_across_processes, is_multi_process, weighted_loss, zero_pad
+from .loss_msam import gather_across_processes
+from .loss_msam import is_multi_process
+from .loss_msam import weighted_loss
+from .loss_msam import zero_pad
 
 logger = logging.get_logger(__name__)
 

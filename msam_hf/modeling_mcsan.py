@@ -47,17 +47,17 @@ from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.utils import ModelOutput
 
 from .configuration_mcsan import McsanConfig
-from .loss_msam import attribute_objective, check_paired_logits, contrastive_loss
-from .modeling_clip_video import (
-    AttributeProjection,
-    ClipVideoTextPreTrainedModel,
-    MsamTemporalModule,
-    l2_normalize,
-    mask_logits,
-    masked_mean,
-    residual_blocks,
-    temporal_layer_config,
-)
+from .loss_msam import attribute_objective
+from .loss_msam import check_paired_logits
+from .loss_msam import contrastive_loss
+from .modeling_clip_video import AttributeProjection
+from .modeling_clip_video import ClipVideoTextPreTrainedModel
+from .modeling_clip_video import MsamTemporalModule
+from .modeling_clip_video import l2_normalize
+from .modeling_clip_video import mask_logits
+from .modeling_clip_video import masked_mean
+from .modeling_clip_video import residual_blocks
+from .modeling_clip_video import temporal_layer_config
 
 
 @dataclass

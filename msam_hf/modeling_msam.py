@@ -17,23 +17,19 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_msam import MsamConfig
-from .loss_msam import (
-    attribute_objective,
-    check_paired_logits,
-    contrastive_loss,
-    gaussian_kl_divergence,
-    slot_diversity,
-)
-from .modeling_clip_video import (
-    AttributeProjection,
-    ClipVideoTextPreTrainedModel,
-    MsamTemporalModule,
-    MsamTextOutput,
-    MsamVideoOutput,
-    l2_normalize,
-    mask_logits,
-    masked_mean,
-)
+from .loss_msam import attribute_objective
+from .loss_msam import check_paired_logits
+from .loss_msam import contrastive_loss
+from .loss_msam import gaussian_kl_divergence
+from .loss_msam import slot_diversity
+from .modeling_clip_video import AttributeProjection
+from .modeling_clip_video import ClipVideoTextPreTrainedModel
+from .modeling_clip_video import MsamTemporalModule
+from .modeling_clip_video import MsamTextOutput
+from .modeling_clip_video import MsamVideoOutput
+from .modeling_clip_video import l2_normalize
+from .modeling_clip_video import mask_logits
+from .modeling_clip_video import masked_mean
 
 
 @dataclass

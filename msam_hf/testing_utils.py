@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from .modeling_msam import MsamCiffpHead, MsamModel
+from .modeling_msam import MsamCiffpHead
+from .modeling_msam import MsamModel
 
 
 def direct_ciffp_scores(

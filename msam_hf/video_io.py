@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from typing import NamedTuple
-from typing import Union
 
 import av
 import numpy as np
 
 # A path, raw bytes, a binary file object, or a `datasets.Video(decode=False)` value
 # ({"path": ..., "bytes": ...}).
-VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Mapping]
+VideoSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | Mapping
 
 logger = logging.getLogger(__name__)
 

@@ -32,14 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from datasets import concatenate_datasets
 
-from msam_hf import MsamConfig, MsamModel, default_processor
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import default_processor
 from msam_hf.data import load_video_text_dataset
 from msam_hf.data.attributes import mine_attributes
-from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
-from msam_hf.data.synth_captions import GROUP_NOUNS, NOUNS, PERSON_NOUNS
+from msam_hf.data.synth import SynthConfig
+from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synth_captions import GROUP_NOUNS
+from msam_hf.data.synth_captions import NOUNS
+from msam_hf.data.synth_captions import PERSON_NOUNS
 from msam_hf.data.synth_scene import ENTITY_KINDS
 from msam_hf.evaluation import read_ground_truth
 from msam_hf.optimization import build_optimizer_and_scheduler
@@ -102,7 +106,7 @@ def main() -> None:
     train_epochs(model, processor, train, test, args, args.num_epochs, rng, vocabulary)
 
 
-def train_epochs(model, processor, train: "Split", test: "Split", args, num_epochs: int, rng: np.random.Generator,
+def train_epochs(model, processor, train: Split, test: Split, args, num_epochs: int, rng: np.random.Generator,
                  vocabulary=None) -> None:
     """Train on one split with a fresh warm-up + cosine schedule; report on the test split every two epochs."""
     steps_per_epoch = len(train.ids) // args.batch_size
@@ -136,7 +140,7 @@ def train_epochs(model, processor, train: "Split", test: "Split", args, num_epoc
                   f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %", flush=True)
 
 
-def object_name_ceiling(split: "Split", truth: dict) -> float:
+def object_name_ceiling(split: Split, truth: dict) -> float:
     """In-site R@1 (%) of a perfect recogniser of the objects a caption names: its video ranks among the site's videos
     that hold every named kind (with its colour when named), ties broken at random. Actions, relations and counts
     are ignored, so a model that also reads them can exceed it."""

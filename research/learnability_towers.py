@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from learnability import Split
+from learnability import object_name_ceiling
+from learnability import videos_per_site
 from torch import nn
 from transformers import CLIPTextConfig
 from transformers import CLIPTextModelWithProjection
 from transformers import CLIPVisionConfig
 from transformers import CLIPVisionModelWithProjection
 
-from learnability import Split
-from learnability import object_name_ceiling
-from learnability import videos_per_site
 from msam_hf import MsamConfig
 from msam_hf import default_processor
 from msam_hf.configuration_msam import TINY_CLIP_CONFIG

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from conftest import write_video
-
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
 

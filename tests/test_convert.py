@@ -14,14 +14,19 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-from msam_hf import MsamConfig, MsamModel, default_processor
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import default_processor
 from msam_hf.cli import main as msam
 from msam_hf.configuration_msam import TINY_CLIP_CONFIG
-from msam_hf.convert import ConversionError, convert_checkpoint, rename_checkpoint
+from msam_hf.convert import ConversionError
+from msam_hf.convert import convert_checkpoint
+from msam_hf.convert import rename_checkpoint
 from msam_hf.testing_utils import clip4clip_state_dict
 
 

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from global_batch_step import build_model, global_batch  # noqa: E402
+from global_batch_step import build_model  # noqa: E402
+from global_batch_step import global_batch  # noqa: E402
 
 SCRIPT = Path(__file__).parent / "scripts" / "global_batch_step.py"
 

@@ -49,7 +49,8 @@ def test_features_cover_the_split_in_order(features, dataset_dir):
 def test_batched_features_score_like_one_forward_pass(model, features, dataset_dir):
     # Batches pad frames and words differently; padding is masked, so scores equal a single pass over everything.
     test = load_video_text_dataset(dataset_dir)["test"]
-    from msam_hf.data import VideoTextCollator, VideoTextDataset
+    from msam_hf.data import VideoTextCollator
+    from msam_hf.data import VideoTextDataset
 
     items = [VideoTextDataset(test, mode="eval", max_frames=3)[i] for i in range(len(test))]
     batch = VideoTextCollator(default_processor(model.config))(items)
@@ -110,7 +111,8 @@ def test_msam_evaluate_names_a_missing_split(model, dataset_dir, tmp_path, capsy
 
 
 def test_average_precision_by_hand_and_ties_count_as_one_step():
-    from msam_hf.evaluation import average_precision, mean_average_precision
+    from msam_hf.evaluation import average_precision
+    from msam_hf.evaluation import mean_average_precision
 
     # Ranked: pos, neg, pos, neg → precision 1 at the first positive, 2/3 at the second.
     assert average_precision(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 0, 1, 0])) == pytest.approx((1 + 2 / 3) / 2)
@@ -127,9 +129,12 @@ def test_average_precision_by_hand_and_ties_count_as_one_step():
 
 
 def test_attribute_map_of_mcsan_on_mined_labels_and_ground_truth(dataset_dir):
-    from msam_hf import McsanConfig, McsanModel
+    from msam_hf import McsanConfig
+    from msam_hf import McsanModel
     from msam_hf.data.attributes import mine_dataset_attributes
-    from msam_hf.evaluation import evaluate_attributes, has_attribute_head, read_ground_truth
+    from msam_hf.evaluation import evaluate_attributes
+    from msam_hf.evaluation import has_attribute_head
+    from msam_hf.evaluation import read_ground_truth
 
     vocabulary = mine_dataset_attributes(dataset_dir, split="train", min_count=1, tagger="lexicon")
     torch.manual_seed(0)

@@ -87,7 +87,7 @@ def test_a_step_from_cached_features_equals_a_step_from_pixels(name, dataset_dir
             continue
         trained += 1
         torch.testing.assert_close(parameter.grad, reference.grad, atol=1e-5, rtol=1e-4,
-                                   msg=lambda message: f"{parameter_name}: {message}")
+                                   msg=lambda message, name=parameter_name: f"{name}: {message}")
     # The logit scale learns, and so do the new modules (`mean` has none).
     assert from_cache.clip.logit_scale.grad is not None and (trained > 1 or name == "mean")
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from unittest import mock
 
-import numpy as np
 import datasets
 import huggingface_hub
+import numpy as np
 import pytest
 from huggingface_hub import DatasetCard
 from huggingface_hub import HfApi

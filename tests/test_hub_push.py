@@ -28,10 +28,19 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from conftest import write_video
-from msam_hf import MsamConfig, MsamModel, apply_lora, default_processor, merge_lora
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import apply_lora
+from msam_hf import default_processor
+from msam_hf import merge_lora
 from msam_hf.cli import main as msam
-from msam_hf.evaluation import RetrievalFeatures, evaluate_retrieval
-from msam_hf.hub import ENDPOINT_HANDLER, HubPushError, build_model_card, prepare_hub_folder, push_to_hub
+from msam_hf.evaluation import RetrievalFeatures
+from msam_hf.evaluation import evaluate_retrieval
+from msam_hf.hub import ENDPOINT_HANDLER
+from msam_hf.hub import HubPushError
+from msam_hf.hub import build_model_card
+from msam_hf.hub import prepare_hub_folder
+from msam_hf.hub import push_to_hub
 
 TRAIN = Path(__file__).resolve().parents[1] / "training" / "train.py"
 REPO_ID = "someone/msam-drone"
@@ -406,7 +415,8 @@ def test_the_adapter_card_snippet_applies_the_adapter_in_a_fresh_process(lora, c
 
 
 def test_an_mcsan_model_is_published_with_its_own_card_vocabulary_and_a_working_snippet(clips, tmp_path):
-    from msam_hf import McsanConfig, McsanModel
+    from msam_hf import McsanConfig
+    from msam_hf import McsanModel
 
     vocabulary = {"entity": ["boat", "car"], "action": ["sail"], "relationship": ["boat under bridge"]}
     torch.manual_seed(0)

@@ -8,9 +8,15 @@ import sys
 import textwrap
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save_file
 
-from msam_hf import MsamConfig, MsamModel, apply_lora, default_processor, load_lora, merge_lora
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import apply_lora
+from msam_hf import default_processor
+from msam_hf import load_lora
+from msam_hf import merge_lora
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
     """
@@ -61,7 +67,7 @@ def test_full_adapter_and_merged_folders_give_identical_logits_in_a_fresh_proces
 
     lora_model = apply_lora(copy.deepcopy(model), r=4)
     with torch.no_grad():  # stand-in for training: move adapters and MSAM's modules away from their start
-        for name, parameter in lora_model.named_parameters():
+        for parameter in lora_model.parameters():
             if parameter.requires_grad:
                 parameter.add_(0.02 * torch.randn_like(parameter))
     lora_model.eval()

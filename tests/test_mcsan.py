@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-
+from safetensors.torch import load_file
+from safetensors.torch import save_file
 from transformers import CLIPModel
 
-from msam_hf import apply_lora, default_processor
+from msam_hf import apply_lora
+from msam_hf import default_processor
 from msam_hf.configuration_mcsan import McsanConfig
-from msam_hf.modeling_mcsan import McsanModel
-from msam_hf.loss_msam import attribute_kl_divergence, focal_binary_cross_entropy
+from msam_hf.loss_msam import attribute_kl_divergence
+from msam_hf.loss_msam import focal_binary_cross_entropy
 from msam_hf.modeling_clip_video import concatenate_outputs
+from msam_hf.modeling_mcsan import McsanModel
 
 SIZES = {"entity": 6, "action": 4, "relationship": 5}
 

@@ -5,9 +5,13 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPModel
 
-from msam_hf import MsamConfig, MsamModel, apply_lora
-from msam_hf.loss_msam import gaussian_kl_divergence, slot_diversity
-from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import apply_lora
+from msam_hf.loss_msam import gaussian_kl_divergence
+from msam_hf.loss_msam import slot_diversity
+from msam_hf.modeling_msam import MsamTextOutput
+from msam_hf.modeling_msam import MsamVideoOutput
 from msam_hf.testing_utils import direct_ciffp_scores
 
 HEADS = ["mean", "seq_transformer", "attention", "ciffp"]

@@ -15,9 +15,13 @@ import torch
 from transformers import pipeline
 
 from conftest import write_video
-from msam_hf import MsamConfig, MsamModel, MsamProcessor, default_processor
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import MsamProcessor
+from msam_hf import default_processor
 from msam_hf.hub import prepare_hub_folder
-from msam_hf.video_io import VideoDecodeError, read_frames
+from msam_hf.video_io import VideoDecodeError
+from msam_hf.video_io import read_frames
 
 TEXTS = ["a white boat passes under a bridge", "a red car parks beside the lake"]
 LABELS = ["boats", "cars", "people walking"]

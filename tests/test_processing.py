@@ -9,7 +9,11 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from msam_hf import MsamConfig, MsamProcessor, MsamVideoProcessor, default_processor, default_tokenizer
+from msam_hf import MsamConfig
+from msam_hf import MsamProcessor
+from msam_hf import MsamVideoProcessor
+from msam_hf import default_processor
+from msam_hf import default_tokenizer
 from msam_hf.processors import CLIP_VOCAB_DIR
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_video
 
+from conftest import write_video
 from msam_hf.data import load_video_text_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

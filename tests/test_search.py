@@ -18,12 +18,16 @@ import pytest
 import torch
 
 from conftest import write_video
-from msam_hf import MsamConfig, MsamModel, default_processor
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import default_processor
 from msam_hf.cli import main as msam
-from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
+from msam_hf.data.synth import SynthConfig
+from msam_hf.data.synth import generate_synthetic_dataset
 from msam_hf.evaluation import load_model_and_processor
-from msam_hf.modeling_msam import MsamTextOutput, MsamVideoOutput
-from msam_hf.search import ModelMismatchError, VideoIndex, key_vectors
+from msam_hf.search import ModelMismatchError
+from msam_hf.search import VideoIndex
+from msam_hf.search import key_vectors
 from msam_hf.video_io import read_frames
 
 BUILD = {"shard_size": 4, "batch_size": 3, "num_workers": 0, "progress": False}

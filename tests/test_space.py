@@ -22,9 +22,13 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from msam_hf import MsamConfig, MsamModel, default_processor
-from msam_hf.data.synth import SynthConfig, generate_synthetic_dataset
-from msam_hf.hub import prepare_hub_folder, prepare_space_folder
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
+from msam_hf import default_processor
+from msam_hf.data.synth import SynthConfig
+from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.hub import prepare_hub_folder
+from msam_hf.hub import prepare_space_folder
 
 MODEL_ID = "someone/msam-tiny"
 # Runs app.py as the Space does, with msam_hf made unimportable: the model's code must come from its folder.

@@ -1,8 +1,8 @@
 """The synthetic drone benchmark: layouts, ground truth, determinism, hard negatives, CLI, and the baselines."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path

@@ -169,7 +169,7 @@ def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
         if expected.grad is None:
             assert actual.grad is None or not actual.grad.any(), name
             continue
-        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 SMALL_VOCABULARY = {"entity": ["car", "boat", "house", "tree", "person"], "action": ["drive", "sail", "walk"],
@@ -197,7 +197,7 @@ def test_gradient_caching_equals_the_full_batch_step_with_attribute_losses(model
     for name in ("loss", "contrastive_loss", "attribute_loss", "kl_loss"):
         torch.testing.assert_close(parts[name], getattr(output, name).detach(), atol=1e-5, rtol=1e-5)
     for (name, expected), actual in zip(reference.named_parameters(), accumulated.parameters()):
-        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_gradient_caching_refuses_a_model_that_is_not_msam_or_mcsan():

@@ -29,6 +29,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -385,8 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 parts = accumulated_contrastive_step(
                     accelerator, model, batch, train_args.gradient_accumulation_steps,
-                    check_finite=lambda parts: _stop_if_not_finite(
-                        accelerator, parts, state["step"], epoch, video_ids, output_dir),
+                    check_finite=partial(_stop_if_not_finite, accelerator, step=state["step"], epoch=epoch,
+                                         video_ids=video_ids, output_dir=output_dir),
                 )
             accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
             optimizer.step()

@@ -34,13 +34,17 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
-from ..configuration_mcsan import ATTRIBUTE_LEVELS, DEFAULT_ATTRIBUTE_VOCABULARY_SIZES
+from ..configuration_mcsan import ATTRIBUTE_LEVELS
+from ..configuration_mcsan import DEFAULT_ATTRIBUTE_VOCABULARY_SIZES
 from ..configuration_msam import attribute_slices
 
 logger = logging.getLogger(__name__)
@@ -389,7 +393,7 @@ class AttributeVocabulary:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "AttributeVocabulary":
+    def load(cls, path: str | Path) -> AttributeVocabulary:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("format") != VOCABULARY_FORMAT:
             raise ValueError(f"{path} is not an attribute vocabulary (no \"format\": \"{VOCABULARY_FORMAT}\"); "

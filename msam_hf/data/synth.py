@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .synth_captions import listing_captions, make_captions
+from .synth_captions import listing_captions
+from .synth_captions import make_captions
 from .synth_captions import scene_attributes
 from .synth_events import MIN_DURATION as EVENTS_MIN_DURATION
 from .synth_events import Timeline
@@ -63,8 +64,8 @@ from .synth_events import event_captions
 from .synth_events import make_events_twin
 from .synth_events import sample_events_scene
 from .synth_events import sample_events_site
-from .synth_render import write_video
 from .synth_render import render_frames
+from .synth_render import write_video
 from .synth_scene import make_twin
 from .synth_scene import sample_scene
 from .synth_scene import sample_site

@@ -38,8 +38,9 @@ from ..video_io import sample_frame_indices
 from .synth_captions import PREFIXES
 from .synth_captions import _CaptionWriter
 from .synth_captions import _join
-from .synth_render import SHADOW_HEIGHTS
 from .synth_render import _SHADOW_OFFSET
+from .synth_render import SHADOW_HEIGHTS
+from .synth_scene import _STOP_AT
 from .synth_scene import DIRECTIONS
 from .synth_scene import ENTITY_KINDS
 from .synth_scene import KIND_WEIGHTS
@@ -47,7 +48,6 @@ from .synth_scene import OPPOSITE
 from .synth_scene import ROAD
 from .synth_scene import STILL_ACTIONS
 from .synth_scene import WORLD_SIZE
-from .synth_scene import _STOP_AT
 from .synth_scene import _feasible_kinds
 from .synth_scene import _has_region
 from .synth_scene import _normalised

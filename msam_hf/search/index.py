@@ -23,10 +23,10 @@ from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
+from ..loss_msam import zero_pad
 from ..modeling_msam import MsamModel
 from ..modeling_msam import MsamTextOutput
 from ..modeling_msam import MsamVideoOutput
-from ..loss_msam import zero_pad
 from ..video_io import read_frames
 from ..video_io import video_files_under
 from .stage1 import EXACT_SEARCH_MAX_VIDEOS

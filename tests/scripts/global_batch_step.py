@@ -10,7 +10,8 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import save_file
 
-from msam_hf import MsamConfig, MsamModel
+from msam_hf import MsamConfig
+from msam_hf import MsamModel
 
 
 def global_batch(size: int = 4) -> dict[str, torch.Tensor]:
