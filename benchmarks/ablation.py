@@ -59,51 +59,89 @@ from msam_hf.provenance import environment
 from msam_hf.tiny_clip import pretrain_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = {"frozen": ROOT / "training" / "recipes" / "frozen-heads.yaml",
-           "finetune": ROOT / "training" / "recipes" / "tiny-synthetic.yaml"}
+RECIPES = {
+    "frozen": ROOT / "training" / "recipes" / "frozen-heads.yaml",
+    "finetune": ROOT / "training" / "recipes" / "tiny-synthetic.yaml",
+}
 VARIANTS = {
     "mean": ("CLIP4Clip meanP", ["--similarity_head", "mean", "--semantic_loss", "false"]),
     "seq_transformer": ("CLIP4Clip seqTransf", ["--similarity_head", "seq_transformer", "--semantic_loss", "false"]),
     "attention": ("X-Pool-style pooling", ["--similarity_head", "attention", "--semantic_loss", "false"]),
     "ciffp": ("CIFFP alone", ["--similarity_head", "ciffp", "--semantic_loss", "false"]),
     "msam": ("MSAM: CIFFP + semantic loss", ["--similarity_head", "ciffp", "--semantic_loss", "true"]),
-    "msam-patches": ("MSAM, semantic branch on patch tokens",
-                     ["--similarity_head", "ciffp", "--semantic_loss", "true", "--semantic_tokens", "patches"]),
-    "msam-attributes": ("MSAM + MCSAN's attribute loss (auxiliary)",
-                        ["--similarity_head", "ciffp", "--semantic_loss", "true", "--attribute_loss"]),
+    "msam-patches": (
+        "MSAM, semantic branch on patch tokens",
+        ["--similarity_head", "ciffp", "--semantic_loss", "true", "--semantic_tokens", "patches"],
+    ),
+    "msam-attributes": (
+        "MSAM + MCSAN's attribute loss (auxiliary)",
+        ["--similarity_head", "ciffp", "--semantic_loss", "true", "--attribute_loss"],
+    ),
     "mcsan": ("MCSAN, four levels", ["--model", "mcsan"]),
-    **{f"mcsan-no-{removed}": (f"MCSAN without {removed}",
-                               ["--model", "mcsan", "--levels", *(level for level in MCSAN_LEVELS if level != removed)])
-       for removed in MCSAN_LEVELS},
+    **{
+        f"mcsan-no-{removed}": (
+            f"MCSAN without {removed}",
+            ["--model", "mcsan", "--levels", *(level for level in MCSAN_LEVELS if level != removed)],
+        )
+        for removed in MCSAN_LEVELS
+    },
     "mcsan-bce": ("MCSAN, plain BCE (γ 0, α 0.5)", ["--model", "mcsan", "--focal_gamma", "0", "--focal_alpha", "0.5"]),
 }
 DEFAULT_VARIANTS = ["mean", "seq_transformer", "attention", "ciffp", "msam", "msam-patches", "mcsan"]
-ATTRIBUTE_VARIANTS = {name for name, (_, options) in VARIANTS.items()
-                      if "--attribute_loss" in options or "mcsan" in options}
-COLUMNS = {"t2v_r1": "T2V R@1", "t2v_r5": "T2V R@5", "t2v_r10": "T2V R@10", "t2v_median_rank": "T2V MdR",
-           "v2t_r1": "V2T R@1", "rsum": "rsum", "in_site_r1": "in-site R@1"}
+ATTRIBUTE_VARIANTS = {
+    name for name, (_, options) in VARIANTS.items() if "--attribute_loss" in options or "mcsan" in options
+}
+COLUMNS = {
+    "t2v_r1": "T2V R@1",
+    "t2v_r5": "T2V R@5",
+    "t2v_r10": "T2V R@10",
+    "t2v_median_rank": "T2V MdR",
+    "v2t_r1": "V2T R@1",
+    "rsum": "rsum",
+    "in_site_r1": "in-site R@1",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regime", choices=list(RECIPES), default="frozen")
     parser.add_argument("--output_dir", type=Path, default=Path("ablation_output"))
-    parser.add_argument("--data_dir", type=Path, default=None,
-                        help="any dataset msam_hf.data reads, with train/validation/test splits; default: generate "
-                             "the synthetic benchmark into OUTPUT_DIR/data")
-    parser.add_argument("--backbone", default=None,
-                        help="CLIP folder or Hub id; default: the cached tiny CLIP stand-in (msam_hf.tiny_clip)")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS, metavar="VARIANT",
-                        help=f"rows to run (default: {' '.join(DEFAULT_VARIANTS)}; all: {' '.join(VARIANTS)})")
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        default=None,
+        help="any dataset msam_hf.data reads, with train/validation/test splits; default: generate "
+        "the synthetic benchmark into OUTPUT_DIR/data",
+    )
+    parser.add_argument(
+        "--backbone",
+        default=None,
+        help="CLIP folder or Hub id; default: the cached tiny CLIP stand-in (msam_hf.tiny_clip)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=DEFAULT_VARIANTS,
+        metavar="VARIANT",
+        help=f"rows to run (default: {' '.join(DEFAULT_VARIANTS)}; all: {' '.join(VARIANTS)})",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the regime's recipe")
     parser.add_argument("--batch_size", type=int, default=None, help="default: the regime's recipe")
     parser.add_argument("--max_frames", type=int, default=12, help="frames a video at 1 fps (the paper's 12)")
     parser.add_argument("--num_videos", type=int, default=1000, help="generated benchmark: videos")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="generated benchmark: seconds a video (default 4, with --events 12)")
-    parser.add_argument("--events", action="store_true",
-                        help="generated benchmark: objects enter and leave the view (msam data synth --events)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="generated benchmark: seconds a video (default 4, with --events 12)",
+    )
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="generated benchmark: objects enter and leave the view (msam data synth --events)",
+    )
     parser.add_argument("--data_seed", type=int, default=0, help="generated benchmark: seed")
     args = parser.parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -112,16 +150,26 @@ def main(argv: list[str] | None = None) -> None:
     dataset = load_video_text_dataset(data_dir)
     missing = {"train", "validation", "test"} - set(dataset)
     if missing:
-        raise SystemExit(f"{data_dir} lacks the split(s) {sorted(missing)}: the ablation selects each run's model on "
-                         "validation and reports test")
+        raise SystemExit(
+            f"{data_dir} lacks the split(s) {sorted(missing)}: the ablation selects each run's model on "
+            "validation and reports test"
+        )
     backbone = args.backbone or str(pretrain_tiny_clip())
-    settings = {"regime": args.regime, "data_fingerprint": dataset_fingerprint(dataset), "backbone": backbone,
-                "recipe": RECIPES[args.regime].read_text(), "num_epochs": args.num_epochs,
-                "batch_size": args.batch_size, "max_frames": args.max_frames}
+    settings = {
+        "regime": args.regime,
+        "data_fingerprint": dataset_fingerprint(dataset),
+        "backbone": backbone,
+        "recipe": RECIPES[args.regime].read_text(),
+        "num_epochs": args.num_epochs,
+        "batch_size": args.batch_size,
+        "max_frames": args.max_frames,
+    }
     settings_file = args.output_dir / "ablation_settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
-        raise SystemExit(f"{args.output_dir} holds runs made with other settings ({settings_file}): pass the same "
-                         "ones to resume, or a new --output_dir")
+        raise SystemExit(
+            f"{args.output_dir} holds runs made with other settings ({settings_file}): pass the same "
+            "ones to resume, or a new --output_dir"
+        )
     settings_file.write_text(json.dumps(settings, indent=2) + "\n")
 
     ground_truth = read_ground_truth(data_dir)
@@ -131,8 +179,18 @@ def main(argv: list[str] | None = None) -> None:
     results_file = args.output_dir / "results.json"
     runs = json.loads(results_file.read_text()) if results_file.is_file() else []
     done = {(run["variant"], run["seed"]) for run in runs}
-    shared = ["--data_dir", str(data_dir), "--clip_model", backbone, "--max_frames", str(args.max_frames),
-              "--log_with", "none", "--frame_cache_dir", str(args.output_dir / "frame_cache")]
+    shared = [
+        "--data_dir",
+        str(data_dir),
+        "--clip_model",
+        backbone,
+        "--max_frames",
+        str(args.max_frames),
+        "--log_with",
+        "none",
+        "--frame_cache_dir",
+        str(args.output_dir / "frame_cache"),
+    ]
     if args.regime == "frozen":
         shared += ["--feature_cache_dir", str(args.output_dir / "features")]
     for name in ("num_epochs", "batch_size"):
@@ -151,11 +209,19 @@ def main(argv: list[str] | None = None) -> None:
             subprocess.run(command, check=True, cwd=ROOT)
             run = _evaluate_run(run_dir, dataset["test"], ground_truth, args)
             training = json.loads((run_dir / "final" / "eval_results.json").read_text())
-            runs.append({"variant": variant, "seed": seed, **run, "train_seconds": training["train_seconds"],
-                         "seconds_per_step": training["train_seconds"] / max(training["step"], 1),
-                         "wall_seconds": round(time.perf_counter() - started, 1),
-                         "command": shlex.join(command), "data_fingerprint": settings["data_fingerprint"],
-                         "environment": environment()})
+            runs.append(
+                {
+                    "variant": variant,
+                    "seed": seed,
+                    **run,
+                    "train_seconds": training["train_seconds"],
+                    "seconds_per_step": training["train_seconds"] / max(training["step"], 1),
+                    "wall_seconds": round(time.perf_counter() - started, 1),
+                    "command": shlex.join(command),
+                    "data_fingerprint": settings["data_fingerprint"],
+                    "environment": environment(),
+                }
+            )
             results_file.write_text(json.dumps(runs, indent=1) + "\n")
     report = results_markdown(runs, settings, shlex.join(["python", *sys.argv]))
     (args.output_dir / "results.md").write_text(report)
@@ -176,21 +242,36 @@ def _evaluate_run(run_dir: Path, test, ground_truth: dict | None, args) -> dict:
     in the frozen regime from the feature cache, which holds the test split after the first run."""
     model, processor = load_model_and_processor(run_dir / "best")
     if args.regime == "frozen":
-        cached = encode_split(model, test, processor, args.output_dir / "features", "test", max_frames=args.max_frames,
-                              frame_cache_dir=args.output_dir / "frame_cache", words=model.needs_word_embeds,
-                              patches=model.needs_patch_embeds)
+        cached = encode_split(
+            model,
+            test,
+            processor,
+            args.output_dir / "features",
+            "test",
+            max_frames=args.max_frames,
+            frame_cache_dir=args.output_dir / "frame_cache",
+            words=model.needs_word_embeds,
+            patches=model.needs_patch_embeds,
+        )
         features = retrieval_features(model, cached)
     else:
-        features = extract_features(model, test, processor, max_frames=args.max_frames,
-                                    frame_cache_dir=args.output_dir / "frame_cache")
-    results = evaluate_retrieval(model, features, text_context_sizes=(32, 1),
-                                 video_sites=sites_of(ground_truth, features.video_ids))
-    run = {"metrics": results["metrics"]["|J|=32"], "metrics_by_text_context_size": results["metrics"],
-           "num_videos": results["num_videos"], "num_captions": results["num_captions"],
-           "best_epoch": json.loads((run_dir / "best" / "eval_results.json").read_text())["epoch"]}
+        features = extract_features(
+            model, test, processor, max_frames=args.max_frames, frame_cache_dir=args.output_dir / "frame_cache"
+        )
+    results = evaluate_retrieval(
+        model, features, text_context_sizes=(32, 1), video_sites=sites_of(ground_truth, features.video_ids)
+    )
+    run = {
+        "metrics": results["metrics"]["|J|=32"],
+        "metrics_by_text_context_size": results["metrics"],
+        "num_videos": results["num_videos"],
+        "num_captions": results["num_captions"],
+        "best_epoch": json.loads((run_dir / "best" / "eval_results.json").read_text())["epoch"],
+    }
     if has_attribute_head(model):
-        run["attribute_map"] = evaluate_attributes(model, features, model_attribute_vocabulary(model, run_dir / "best"),
-                                                   ground_truth)
+        run["attribute_map"] = evaluate_attributes(
+            model, features, model_attribute_vocabulary(model, run_dir / "best"), ground_truth
+        )
     return run
 
 
@@ -202,11 +283,13 @@ def results_markdown(runs: list[dict], settings: dict, command: str) -> str:
     seeds = sorted({run["seed"] for run in runs})
     columns = {name: title for name, title in COLUMNS.items() if all(name in run["metrics"] for run in runs)}
     first = runs[0]
-    lines = [f"Test split, {first['num_videos']} videos and {first['num_captions']} captions, |J| = 32; mean ± std "
-             f"over seeds (sample std); regime {settings['regime']}, backbone `{settings['backbone']}`, data "
-             f"fingerprint `{settings['data_fingerprint']}`.\n",
-             "| variant | seeds | " + " | ".join(columns.values()) + " | train s / step |",
-             "|---|---|" + "---|" * (len(columns) + 1)]
+    lines = [
+        f"Test split, {first['num_videos']} videos and {first['num_captions']} captions, |J| = 32; mean ± std "
+        f"over seeds (sample std); regime {settings['regime']}, backbone `{settings['backbone']}`, data "
+        f"fingerprint `{settings['data_fingerprint']}`.\n",
+        "| variant | seeds | " + " | ".join(columns.values()) + " | train s / step |",
+        "|---|---|" + "---|" * (len(columns) + 1),
+    ]
     for variant in variants:
         chosen = [by_key[variant, seed] for seed in seeds if (variant, seed) in by_key]
         if chosen:
@@ -217,11 +300,17 @@ def results_markdown(runs: list[dict], settings: dict, command: str) -> str:
     lines.append(f"\nChance: R@1 {chance:.2f}, MdR {(first['num_videos'] + 1) / 2:g}.")
     others = [variant for variant in variants if variant != "mean"]
     if "mean" in variants and others:
-        lines += ["\nDifference from `mean` on the same seed (variant − mean): each seed, then mean ± std.\n",
-                  "| variant | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+        lines += [
+            "\nDifference from `mean` on the same seed (variant − mean): each seed, then mean ± std.\n",
+            "| variant | " + " | ".join(columns.values()) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
         for variant in others:
-            pairs = [(by_key[variant, seed], by_key["mean", seed]) for seed in seeds
-                     if (variant, seed) in by_key and ("mean", seed) in by_key]
+            pairs = [
+                (by_key[variant, seed], by_key["mean", seed])
+                for seed in seeds
+                if (variant, seed) in by_key and ("mean", seed) in by_key
+            ]
             if not pairs:
                 continue
             cells = []
@@ -230,8 +319,11 @@ def results_markdown(runs: list[dict], settings: dict, command: str) -> str:
                 cells.append(" ".join(f"{value:+.1f}" for value in differences) + f" → {_mean_std(differences)}")
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     last = runs[-1]["environment"]
-    lines += [f"\nRegenerate: `{command}`", f"\nEnvironment of the last run: {last['cpu']}, {last['torch_threads']} "
-              "torch threads; every run's `pip freeze` is in results.json.\n"]
+    lines += [
+        f"\nRegenerate: `{command}`",
+        f"\nEnvironment of the last run: {last['cpu']}, {last['torch_threads']} "
+        "torch threads; every run's `pip freeze` is in results.json.\n",
+    ]
     return "\n".join(lines)
 
 

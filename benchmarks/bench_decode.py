@@ -31,8 +31,9 @@ FPS, MAX_FRAMES = 1.0, 12
 TARGET_SPEEDUP = 3.0
 
 
-def write_clip(path: Path, width: int = WIDTH, height: int = HEIGHT, seconds: int = SECONDS, rate: int = RATE,
-               gop: int = 30) -> None:
+def write_clip(
+    path: Path, width: int = WIDTH, height: int = HEIGHT, seconds: int = SECONDS, rate: int = RATE, gop: int = 30
+) -> None:
     """A moving pattern (so frames differ and the encoder has real work), H.264 yuv420p, x264 veryfast."""
     # A scene twice the frame size; each frame is a window panning across it, like a drone.
     ys, xs = np.mgrid[0 : 2 * height, 0 : 2 * width]
@@ -91,23 +92,33 @@ def main() -> None:
             path = Path(folder) / f"clip_gop{gop}.mp4"
             start = time.perf_counter()
             write_clip(path, gop=gop)
-            print(f"wrote {path.name}: {WIDTH}x{HEIGHT} {RATE} fps {SECONDS} s, keyframe every {gop} frames, "
-                  f"{path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - start:.0f} s")
+            print(
+                f"wrote {path.name}: {WIDTH}x{HEIGHT} {RATE} fps {SECONDS} s, keyframe every {gop} frames, "
+                f"{path.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - start:.0f} s"
+            )
             naive_seconds, (naive_frames, naive_times) = best_of(args.repeats, read_naive, path)
             ours_seconds, ours = best_of(args.repeats, read_frames, path, FPS, MAX_FRAMES)
             sequential_seconds, sequential = best_of(1, lambda p: read_frames(p, FPS, MAX_FRAMES, seek=False), path)
             assert ours.frames.shape == (MAX_FRAMES, HEIGHT, WIDTH, 3), ours.frames.shape
             assert np.array_equal(ours.frames, naive_frames), "read_frames and the naive decode disagree"
-            assert np.array_equal(sequential.frames, naive_frames), "sequential read_frames and the naive decode disagree"
+            assert np.array_equal(sequential.frames, naive_frames), (
+                "sequential read_frames and the naive decode disagree"
+            )
             assert np.allclose(ours.timestamps, naive_times)
             rows.append((gop, naive_seconds, sequential_seconds, ours_seconds))
 
-    print(f"\n12 frames at 1 fps from a 60 s 720p30 H.264 clip (best of {args.repeats}; frames identical in all readers)")
-    print(f"{'keyframe every':>14} | {'naive (s)':>9} | {'seek=False (s)':>14} | {'read_frames (s)':>15} | {'speed-up':>8}")
+    print(
+        f"\n12 frames at 1 fps from a 60 s 720p30 H.264 clip (best of {args.repeats}; frames identical in all readers)"
+    )
+    print(
+        f"{'keyframe every':>14} | {'naive (s)':>9} | {'seek=False (s)':>14} | {'read_frames (s)':>15} | {'speed-up':>8}"
+    )
     print("-" * 73)
     for gop, naive_seconds, sequential_seconds, ours_seconds in rows:
-        print(f"{gop:>8} frames | {naive_seconds:9.2f} | {sequential_seconds:14.2f} | {ours_seconds:15.2f} | "
-              f"{naive_seconds / ours_seconds:7.1f}x")
+        print(
+            f"{gop:>8} frames | {naive_seconds:9.2f} | {sequential_seconds:14.2f} | {ours_seconds:15.2f} | "
+            f"{naive_seconds / ours_seconds:7.1f}x"
+        )
     for gop, naive_seconds, _, ours_seconds in rows:
         ratio = naive_seconds / ours_seconds
         verdict = "meets" if ratio >= TARGET_SPEEDUP else "misses"

@@ -48,8 +48,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         data_dir, frames_dir, features_dir = (Path(folder) / name for name in ("data", "frames", "features"))
-        generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
-                                                         split_fractions=(1.0, 0.0, 0.0)))
+        generate_synthetic_dataset(
+            data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration, split_fractions=(1.0, 0.0, 0.0))
+        )
         split = load_video_text_dataset(data_dir)["train"]
         torch.manual_seed(0)
         model = MsamModel(MsamConfig.tiny(max_frames=args.max_frames))
@@ -58,16 +59,33 @@ def main() -> None:
         processor = default_processor(model.config)
 
         started = time.perf_counter()
-        cached = encode_split(model, split, processor, features_dir, "train", max_frames=args.max_frames,
-                              num_workers=args.num_workers, frame_cache_dir=frames_dir)
+        cached = encode_split(
+            model,
+            split,
+            processor,
+            features_dir,
+            "train",
+            max_frames=args.max_frames,
+            num_workers=args.num_workers,
+            frame_cache_dir=frames_dir,
+        )
         encoding_seconds = time.perf_counter() - started  # decoding included: the cost of the first epoch
 
         pixel_loader = torch.utils.data.DataLoader(
-            VideoTextDataset(split, max_frames=args.max_frames, frame_cache_dir=frames_dir), shuffle=True,
-            batch_size=args.batch_size, drop_last=True, num_workers=args.num_workers, collate_fn=VideoTextCollator(processor))
+            VideoTextDataset(split, max_frames=args.max_frames, frame_cache_dir=frames_dir),
+            shuffle=True,
+            batch_size=args.batch_size,
+            drop_last=True,
+            num_workers=args.num_workers,
+            collate_fn=VideoTextCollator(processor),
+        )
         cached_loader = torch.utils.data.DataLoader(
-            CachedFeatureDataset(cached), shuffle=True, batch_size=args.batch_size, drop_last=True,
-            collate_fn=CachedFeatureCollator(cached))
+            CachedFeatureDataset(cached),
+            shuffle=True,
+            batch_size=args.batch_size,
+            drop_last=True,
+            collate_fn=CachedFeatureCollator(cached),
+        )
         optimizer, _ = build_optimizer_and_scheduler(model, args.steps)
 
         def steps_per_second(loader) -> float:
@@ -85,13 +103,17 @@ def main() -> None:
             from_pixels.append(steps_per_second(pixel_loader))
             from_cache.append(steps_per_second(cached_loader))
     frames = int(cached.video_mask.sum(1).float().mean())
-    print(f"\n{len(split)} videos of {args.duration:g} s ({frames} frames each), batch {args.batch_size}, tiny MSAM "
-          f"(CIFFP + semantic loss) with frozen towers; best of {args.repeats} × {args.steps} steps\n")
+    print(
+        f"\n{len(split)} videos of {args.duration:g} s ({frames} frames each), batch {args.batch_size}, tiny MSAM "
+        f"(CIFFP + semantic loss) with frozen towers; best of {args.repeats} × {args.steps} steps\n"
+    )
     print("| training step | steps / s | × from pixels |\n|---|---|---|")
     print(f"| from pixels (warm frame cache, {args.num_workers} workers) | {max(from_pixels):.2f} | 1.00 |")
     print(f"| from cached features | {max(from_cache):.2f} | {max(from_cache) / max(from_pixels):.1f} |")
-    print(f"\nencoding the split once (decoding included): {encoding_seconds:.0f} s, "
-          f"{len(split) / encoding_seconds:.0f} videos / s")
+    print(
+        f"\nencoding the split once (decoding included): {encoding_seconds:.0f} s, "
+        f"{len(split) / encoding_seconds:.0f} videos / s"
+    )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         data_dir, cache_dir = Path(folder) / "data", Path(folder) / "cache"
-        generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
-                                                         split_fractions=(1.0, 0.0, 0.0)))
+        generate_synthetic_dataset(
+            data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration, split_fractions=(1.0, 0.0, 0.0))
+        )
         split = load_video_text_dataset(data_dir)["train"]
         collator = VideoTextCollator(default_processor())
 
         def one_pass(cache: Path | None) -> float:
             dataset = VideoTextDataset(split, mode="train", max_frames=args.max_frames, frame_cache_dir=cache)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers,
-                                                 collate_fn=collator, shuffle=True)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=args.batch_size, num_workers=args.num_workers, collate_fn=collator, shuffle=True
+            )
             started = time.perf_counter()
             videos = sum(len(batch["video_ids"]) for batch in loader)
             return videos / (time.perf_counter() - started)
@@ -58,11 +60,16 @@ def main() -> None:
             fresh = cache_dir / str(repeat)
             first.append(one_pass(fresh))
             cached.append(one_pass(fresh))
-        rows = {"decode every epoch (no cache)": max(decoding), "first epoch with a cache (decode + write)": max(first),
-                "later epochs with a cache (read)": max(cached)}
+        rows = {
+            "decode every epoch (no cache)": max(decoding),
+            "first epoch with a cache (decode + write)": max(first),
+            "later epochs with a cache (read)": max(cached),
+        }
         entry_bytes = sum(path.stat().st_size for path in (cache_dir / "0").rglob("*.npz")) / len(split)
-    print(f"\n{len(split)} videos of {args.duration:g} s, {args.max_frames} frames each, batch {args.batch_size}, "
-          f"{args.num_workers} workers; best of {args.repeats}; cache entry {entry_bytes / 1024:.0f} KiB a video\n")
+    print(
+        f"\n{len(split)} videos of {args.duration:g} s, {args.max_frames} frames each, batch {args.batch_size}, "
+        f"{args.num_workers} workers; best of {args.repeats}; cache entry {entry_bytes / 1024:.0f} KiB a video\n"
+    )
     print("| data loading | videos / s | × no cache |\n|---|---|---|")
     for name, rate in rows.items():
         print(f"| {name} | {rate:.0f} | {rate / rows['decode every epoch (no cache)']:.2f} |")

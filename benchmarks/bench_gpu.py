@@ -104,14 +104,46 @@ class Sizes:
     clip_seconds: int
 
 
-FULL = Sizes(tiny=False, batches=(64, 128), frames=12, warmup_steps=3, timed_steps=10, frozen_warmup_steps=5,
-             frozen_timed_steps=50, texts=10_000, videos=10_000, contexts=(1, 32), chunks=((256, 256), (2048, 2048)),
-             encode_videos=256, encode_size=224, encode_duration=12.0, encode_fps=8.0, encode_batch=16,
-             clips=((1280, 720), (398, 224)), clip_seconds=30)
-SMOKE = Sizes(tiny=True, batches=(2,), frames=2, warmup_steps=1, timed_steps=2, frozen_warmup_steps=1,
-              frozen_timed_steps=3, texts=64, videos=64, contexts=(1, 32), chunks=((16, 16), (64, 64)),
-              encode_videos=2, encode_size=64, encode_duration=2.0, encode_fps=4.0, encode_batch=2,
-              clips=((128, 72),), clip_seconds=2)
+FULL = Sizes(
+    tiny=False,
+    batches=(64, 128),
+    frames=12,
+    warmup_steps=3,
+    timed_steps=10,
+    frozen_warmup_steps=5,
+    frozen_timed_steps=50,
+    texts=10_000,
+    videos=10_000,
+    contexts=(1, 32),
+    chunks=((256, 256), (2048, 2048)),
+    encode_videos=256,
+    encode_size=224,
+    encode_duration=12.0,
+    encode_fps=8.0,
+    encode_batch=16,
+    clips=((1280, 720), (398, 224)),
+    clip_seconds=30,
+)
+SMOKE = Sizes(
+    tiny=True,
+    batches=(2,),
+    frames=2,
+    warmup_steps=1,
+    timed_steps=2,
+    frozen_warmup_steps=1,
+    frozen_timed_steps=3,
+    texts=64,
+    videos=64,
+    contexts=(1, 32),
+    chunks=((16, 16), (64, 64)),
+    encode_videos=2,
+    encode_size=64,
+    encode_duration=2.0,
+    encode_fps=4.0,
+    encode_batch=2,
+    clips=((128, 72),),
+    clip_seconds=2,
+)
 
 
 class Budget:
@@ -188,8 +220,10 @@ class Models:
             self.built[variant] = model.to(self.device.torch)
             self.device.synchronize()
             self.construction_s[variant] = time.perf_counter() - started
-            log(f"built {variant} ({'tiny' if self.sizes.tiny else 'ViT-B/32'}, {count(model) / 1e6:.1f} M parameters) "
-                f"in {self.construction_s[variant]:.1f} s")
+            log(
+                f"built {variant} ({'tiny' if self.sizes.tiny else 'ViT-B/32'}, {count(model) / 1e6:.1f} M parameters) "
+                f"in {self.construction_s[variant]:.1f} s"
+            )
         return self.built[variant]
 
     def drop(self, variant: str) -> None:
@@ -268,6 +302,7 @@ def markdown(header: list[str], rows: list[list]) -> str:
 
 # 1. Training step from pixels -------------------------------------------------------------------------------------
 
+
 def training_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, deadline: float) -> dict:
     """Warm-up and timed AdamW steps of `model` on one random batch; the step time is the median of the timed ones."""
     device.free()
@@ -276,8 +311,14 @@ def training_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, de
     image_size = model.config.clip_config.vision_config.image_size
     inputs = random_text(batch, model.config.max_text_length, device.torch, generator)
     inputs["pixel_values_videos"] = torch.randn(  # made on the device: 0.9 GB at batch 128
-        batch, sizes.frames, 3, image_size, image_size, device=device.torch,
-        generator=torch.Generator(device.torch).manual_seed(batch))
+        batch,
+        sizes.frames,
+        3,
+        image_size,
+        image_size,
+        device=device.torch,
+        generator=torch.Generator(device.torch).manual_seed(batch),
+    )
     inputs["video_mask"] = torch.ones(batch, sizes.frames, dtype=torch.long, device=device.torch)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     model.train()
@@ -301,11 +342,16 @@ def training_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, de
     loss = None
     optimizer.zero_grad(set_to_none=True)
     del optimizer, inputs
-    timed = times[sizes.warmup_steps:] or times[-1:]  # a cut-short case falls back on its last warm-up step
-    result = {"batch": batch, "status": status, "steps_timed": len(times[sizes.warmup_steps:]),
-              "step_times_s": times, "step_s": statistics.median(timed) if timed and status != "OOM" else None,
-              "peak_gib": device.peak_gib() if status != "OOM" else None,
-              "peak_reserved_gib": device.peak_reserved_gib()}
+    timed = times[sizes.warmup_steps :] or times[-1:]  # a cut-short case falls back on its last warm-up step
+    result = {
+        "batch": batch,
+        "status": status,
+        "steps_timed": len(times[sizes.warmup_steps :]),
+        "step_times_s": times,
+        "step_s": statistics.median(timed) if timed and status != "OOM" else None,
+        "peak_gib": device.peak_gib() if status != "OOM" else None,
+        "peak_reserved_gib": device.peak_reserved_gib(),
+    }
     device.free()
     return result
 
@@ -326,36 +372,75 @@ def training_section(sizes: Sizes, device: Device, models: Models, budget: Budge
                 case.update(training_case(model, batch, sizes, device, deadline))
                 set_checkpointing(model.clip, False)
                 cases.append(case)
-                log(f"training: {variant} batch {batch} checkpointing {checkpointing}: {case['status']}, "
-                    f"step {cell(case['step_s'])} s, peak {gib(case['peak_gib'])}")
+                log(
+                    f"training: {variant} batch {batch} checkpointing {checkpointing}: {case['status']}, "
+                    f"step {cell(case['step_s'])} s, peak {gib(case['peak_gib'])}"
+                )
     models.drop("mean")
 
     rows, table_rows = [], []
     for checkpointing in (False, True):
         for batch in sizes.batches:
-            pair = {case["variant"]: case for case in cases
-                    if case["batch"] == batch and case["checkpointing"] == checkpointing}
+            pair = {
+                case["variant"]: case
+                for case in cases
+                if case["batch"] == batch and case["checkpointing"] == checkpointing
+            }
             mean, msam = pair["mean"], pair["MSAM"]
-            row = {"batch": batch, "checkpointing": checkpointing, "mean": mean, "MSAM": msam,
-                   "step_ratio": ratio(msam["step_s"], mean["step_s"]),
-                   "memory_ratio": ratio(msam["peak_gib"], mean["peak_gib"])}
+            row = {
+                "batch": batch,
+                "checkpointing": checkpointing,
+                "mean": mean,
+                "MSAM": msam,
+                "step_ratio": ratio(msam["step_s"], mean["step_s"]),
+                "memory_ratio": ratio(msam["peak_gib"], mean["peak_gib"]),
+            }
             rows.append(row)
-            table_rows.append([batch, "on" if checkpointing else "off", shown(mean, "step_s", 3),
-                               shown(msam, "step_s", 3), cell(row["step_ratio"], 2), shown(mean, "peak_gib", 1),
-                               shown(msam, "peak_gib", 1), cell(row["memory_ratio"], 2)])
+            table_rows.append(
+                [
+                    batch,
+                    "on" if checkpointing else "off",
+                    shown(mean, "step_s", 3),
+                    shown(msam, "step_s", 3),
+                    cell(row["step_ratio"], 2),
+                    shown(mean, "peak_gib", 1),
+                    shown(msam, "peak_gib", 1),
+                    cell(row["memory_ratio"], 2),
+                ]
+            )
     autocast = "bf16 autocast" if device.autocast_enabled else "fp32"
     image_size = config_for(sizes).clip_config.vision_config.image_size
-    title = (f"Training step from pixels (forward + backward + AdamW), batch × {sizes.frames} frames × "
-             f"{image_size} px, {'tiny preset' if sizes.tiny else 'ViT-B/32'}, {autocast}, "
-             f"median of {sizes.timed_steps} steps after "
-             f"{sizes.warmup_steps} warm-up; checkpointing = activation checkpointing of both CLIP towers")
-    table = markdown(["batch", "checkpointing", "mean step (s)", "MSAM step (s)", "MSAM / mean",
-                      "mean peak (GiB)", "MSAM peak (GiB)", "MSAM / mean"], table_rows)
-    return {"title": title, "rows": rows, "cases": cases, "table": table, "stopped_early": stopped_early(cases),
-            "construction_s": dict(models.construction_s)}
+    title = (
+        f"Training step from pixels (forward + backward + AdamW), batch × {sizes.frames} frames × "
+        f"{image_size} px, {'tiny preset' if sizes.tiny else 'ViT-B/32'}, {autocast}, "
+        f"median of {sizes.timed_steps} steps after "
+        f"{sizes.warmup_steps} warm-up; checkpointing = activation checkpointing of both CLIP towers"
+    )
+    table = markdown(
+        [
+            "batch",
+            "checkpointing",
+            "mean step (s)",
+            "MSAM step (s)",
+            "MSAM / mean",
+            "mean peak (GiB)",
+            "MSAM peak (GiB)",
+            "MSAM / mean",
+        ],
+        table_rows,
+    )
+    return {
+        "title": title,
+        "rows": rows,
+        "cases": cases,
+        "table": table,
+        "stopped_early": stopped_early(cases),
+        "construction_s": dict(models.construction_s),
+    }
 
 
 # 2. Heads from cached frozen features -----------------------------------------------------------------------------
+
 
 def frozen_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, deadline: float) -> dict:
     device.free()
@@ -398,9 +483,13 @@ def frozen_case(model: MsamModel, batch: int, sizes: Sizes, device: Device, dead
     optimizer.zero_grad(set_to_none=True)
     optimizer.state.clear()  # the step closure holds both: free their memory before the next size
     inputs.clear()
-    result = {"batch": batch, "status": status, "steps_timed": steps if status != "OOM" else 0,
-              "steps_per_s": steps / seconds if seconds else None,
-              "peak_gib": device.peak_gib() if status != "OOM" else None}
+    result = {
+        "batch": batch,
+        "status": status,
+        "steps_timed": steps if status != "OOM" else 0,
+        "steps_per_s": steps / seconds if seconds else None,
+        "peak_gib": device.peak_gib() if status != "OOM" else None,
+    }
     device.free()
     return result
 
@@ -418,8 +507,14 @@ def frozen_heads_section(sizes: Sizes, device: Device, models: Models, budget: B
             model.clip.requires_grad_(False)
             model.clip.logit_scale.requires_grad_(True)
         row = frozen_case(model, batch, sizes, device, deadline)
-        full = next((r["MSAM"]["step_s"] for r in (training or {}).get("rows", [])
-                     if r["batch"] == batch and not r["checkpointing"]), None)
+        full = next(
+            (
+                r["MSAM"]["step_s"]
+                for r in (training or {}).get("rows", [])
+                if r["batch"] == batch and not r["checkpointing"]
+            ),
+            None,
+        )
         row["trainable_parameters"] = count(model, trainable=True)
         row["speedup_over_full_step"] = full * row["steps_per_s"] if full and row["steps_per_s"] else None
         rows.append(row)
@@ -429,19 +524,29 @@ def frozen_heads_section(sizes: Sizes, device: Device, models: Models, budget: B
     table_rows = []
     for row in rows:
         row["ms_per_step"] = 1000 / row["steps_per_s"] if row["steps_per_s"] else None
-        table_rows.append([row["batch"], shown(row, "steps_per_s", 1), shown(row, "ms_per_step", 2),
-                           cell(row.get("speedup_over_full_step"), 0), cell(row["peak_gib"], 2),
-                           f"{row['trainable_parameters'] / 1e6:.2f} M" if "trainable_parameters" in row else "n/a"])
+        table_rows.append(
+            [
+                row["batch"],
+                shown(row, "steps_per_s", 1),
+                shown(row, "ms_per_step", 2),
+                cell(row.get("speedup_over_full_step"), 0),
+                cell(row["peak_gib"], 2),
+                f"{row['trainable_parameters'] / 1e6:.2f} M" if "trainable_parameters" in row else "n/a",
+            ]
+        )
     autocast = "bf16 autocast" if device.autocast_enabled else "fp32"
-    title = (f"MSAM's own modules from cached frozen features (batch × {sizes.frames} frames; CLIP frozen but its "
-             f"logit scale), forward + backward + AdamW, {autocast}, {sizes.frozen_timed_steps} steps after "
-             f"{sizes.frozen_warmup_steps} warm-up; × full step = section 1's MSAM step without checkpointing × "
-             "steps/s; peak includes the resident model")
+    title = (
+        f"MSAM's own modules from cached frozen features (batch × {sizes.frames} frames; CLIP frozen but its "
+        f"logit scale), forward + backward + AdamW, {autocast}, {sizes.frozen_timed_steps} steps after "
+        f"{sizes.frozen_warmup_steps} warm-up; × full step = section 1's MSAM step without checkpointing × "
+        "steps/s; peak includes the resident model"
+    )
     table = markdown(["batch", "steps / s", "ms / step", "× full step", "peak (GiB)", "trainable"], table_rows)
     return {"title": title, "rows": rows, "table": table, "stopped_early": stopped_early(rows)}
 
 
 # 3. Exhaustive CIFFP scoring --------------------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def similarity_section(sizes: Sizes, device: Device, models: Models, budget: Budget) -> dict:
@@ -459,29 +564,43 @@ def similarity_section(sizes: Sizes, device: Device, models: Models, budget: Bud
                 generator = torch.Generator().manual_seed(0)
                 width = model.config.projection_dim
                 frames = unit(torch.randn(sizes.videos, sizes.frames, width, generator=generator)).to(device.torch)
-                text = MsamTextOutput(text_embeds=unit(torch.randn(sizes.texts, width, generator=generator))
-                                      .to(device.torch))
-                video = MsamVideoOutput(video_embeds=unit(frames.mean(1)), frame_embeds=frames,
-                                        video_mask=torch.ones(sizes.videos, sizes.frames, dtype=torch.long,
-                                                              device=device.torch))
+                text = MsamTextOutput(
+                    text_embeds=unit(torch.randn(sizes.texts, width, generator=generator)).to(device.torch)
+                )
+                video = MsamVideoOutput(
+                    video_embeds=unit(frames.mean(1)),
+                    frame_embeds=frames,
+                    video_mask=torch.ones(sizes.videos, sizes.frames, dtype=torch.long, device=device.torch),
+                )
             row.update(similarity_case(model, text, video, context, text_chunk, video_chunk, sizes, device, deadline))
             rows.append(row)
-            log(f"similarity: |J| {context}, chunks {text_chunk} × {video_chunk}: {row['status']}, "
-                f"{cell(row['seconds'], 2)} s, peak {gib(row['peak_gib'])}")
+            log(
+                f"similarity: |J| {context}, chunks {text_chunk} × {video_chunk}: {row['status']}, "
+                f"{cell(row['seconds'], 2)} s, peak {gib(row['peak_gib'])}"
+            )
     text = video = frames = None
     if model is not None:
         model.train()
     device.free()
-    table_rows = [[row["context"], f"{row['text_chunk_size']} × {row['video_chunk_size']}", shown(row, "seconds", 2),
-                   cell(row["peak_gib"], 2), "yes" if row["status"].startswith("estimated") else "no"]
-                  for row in rows]
+    table_rows = [
+        [
+            row["context"],
+            f"{row['text_chunk_size']} × {row['video_chunk_size']}",
+            shown(row, "seconds", 2),
+            cell(row["peak_gib"], 2),
+            "yes" if row["status"].startswith("estimated") else "no",
+        ]
+        for row in rows
+    ]
     width = config_for(sizes).projection_dim
-    title = (f"Exhaustive CIFFP scoring, {sizes.texts:,} captions × {sizes.videos:,} videos × {sizes.frames} "
-             f"frames × D = {width} (random unit-norm features), `MsamModel.similarity` in fp32 (TF32 matmuls on a "
-             "GPU); chunks = text_chunk_size × video_chunk_size (the library's default is 256 × 256); peak includes "
-             f"the inputs ({(sizes.texts + sizes.videos * sizes.frames) * width * 4 / 2**30:.2f} GiB) and the logits "
-             f"({sizes.texts * sizes.videos * 4 / 2**30:.2f} GiB); a time marked partial is extrapolated from the "
-             "captions scored before the time budget ran out")
+    title = (
+        f"Exhaustive CIFFP scoring, {sizes.texts:,} captions × {sizes.videos:,} videos × {sizes.frames} "
+        f"frames × D = {width} (random unit-norm features), `MsamModel.similarity` in fp32 (TF32 matmuls on a "
+        "GPU); chunks = text_chunk_size × video_chunk_size (the library's default is 256 × 256); peak includes "
+        f"the inputs ({(sizes.texts + sizes.videos * sizes.frames) * width * 4 / 2**30:.2f} GiB) and the logits "
+        f"({sizes.texts * sizes.videos * 4 / 2**30:.2f} GiB); a time marked partial is extrapolated from the "
+        "captions scored before the time budget ran out"
+    )
     table = markdown(["\\|J\\|", "chunks", "time (s)", "peak (GiB)", "extrapolated"], table_rows)
     return {"title": title, "rows": rows, "table": table, "stopped_early": stopped_early(rows)}
 
@@ -495,19 +614,28 @@ def similarity_case(model, text, video, context, text_chunk, video_chunk, sizes,
     status, parts, done = "ok", [], 0
     try:
         # Warm-up on one chunk (kernel selection, allocator), outside the timing.
-        model.similarity(MsamTextOutput(text_embeds=text.text_embeds[:text_step]),
-                         MsamVideoOutput(frame_embeds=video.frame_embeds[:video_chunk],
-                                         video_mask=video.video_mask[:video_chunk],
-                                         video_embeds=video.video_embeds[:video_chunk]),
-                         text_context_size=context, text_chunk_size=text_chunk, video_chunk_size=video_chunk)
+        model.similarity(
+            MsamTextOutput(text_embeds=text.text_embeds[:text_step]),
+            MsamVideoOutput(
+                frame_embeds=video.frame_embeds[:video_chunk],
+                video_mask=video.video_mask[:video_chunk],
+                video_embeds=video.video_embeds[:video_chunk],
+            ),
+            text_context_size=context,
+            text_chunk_size=text_chunk,
+            video_chunk_size=video_chunk,
+        )
         device.synchronize()
         device.free()
         device.reset_peak()
         started = time.perf_counter()
         for start in range(0, sizes.texts, slice_size):
             part = MsamTextOutput(text_embeds=text.text_embeds[start : start + slice_size])
-            parts.append(model.similarity(part, video, text_context_size=context, text_chunk_size=text_chunk,
-                                          video_chunk_size=video_chunk))
+            parts.append(
+                model.similarity(
+                    part, video, text_context_size=context, text_chunk_size=text_chunk, video_chunk_size=video_chunk
+                )
+            )
             done += part.text_embeds.shape[0]
             if time.perf_counter() > deadline and done < sizes.texts:
                 status = "estimated (time budget)"
@@ -520,13 +648,20 @@ def similarity_case(model, text, video, context, text_chunk, video_chunk, sizes,
     except torch.cuda.OutOfMemoryError:
         status, seconds, finite, shape = "OOM", None, None, None
     parts = logits = None
-    result = {"status": status, "seconds": seconds, "captions_scored": done, "logits_shape": shape,
-              "finite": finite, "peak_gib": device.peak_gib() if status != "OOM" else None}
+    result = {
+        "status": status,
+        "seconds": seconds,
+        "captions_scored": done,
+        "logits_shape": shape,
+        "finite": finite,
+        "peak_gib": device.peak_gib() if status != "OOM" else None,
+    }
     device.free()
     return result
 
 
 # 4. Encoding throughput and the data-loading requirement ----------------------------------------------------------
+
 
 def cpu_seconds(function, repeats: int = 3) -> float:
     """Least CPU time (every thread of this process) of `repeats` calls."""
@@ -538,18 +673,28 @@ def cpu_seconds(function, repeats: int = 3) -> float:
     return best
 
 
-def encoding_section(sizes: Sizes, device: Device, models: Models, budget: Budget, num_workers: int,
-                     training: dict | None) -> dict:
+def encoding_section(
+    sizes: Sizes, device: Device, models: Models, budget: Budget, num_workers: int, training: dict | None
+) -> dict:
     deadline = budget.deadline("encoding")
     passes, requirement, notes = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench_gpu_") as folder:
         folder = Path(folder)
         if time.perf_counter() <= deadline:
             started = time.perf_counter()
-            generate_synthetic_dataset(folder / "data", SynthConfig(
-                num_videos=sizes.encode_videos, width=sizes.encode_size, height=sizes.encode_size,
-                duration=sizes.encode_duration, fps=sizes.encode_fps, split_fractions=(1.0, 0.0, 0.0),
-            ), num_workers=os.cpu_count() or 1, progress=False)
+            generate_synthetic_dataset(
+                folder / "data",
+                SynthConfig(
+                    num_videos=sizes.encode_videos,
+                    width=sizes.encode_size,
+                    height=sizes.encode_size,
+                    duration=sizes.encode_duration,
+                    fps=sizes.encode_fps,
+                    split_fractions=(1.0, 0.0, 0.0),
+                ),
+                num_workers=os.cpu_count() or 1,
+                progress=False,
+            )
             generation_s = time.perf_counter() - started
             log(f"encoding: generated {sizes.encode_videos} videos in {generation_s:.1f} s")
             split = load_video_text_dataset(folder / "data")["train"]
@@ -561,23 +706,47 @@ def encoding_section(sizes: Sizes, device: Device, models: Models, budget: Budge
                     continue
                 device.synchronize()
                 started = time.perf_counter()
-                features = extract_features(model, split, processor, batch_size=sizes.encode_batch,
-                                            num_workers=num_workers, frame_cache_dir=folder / "frames", progress=False)
+                features = extract_features(
+                    model,
+                    split,
+                    processor,
+                    batch_size=sizes.encode_batch,
+                    num_workers=num_workers,
+                    frame_cache_dir=folder / "frames",
+                    progress=False,
+                )
                 device.synchronize()
                 seconds = time.perf_counter() - started
-                passes.append({"pass": name, "status": "ok", "videos": len(features.video_ids),
-                               "captions": len(features.captions), "seconds": seconds,
-                               "videos_per_s": len(features.video_ids) / seconds})
+                passes.append(
+                    {
+                        "pass": name,
+                        "status": "ok",
+                        "videos": len(features.video_ids),
+                        "captions": len(features.captions),
+                        "seconds": seconds,
+                        "videos_per_s": len(features.video_ids) / seconds,
+                    }
+                )
                 log(f"encoding: {name}: {passes[-1]['videos_per_s']:.1f} videos/s")
             features = None
-            notes.append(f"Generating the {sizes.encode_videos} videos (not in the table) took {generation_s:.1f} s; "
-                         "each pass's time includes starting the DataLoader's workers.")
+            notes.append(
+                f"Generating the {sizes.encode_videos} videos (not in the table) took {generation_s:.1f} s; "
+                "each pass's time includes starting the DataLoader's workers."
+            )
         else:
-            passes = [{"pass": name, "status": SKIPPED, "videos_per_s": None}
-                      for name in ("cold: decode, write the frame cache", "warm: frames from the frame cache")]
+            passes = [
+                {"pass": name, "status": SKIPPED, "videos_per_s": None}
+                for name in ("cold: decode, write the frame cache", "warm: frames from the frame cache")
+            ]
 
-        step = next((row["MSAM"]["step_s"] for row in (training or {}).get("rows", [])
-                     if row["batch"] == max(sizes.batches) and not row["checkpointing"]), None)
+        step = next(
+            (
+                row["MSAM"]["step_s"]
+                for row in (training or {}).get("rows", [])
+                if row["batch"] == max(sizes.batches) and not row["checkpointing"]
+            ),
+            None,
+        )
         processor = default_processor(config_for(sizes))
         for width, height in sizes.clips:
             if time.perf_counter() > deadline:
@@ -589,64 +758,114 @@ def encoding_section(sizes: Sizes, device: Device, models: Models, budget: Budge
             cache = FrameCache(folder / "clip_frames")
             cache.read(clip, 1.0, 12)
             video_processor = processor.image_processor
-            costs = {"decode_s": cpu_seconds(partial(read_frames, clip, 1.0, 12)),
-                     "cache_read_s": cpu_seconds(partial(cache.read, clip, 1.0, 12)),
-                     "process_s": cpu_seconds(partial(video_processor, [decoded.frames], return_tensors="pt"))}
+            costs = {
+                "decode_s": cpu_seconds(partial(read_frames, clip, 1.0, 12)),
+                "cache_read_s": cpu_seconds(partial(cache.read, clip, 1.0, 12)),
+                "process_s": cpu_seconds(partial(video_processor, [decoded.frames], return_tensors="pt")),
+            }
             for source, reading in (("decoding", "decode_s"), ("warm frame cache", "cache_read_s")):
                 per_video = costs[reading] + costs["process_s"]
                 workers = math.ceil(max(sizes.batches) * per_video / step) if step else None
-                requirement.append({"clip": f"{width}x{height}", "status": "ok", "source": source,
-                                    "frames": len(decoded.frames), **costs, "cpu_s_per_video": per_video,
-                                    "videos_per_s_per_core": 1 / per_video, "batch": max(sizes.batches),
-                                    "step_s": step, "workers_needed": workers})
-            log(f"encoding: {width}x{height} clip: decode {costs['decode_s']:.3f}, cache {costs['cache_read_s']:.3f}, "
-                f"process {costs['process_s']:.3f} CPU s/video")
+                requirement.append(
+                    {
+                        "clip": f"{width}x{height}",
+                        "status": "ok",
+                        "source": source,
+                        "frames": len(decoded.frames),
+                        **costs,
+                        "cpu_s_per_video": per_video,
+                        "videos_per_s_per_core": 1 / per_video,
+                        "batch": max(sizes.batches),
+                        "step_s": step,
+                        "workers_needed": workers,
+                    }
+                )
+            log(
+                f"encoding: {width}x{height} clip: decode {costs['decode_s']:.3f}, cache {costs['cache_read_s']:.3f}, "
+                f"process {costs['process_s']:.3f} CPU s/video"
+            )
 
-    pass_rows = [[row["pass"], row.get("videos", "n/a"), cell(row.get("seconds"), 2), shown(row, "videos_per_s", 1)]
-                 for row in passes]
-    title = (f"Encoding throughput of `extract_features` ({'tiny preset' if sizes.tiny else 'ViT-B/32'}, fp32; "
-             f"DataLoader with {num_workers} worker(s), batch {sizes.encode_batch}), {sizes.encode_videos} generated "
-             f"videos of {sizes.encode_duration:g} s at {sizes.encode_size} × {sizes.encode_size}, "
-             f"{sizes.encode_fps:g} fps, sampled at 1 fps (at most 12 frames)")
+    pass_rows = [
+        [row["pass"], row.get("videos", "n/a"), cell(row.get("seconds"), 2), shown(row, "videos_per_s", 1)]
+        for row in passes
+    ]
+    title = (
+        f"Encoding throughput of `extract_features` ({'tiny preset' if sizes.tiny else 'ViT-B/32'}, fp32; "
+        f"DataLoader with {num_workers} worker(s), batch {sizes.encode_batch}), {sizes.encode_videos} generated "
+        f"videos of {sizes.encode_duration:g} s at {sizes.encode_size} × {sizes.encode_size}, "
+        f"{sizes.encode_fps:g} fps, sampled at 1 fps (at most 12 frames)"
+    )
     table = markdown(["pass", "videos", "time (s)", "videos / s"], pass_rows)
     requirement_rows = []
     for row in requirement:
         if row["status"] != "ok":
             requirement_rows.append([row["clip"], "", row["status"], "", "", ""])
             continue
-        requirement_rows.append([row["clip"], row["source"], cell(row["cpu_s_per_video"], 3),
-                                 cell(row["videos_per_s_per_core"], 1), cell(row["step_s"], 3),
-                                 row["workers_needed"] if row["workers_needed"] is not None else "n/a"])
+        requirement_rows.append(
+            [
+                row["clip"],
+                row["source"],
+                cell(row["cpu_s_per_video"], 3),
+                cell(row["videos_per_s_per_core"], 1),
+                cell(row["step_s"], 3),
+                row["workers_needed"] if row["workers_needed"] is not None else "n/a",
+            ]
+        )
     requirement_title = (
         f"Data-loading requirement: CPU seconds per video in one process (read 12 frames at 1 fps from a generated "
         f"{sizes.clip_seconds} s 30 fps H.264 clip, keyframe every 30 frames, or from the warm frame cache; then the "
         f"processor to {processor.image_processor.crop_size} px) and the DataLoader workers (≈ CPU cores) that feed "
         f"one MSAM step (section 1, no checkpointing) at batch {max(sizes.batches)}: "
-        f"⌈batch × CPU s per video / step s⌉")
-    requirement_table = markdown(["clip", "frames from", "CPU s / video", "videos / s / core", "step (s)",
-                                  "workers needed"], requirement_rows)
-    return {"title": title, "rows": passes, "table": table, "requirement_title": requirement_title,
-            "requirement": requirement, "requirement_table": requirement_table, "num_workers": num_workers,
-            "notes": notes, "stopped_early": stopped_early(passes + requirement)}
+        f"⌈batch × CPU s per video / step s⌉"
+    )
+    requirement_table = markdown(
+        ["clip", "frames from", "CPU s / video", "videos / s / core", "step (s)", "workers needed"], requirement_rows
+    )
+    return {
+        "title": title,
+        "rows": passes,
+        "table": table,
+        "requirement_title": requirement_title,
+        "requirement": requirement,
+        "requirement_table": requirement_table,
+        "num_workers": num_workers,
+        "notes": notes,
+        "stopped_early": stopped_early(passes + requirement),
+    }
 
 
 # Run ---------------------------------------------------------------------------------------------------------------
 
+
 def device_info(device: Device) -> dict:
-    info = {"device": str(device.torch), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "transformers": transformers.__version__, "cpu_count": os.cpu_count()}
+    info = {
+        "device": str(device.torch),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "transformers": transformers.__version__,
+        "cpu_count": os.cpu_count(),
+    }
     if device.cuda:
         properties = torch.cuda.get_device_properties(device.torch)
-        info.update(gpu=properties.name, capability=f"{properties.major}.{properties.minor}",
-                    gpu_memory_gib=properties.total_memory / 2**30, multiprocessors=properties.multi_processor_count)
+        info.update(
+            gpu=properties.name,
+            capability=f"{properties.major}.{properties.minor}",
+            gpu_memory_gib=properties.total_memory / 2**30,
+            multiprocessors=properties.multi_processor_count,
+        )
     return info
 
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -674,16 +893,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --smoke)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for every number, the tables and the setup")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every section at tiny sizes (tiny preset, batch 2, 2 frames, 64 × 64 scoring, 2 videos)")
-    parser.add_argument("--num_workers", type=int, default=None,
-                        help="DataLoader workers of section 4 (default: min(8, CPU count); 1 with --smoke)")
-    parser.add_argument("--budget_s", type=float, default=450.0,
-                        help="wall-clock budget from start-up; 30 s under 8 minutes, for the steps a deadline cannot "
-                             "interrupt (one encoding pass, writing one clip)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every section at tiny sizes (tiny preset, batch 2, 2 frames, 64 × 64 scoring, 2 videos)",
+    )
+    parser.add_argument(
+        "--num_workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of section 4 (default: min(8, CPU count); 1 with --smoke)",
+    )
+    parser.add_argument(
+        "--budget_s",
+        type=float,
+        default=450.0,
+        help="wall-clock budget from start-up; 30 s under 8 minutes, for the steps a deadline cannot "
+        "interrupt (one encoding pass, writing one clip)",
+    )
     parser.add_argument("--sections", nargs="+", choices=list(SHARES), default=list(SHARES))
-    parser.add_argument("--autocast", choices=["bf16", "none"], default=None,
-                        help="sections 1-2 (default: bf16 on CUDA, none on the CPU)")
+    parser.add_argument(
+        "--autocast",
+        choices=["bf16", "none"],
+        default=None,
+        help="sections 1-2 (default: bf16 on CUDA, none on the CPU)",
+    )
     return parser.parse_args(argv)
 
 
@@ -691,9 +925,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device_name = args.device or ("cpu" if args.smoke else "cuda")
     if torch.device(device_name).type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"bench_gpu.py measures one CUDA GPU, but torch {torch.__version__} sees none "
-                 f"(torch.cuda.is_available() is False; built with CUDA {torch.version.cuda}). "
-                 "Run it on a GPU machine, or with --smoke to check the script on the CPU at tiny sizes.")
+        sys.exit(
+            f"bench_gpu.py measures one CUDA GPU, but torch {torch.__version__} sees none "
+            f"(torch.cuda.is_available() is False; built with CUDA {torch.version.cuda}). "
+            "Run it on a GPU machine, or with --smoke to check the script on the CPU at tiny sizes."
+        )
     sizes = SMOKE if args.smoke else FULL
     autocast = (args.autocast or ("bf16" if torch.device(device_name).type == "cuda" else "none")) == "bf16"
     device = Device(device_name, autocast)
@@ -706,27 +942,42 @@ def main(argv: list[str] | None = None) -> int:
     models = Models(sizes, device)
 
     results = {
-        "benchmark": "benchmarks/bench_gpu.py", "smoke": args.smoke,
+        "benchmark": "benchmarks/bench_gpu.py",
+        "smoke": args.smoke,
         "command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(["bench_gpu.py", *argv]),
         "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(), "device": device_info(device),
-        "settings": {**asdict(sizes), "autocast": "bf16" if autocast else "none", "tf32": True,
-                     "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
-                     "num_workers": num_workers, "budget_s": args.budget_s, "budget_shares": SHARES},
-        "environment": environment(), "sections": {}, "stopped_early": [],
+        "git_commit": git_commit(),
+        "device": device_info(device),
+        "settings": {
+            **asdict(sizes),
+            "autocast": "bf16" if autocast else "none",
+            "tf32": True,
+            "PYTORCH_CUDA_ALLOC_CONF": os.environ.get("PYTORCH_CUDA_ALLOC_CONF"),
+            "num_workers": num_workers,
+            "budget_s": args.budget_s,
+            "budget_shares": SHARES,
+        },
+        "environment": environment(),
+        "sections": {},
+        "stopped_early": [],
     }
-    print(f"# bench_gpu.py on {results['device'].get('gpu', device_name)}: torch {torch.__version__}, "
-          f"CUDA {torch.version.cuda}, transformers {transformers.__version__}"
-          f"{' (smoke: tiny sizes)' if args.smoke else ''}", flush=True)
+    print(
+        f"# bench_gpu.py on {results['device'].get('gpu', device_name)}: torch {torch.__version__}, "
+        f"CUDA {torch.version.cuda}, transformers {transformers.__version__}"
+        f"{' (smoke: tiny sizes)' if args.smoke else ''}",
+        flush=True,
+    )
     write_json(args.out, results)
 
     runners = {
         "training": lambda: training_section(sizes, device, models, budget),
-        "frozen_heads": lambda: frozen_heads_section(sizes, device, models, budget,
-                                                     results["sections"].get("training")),
+        "frozen_heads": lambda: frozen_heads_section(
+            sizes, device, models, budget, results["sections"].get("training")
+        ),
         "similarity": lambda: similarity_section(sizes, device, models, budget),
-        "encoding": lambda: encoding_section(sizes, device, models, budget, num_workers,
-                                             results["sections"].get("training")),
+        "encoding": lambda: encoding_section(
+            sizes, device, models, budget, num_workers, results["sections"].get("training")
+        ),
     }
     failed = []
     for name in args.sections:
@@ -749,12 +1000,17 @@ def main(argv: list[str] | None = None) -> int:
             section.setdefault("notes", []).append(
                 f"This section reached its share of the {budget.seconds:.0f} s budget (it had to end "
                 f"{SHARES[name] * budget.seconds:.0f} s after start-up): cells marked as skipped, partial or "
-                "extrapolated were not measured in full.")
+                "extrapolated were not measured in full."
+            )
         results["sections"][name] = section
         print_section(section)
         write_json(args.out, results)
-    print(f"\nTotal {Budget.elapsed():.0f} s" + (f"; results in {args.out}" if args.out else "")
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""), flush=True)
+    print(
+        f"\nTotal {Budget.elapsed():.0f} s"
+        + (f"; results in {args.out}" if args.out else "")
+        + (f"; FAILED: {', '.join(failed)}" if failed else ""),
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -98,7 +98,8 @@ def chunked_similarity(texts: int, videos: int, context: int) -> dict:
     model = MsamModel(MsamConfig(semantic_loss=False)).eval()
     text = MsamTextOutput(text_embeds=F.normalize(torch.randn(texts, 512), dim=-1))
     video = MsamVideoOutput(
-        frame_embeds=F.normalize(torch.randn(videos, 12, 512), dim=-1), video_mask=torch.ones(videos, 12, dtype=torch.long)
+        frame_embeds=F.normalize(torch.randn(videos, 12, 512), dim=-1),
+        video_mask=torch.ones(videos, 12, dtype=torch.long),
     )
     with torch.no_grad(), PeakMemory() as memory:
         start = time.perf_counter()
@@ -176,8 +177,9 @@ def in_subprocess(function: str, **kwargs) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes only: check that everything runs")
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS),
-                        help="what to measure (default: all)")
+    parser.add_argument(
+        "--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS), help="what to measure (default: all)"
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -201,13 +203,23 @@ def training_steps(smoke: bool) -> None:
     print("| backbone | head | semantic loss | step (s) | × mean | peak memory (MB) | × mean |")
     print("|---|---|---|---|---|---|---|")
     for size in sizes:
-        rows = [(head, semantic, in_subprocess("training_step", size=size, head=head, semantic=semantic,
-                                               batch=batch, frames=frames, steps=steps)) for head, semantic in HEADS]
+        rows = [
+            (
+                head,
+                semantic,
+                in_subprocess(
+                    "training_step", size=size, head=head, semantic=semantic, batch=batch, frames=frames, steps=steps
+                ),
+            )
+            for head, semantic in HEADS
+        ]
         base = rows[0][2]
         for head, semantic, result in rows:
-            print(f"| {size} | {head} | {'on' if semantic else 'off'} | {result['seconds']:.3f} | "
-                  f"{result['seconds'] / base['seconds']:.2f} | {result['peak_mb']:.0f} | "
-                  f"{result['peak_mb'] / max(base['peak_mb'], 1):.2f} |")
+            print(
+                f"| {size} | {head} | {'on' if semantic else 'off'} | {result['seconds']:.3f} | "
+                f"{result['seconds'] / base['seconds']:.2f} | {result['peak_mb']:.0f} | "
+                f"{result['peak_mb'] / max(base['peak_mb'], 1):.2f} |"
+            )
 
 
 def similarity_memory(smoke: bool) -> None:
@@ -223,7 +235,9 @@ def similarity_memory(smoke: bool) -> None:
 def heads_on_features(smoke: bool) -> None:
     size = 8 if smoke else 64
     result = in_subprocess("head_on_features", texts=size, videos=size, frames=12, repeats=1 if smoke else 21)
-    print(f"\n## CIFFP on precomputed features, {size} × {size} × 12 × 512, forward + backward, median of interleaved runs\n")
+    print(
+        f"\n## CIFFP on precomputed features, {size} × {size} × 12 × 512, forward + backward, median of interleaved runs\n"
+    )
     print("| | direct transcription (ms) | ours (ms) | speed-up |")
     print("|---|---|---|---|")
     for label, suffix in (("CIFFP", ""), ("CIFFP + semantic losses", "+semantic")):

@@ -95,15 +95,20 @@ class SyntheticCollection:
         # v̄ as MsamModel.get_video_features computes it for the ciffp head: unit masked mean of the frames
         video_embeds = unit(frames.astype(np.float32).sum(1) / lengths[:, None]).astype(np.float16)
         timestamps = np.broadcast_to(np.arange(FRAMES, dtype=np.float32), (count, FRAMES))
-        return {"frame_embeds": frames, "video_mask": video_mask, "video_embeds": video_embeds,
-                "timestamps": timestamps}
+        return {
+            "frame_embeds": frames,
+            "video_mask": video_mask,
+            "video_embeds": video_embeds,
+            "timestamps": timestamps,
+        }
 
     def captions(self, frames: np.ndarray, structured_share: float) -> np.ndarray:
         """Caption embeddings for these frames: the frame plus a remainder whose `structured_share` of the energy lies
         along the collection's directions and the rest is isotropic."""
         count = len(frames)
-        remainder = (np.sqrt(structured_share) * self.direction((count, DIM))
-                     + np.sqrt(1 - structured_share) * self.direction((count, DIM), isotropic=True))
+        remainder = np.sqrt(structured_share) * self.direction((count, DIM)) + np.sqrt(
+            1 - structured_share
+        ) * self.direction((count, DIM), isotropic=True)
         weight = np.sqrt(1 - CAPTION_FRAME_WEIGHT**2)
         return unit(CAPTION_FRAME_WEIGHT * frames.astype(np.float32) + weight * unit(remainder)).astype(np.float32)
 
@@ -128,9 +133,11 @@ def build(collection: SyntheticCollection, directory: Path, model, processor, qu
 
 def stored_video(index: VideoIndex, row_ids: np.ndarray) -> MsamVideoOutput:
     stored = index._gather(row_ids, ("frame_embeds", "video_mask", "video_embeds"))
-    return MsamVideoOutput(video_embeds=torch.from_numpy(stored["video_embeds"]).float(),
-                           frame_embeds=torch.from_numpy(stored["frame_embeds"]).float(),
-                           video_mask=torch.from_numpy(stored["video_mask"]).long())
+    return MsamVideoOutput(
+        video_embeds=torch.from_numpy(stored["video_embeds"]).float(),
+        frame_embeds=torch.from_numpy(stored["frame_embeds"]).float(),
+        video_mask=torch.from_numpy(stored["video_mask"]).long(),
+    )
 
 
 def exhaustive_top10(model: MsamModel, index: VideoIndex, texts: np.ndarray) -> np.ndarray:
@@ -140,8 +147,9 @@ def exhaustive_top10(model: MsamModel, index: VideoIndex, texts: np.ndarray) -> 
     best_ids = torch.zeros((len(texts), 10), dtype=torch.long)
     for start in range(0, len(index), CHUNK):
         row_ids = index._row_ids[start : start + CHUNK]
-        scores = model.similarity(text, stored_video(index, row_ids), text_context_size=1, text_chunk_size=len(texts),
-                                  video_chunk_size=1024)
+        scores = model.similarity(
+            text, stored_video(index, row_ids), text_context_size=1, text_chunk_size=len(texts), video_chunk_size=1024
+        )
         merged_scores = torch.cat([best_scores, scores], dim=1)
         merged_ids = torch.cat([best_ids, torch.as_tensor(np.array(row_ids)).expand(len(texts), -1)], dim=1)
         best_scores, positions = merged_scores.topk(10, dim=1)
@@ -154,8 +162,12 @@ def exhaustive_latency_ms(model: MsamModel, index: VideoIndex, text: np.ndarray)
     started = time.perf_counter()
     query = MsamTextOutput(text_embeds=torch.from_numpy(text[None]))
     for start in range(0, len(index), CHUNK):
-        model.similarity(query, stored_video(index, index._row_ids[start : start + CHUNK]), text_context_size=1,
-                         video_chunk_size=CHUNK)
+        model.similarity(
+            query,
+            stored_video(index, index._row_ids[start : start + CHUNK]),
+            text_context_size=1,
+            video_chunk_size=CHUNK,
+        )
     return 1000 * (time.perf_counter() - started)
 
 
@@ -197,8 +209,10 @@ def stage1_comparison(index: VideoIndex, texts: np.ndarray, truth: np.ndarray) -
 
     def measure(label: str) -> None:
         found, latencies = timed_search(index, texts)
-        lines.append(f"{label}: recall@10 {recall_at_10(found, truth):.3f}, p50 {np.percentile(latencies, 50):.1f} ms, "
-                     f"p95 {np.percentile(latencies, 95):.1f} ms")
+        lines.append(
+            f"{label}: recall@10 {recall_at_10(found, truth):.3f}, p50 {np.percentile(latencies, 50):.1f} ms, "
+            f"p95 {np.percentile(latencies, 95):.1f} ms"
+        )
 
     refine = faiss.downcast_index(default_stage1.index)
     refine.k_factor = 2 * default_parameters["k_factor"]
@@ -227,8 +241,10 @@ def statistics_line(index: VideoIndex, texts: np.ndarray, query_videos: np.ndarr
     between = (embeds[: len(sample) // 2] * embeds[len(sample) // 2 : 2 * (len(sample) // 2)]).sum(1)
     own = index._gather(query_videos[:50], ("frame_embeds",))["frame_embeds"].astype(np.float32)
     best = np.einsum("vtd,vd->vt", own, texts[:50]).max(1)
-    return (f"cosine of frames within a video {within.mean():.2f}, of two random videos' embeddings "
-            f"{between.mean():.2f}, of a caption with its video's best frame {best.mean():.2f}")
+    return (
+        f"cosine of frames within a video {within.mean():.2f}, of two random videos' embeddings "
+        f"{between.mean():.2f}, of a caption with its video's best frame {best.mean():.2f}"
+    )
 
 
 @torch.no_grad()
@@ -242,10 +258,14 @@ def run(num_videos: int, model: MsamModel, processor, workdir: Path, num_queries
     stress_texts = collection.captions(query_frames, structured_share=0.0)
 
     index = VideoIndex.load(directory, model, processor)
-    result = {"N": num_videos, "stage1": dict(index.manifest["stage1"]), "candidates": index.manifest["candidates"],
-              "build_s": build_seconds,
-              "memory_mb": (os.path.getsize(directory / index.manifest["stage1_file"]) + index._videos.nbytes) / 1e6,
-              "disk_mb": sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / 1e6}
+    result = {
+        "N": num_videos,
+        "stage1": dict(index.manifest["stage1"]),
+        "candidates": index.manifest["candidates"],
+        "build_s": build_seconds,
+        "memory_mb": (os.path.getsize(directory / index.manifest["stage1_file"]) + index._videos.nbytes) / 1e6,
+        "disk_mb": sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / 1e6,
+    }
     # the exhaustive pass reads every shard first, so the timed queries find the features in the page cache, as a
     # search server that has been running would
     truth, stress_truth = np.split(exhaustive_top10(model, index, np.concatenate([texts, stress_texts])), 2)
@@ -285,8 +305,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = MsamModel(MsamConfig(clip_config={**TINY_CLIP_CONFIG, "projection_dim": DIM})).eval()
     processor = default_processor(model.config)
-    print(f"{os.cpu_count()} CPUs; building and the exhaustive head on {torch.get_num_threads()} threads, queries on "
-          f"one thread each; head {model.config.similarity_head} at |J| = 1")
+    print(
+        f"{os.cpu_count()} CPUs; building and the exhaustive head on {torch.get_num_threads()} threads, queries on "
+        f"one thread each; head {model.config.similarity_head} at |J| = 1"
+    )
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_search_"))
     results = []
@@ -294,28 +316,41 @@ def main() -> None:
         print(f"N = {num_videos:,} ...", flush=True)
         result = run(num_videos, model, processor, workdir, args.queries)
         results.append(result)
-        print(f"  {result['statistics']}; the query's own video is in the top 10 for "
-              f"{100 * result['own_video_in_top10']:.0f} % of queries with the exhaustive head, "
-              f"{100 * result['own_video_found']:.0f} % with the two stages")
-        print("  other R: " + ", ".join(f"R = {count}: recall@10 {recall:.3f}, p50 {p50:.1f} ms, p95 {p95:.1f} ms"
-                                      for count, (recall, p50, p95) in result["by_candidates"].items()))
+        print(
+            f"  {result['statistics']}; the query's own video is in the top 10 for "
+            f"{100 * result['own_video_in_top10']:.0f} % of queries with the exhaustive head, "
+            f"{100 * result['own_video_found']:.0f} % with the two stages"
+        )
+        print(
+            "  other R: "
+            + ", ".join(
+                f"R = {count}: recall@10 {recall:.3f}, p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+                for count, (recall, p50, p95) in result["by_candidates"].items()
+            )
+        )
         for line in result["comparison"]:
             print(f"  stage 1 = {line}")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    print("| N | stage 1 | R | build (s) | memory (MB) | disk (MB) | p50 (ms) | p95 (ms) | recall@10 | "
-          "recall@10, stress | exhaustive CIFFP (ms) | × p50 |")
+    print(
+        "| N | stage 1 | R | build (s) | memory (MB) | disk (MB) | p50 (ms) | p95 (ms) | recall@10 | "
+        "recall@10, stress | exhaustive CIFFP (ms) | × p50 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for result in results:
-        print(f"| {result['N']:,} | {describe(result['stage1'])} | {result['candidates']} | {result['build_s']:.1f} | "
-              f"{result['memory_mb']:,.0f} | {result['disk_mb']:,.0f} | {result['p50_ms']:.1f} | "
-              f"{result['p95_ms']:.1f} | {result['recall']:.3f} | {result['stress_recall']:.3f} | "
-              f"{result['exhaustive_ms']:,.0f} | {result['exhaustive_ms'] / result['p50_ms']:,.0f} |")
+        print(
+            f"| {result['N']:,} | {describe(result['stage1'])} | {result['candidates']} | {result['build_s']:.1f} | "
+            f"{result['memory_mb']:,.0f} | {result['disk_mb']:,.0f} | {result['p50_ms']:.1f} | "
+            f"{result['p95_ms']:.1f} | {result['recall']:.3f} | {result['stress_recall']:.3f} | "
+            f"{result['exhaustive_ms']:,.0f} | {result['exhaustive_ms'] / result['p50_ms']:,.0f} |"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    print(f"\n{args.queries} queries per N; recall@10 against the exact top 10 of the same head over every video; "
-          f"memory = stage-1 index + video table (shards are memory-mapped); peak RSS of this run {peak:,.0f} MB.")
+    print(
+        f"\n{args.queries} queries per N; recall@10 against the exact top 10 of the same head over every video; "
+        f"memory = stage-1 index + video table (shards are memory-mapped); peak RSS of this run {peak:,.0f} MB."
+    )
 
 
 if __name__ == "__main__":

@@ -34,26 +34,37 @@ def main() -> None:
     parser.add_argument("--hard_negative_fraction", type=float, default=SynthConfig.hard_negative_fraction)
     args = parser.parse_args()
 
-    config = SynthConfig(num_videos=args.num_videos, duration=args.duration, seed=args.seed,
-                         videos_per_site=args.videos_per_site, hard_negative_fraction=args.hard_negative_fraction)
+    config = SynthConfig(
+        num_videos=args.num_videos,
+        duration=args.duration,
+        seed=args.seed,
+        videos_per_site=args.videos_per_site,
+        hard_negative_fraction=args.hard_negative_fraction,
+    )
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         generate_synthetic_dataset(Path(folder) / "synth", config, num_workers=args.workers, progress=False)
         seconds = time.perf_counter() - started
-        print(f"## Generation\n\n{config.num_videos} videos of {config.duration:g} s at {config.width}×{config.height}, "
-              f"{config.fps:g} fps, {args.workers} workers: {seconds:.1f} s ({config.num_videos / seconds:.1f} videos/s); "
-              f"goal under {GOAL_SECONDS:.0f} s: {'met' if seconds < GOAL_SECONDS else 'NOT met'}\n")
+        print(
+            f"## Generation\n\n{config.num_videos} videos of {config.duration:g} s at {config.width}×{config.height}, "
+            f"{config.fps:g} fps, {args.workers} workers: {seconds:.1f} s ({config.num_videos / seconds:.1f} videos/s); "
+            f"goal under {GOAL_SECONDS:.0f} s: {'met' if seconds < GOAL_SECONDS else 'NOT met'}\n"
+        )
         dataset = load_video_text_dataset(Path(folder) / "synth")
         results = run_baselines(dataset, "test", synthetic_dir=Path(folder) / "synth", progress=False)
 
     test_videos = len(dataset["test"])
-    print(f"## Baselines on the test split ({test_videos} videos, {sum(map(len, dataset['test']['captions']))} captions, "
-          "ties: mean)\n")
+    print(
+        f"## Baselines on the test split ({test_videos} videos, {sum(map(len, dataset['test']['captions']))} captions, "
+        "ties: mean)\n"
+    )
     print("| baseline | T2V R@1 | T2V R@5 | T2V R@10 | T2V MdR | V2T R@1 | V2T R@5 |")
     print("|---|---|---|---|---|---|---|")
     for name, metrics in results.items():
-        print(f"| {name} | {metrics['t2v_r1']:.1f} | {metrics['t2v_r5']:.1f} | {metrics['t2v_r10']:.1f} | "
-              f"{metrics['t2v_median_rank']:.1f} | {metrics['v2t_r1']:.1f} | {metrics['v2t_r5']:.1f} |")
+        print(
+            f"| {name} | {metrics['t2v_r1']:.1f} | {metrics['t2v_r5']:.1f} | {metrics['t2v_r10']:.1f} | "
+            f"{metrics['t2v_median_rank']:.1f} | {metrics['v2t_r1']:.1f} | {metrics['v2t_r5']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

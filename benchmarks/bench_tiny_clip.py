@@ -41,17 +41,25 @@ GOAL_IN_SITE = 25.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[125, 250, 500, 1000])
-    parser.add_argument("--data_dir", type=Path, default=None,
-                        help="a synthetic benchmark; default: generate make demo's (1000 videos of 4 s, seed 0)")
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        default=None,
+        help="a synthetic benchmark; default: generate make demo's (1000 videos of 4 s, seed 0)",
+    )
     parser.add_argument("--output", type=Path, default=None, help="also write the rows as JSON here")
-    parser.add_argument("--recipe", default="{}",
-                        help='other TinyClipRecipe fields for every budget, as JSON, e.g. \'{"batch_size": 64}\'')
+    parser.add_argument(
+        "--recipe",
+        default="{}",
+        help="other TinyClipRecipe fields for every budget, as JSON, e.g. '{\"batch_size\": 64}'",
+    )
     args = parser.parse_args()
     overrides = json.loads(args.recipe)
 
     with tempfile.TemporaryDirectory() as folder:
-        data_dir = args.data_dir or generate_synthetic_dataset(Path(folder) / "data",
-                                                               SynthConfig(num_videos=1000, duration=4.0))
+        data_dir = args.data_dir or generate_synthetic_dataset(
+            Path(folder) / "data", SynthConfig(num_videos=1000, duration=4.0)
+        )
         dataset = load_video_text_dataset(data_dir)
         sites = None
         rows = []
@@ -60,30 +68,63 @@ def main() -> None:
             clip_dir = pretrain_tiny_clip(recipe)
             pretraining = json.loads((clip_dir / "pretraining.json").read_text())
             model = MsamModel.from_clip(str(clip_dir), similarity_head="mean", semantic_loss=False, max_frames=12)
-            features = extract_features(model.eval(), dataset["test"], default_processor(model.config),
-                                        frame_cache_dir=Path(folder) / "frames", progress=False)
+            features = extract_features(
+                model.eval(),
+                dataset["test"],
+                default_processor(model.config),
+                frame_cache_dir=Path(folder) / "frames",
+                progress=False,
+            )
             sites = sites or sites_of(read_ground_truth(data_dir), features.video_ids)
-            metrics = evaluate_retrieval(model, features, text_context_sizes=(1,), video_sites=sites)["metrics"]["|J|=1"]
-            rows.append({"steps": steps, "pairs_seen": steps * recipe.batch_size, "logit_scale": pretraining["logit_scale"],
-                         "seconds": pretraining["render_seconds"] + pretraining["train_seconds"],
-                         "t2v_r1": metrics["t2v_r1"], "t2v_median_rank": metrics["t2v_median_rank"],
-                         "in_site_r1": metrics["in_site_r1"], "recipe": dataclasses.asdict(recipe)})
+            metrics = evaluate_retrieval(model, features, text_context_sizes=(1,), video_sites=sites)["metrics"][
+                "|J|=1"
+            ]
+            rows.append(
+                {
+                    "steps": steps,
+                    "pairs_seen": steps * recipe.batch_size,
+                    "logit_scale": pretraining["logit_scale"],
+                    "seconds": pretraining["render_seconds"] + pretraining["train_seconds"],
+                    "t2v_r1": metrics["t2v_r1"],
+                    "t2v_median_rank": metrics["t2v_median_rank"],
+                    "in_site_r1": metrics["in_site_r1"],
+                    "recipe": dataclasses.asdict(recipe),
+                }
+            )
         fingerprint = dataset_fingerprint(dataset)
 
-    print(f"\nZero-shot on the test split ({len(features.video_ids)} videos, {len(features.captions)} captions), frozen "
-          f"tiny CLIP stand-in by pretraining budget; data fingerprint {fingerprint}\n")
-    print("| steps | pairs seen | λ | pretraining (s) | T2V R@1 | T2V MdR | in-site R@1 |\n|---|---|---|---|---|---|---|")
+    print(
+        f"\nZero-shot on the test split ({len(features.video_ids)} videos, {len(features.captions)} captions), frozen "
+        f"tiny CLIP stand-in by pretraining budget; data fingerprint {fingerprint}\n"
+    )
+    print(
+        "| steps | pairs seen | λ | pretraining (s) | T2V R@1 | T2V MdR | in-site R@1 |\n|---|---|---|---|---|---|---|"
+    )
     for row in rows:
-        print(f"| {row['steps']} | {row['pairs_seen']:,} | {row['logit_scale']:.1f} | {row['seconds']:.0f} | "
-              f"{row['t2v_r1']:.1f} | {row['t2v_median_rank']:g} | {row['in_site_r1']:.1f} |")
+        print(
+            f"| {row['steps']} | {row['pairs_seen']:,} | {row['logit_scale']:.1f} | {row['seconds']:.0f} | "
+            f"{row['t2v_r1']:.1f} | {row['t2v_median_rank']:g} | {row['in_site_r1']:.1f} |"
+        )
     default = next((row for row in rows if row["recipe"] == dataclasses.asdict(TinyClipRecipe())), None)
     if default is not None:
         verdict = "met" if default["in_site_r1"] >= GOAL_IN_SITE else "NOT met"
-        print(f"\ndefault recipe ({TinyClipRecipe.steps} steps): in-site R@1 {default['in_site_r1']:.1f} %, goal "
-              f"≥ {GOAL_IN_SITE:g} %: {verdict}")
+        print(
+            f"\ndefault recipe ({TinyClipRecipe.steps} steps): in-site R@1 {default['in_site_r1']:.1f} %, goal "
+            f"≥ {GOAL_IN_SITE:g} %: {verdict}"
+        )
     if args.output:
-        args.output.write_text(json.dumps({"command": shlex.join(["python", *sys.argv]), "data_fingerprint": fingerprint,
-                                           "environment": environment(), "rows": rows}, indent=1) + "\n")
+        args.output.write_text(
+            json.dumps(
+                {
+                    "command": shlex.join(["python", *sys.argv]),
+                    "data_fingerprint": fingerprint,
+                    "environment": environment(),
+                    "rows": rows,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ class EndpointHandler:
                 raise ValueError(f"parameters {sorted(parameters)} apply to ranking videos; a text request takes none")
             return self._text_embeddings(inputs)
         if not isinstance(inputs, dict):
-            raise ValueError('the request needs "inputs": {"videos": [...], "texts": [...] or "candidate_labels": '
-                             '[...]}, or "inputs": "a text" (or a list of texts) for its embedding')
+            raise ValueError(
+                'the request needs "inputs": {"videos": [...], "texts": [...] or "candidate_labels": '
+                '[...]}, or "inputs": "a text" (or a list of texts) for its embedding'
+            )
         unknown = sorted(set(parameters) - set(REQUEST_PARAMETERS))
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; allowed: {list(REQUEST_PARAMETERS)}")
@@ -52,8 +54,10 @@ class EndpointHandler:
         videos = [_decode_base64(value, index) for index, value in enumerate(encoded_videos)]
         texts, labels = inputs.get("texts"), inputs.get("candidate_labels")
         if (texts is None) == (labels is None):
-            raise ValueError('give "inputs.texts" (rank the videos per text) or "inputs.candidate_labels" '
-                             "(rank the labels per video), not both or neither")
+            raise ValueError(
+                'give "inputs.texts" (rank the videos per text) or "inputs.candidate_labels" '
+                "(rank the labels per video), not both or neither"
+            )
         if texts is not None:
             return self.pipeline(videos=videos, texts=[texts] if isinstance(texts, str) else list(texts), **parameters)
         return self.pipeline(videos=videos, candidate_labels=list(labels), **parameters)
@@ -68,7 +72,8 @@ class EndpointHandler:
 
 def _is_text(inputs) -> bool:
     return isinstance(inputs, str) or (
-        isinstance(inputs, list) and bool(inputs) and all(isinstance(item, str) for item in inputs))
+        isinstance(inputs, list) and bool(inputs) and all(isinstance(item, str) for item in inputs)
+    )
 
 
 def _decode_base64(value, index: int) -> bytes:

@@ -110,7 +110,9 @@ class McsanConfig(ClipVideoTextConfigMixin, PreTrainedConfig):
         self.levels = list(LEVELS) if self.levels is None else list(self.levels)
         unknown = [level for level in self.levels if level not in LEVELS]
         if unknown or not self.levels or len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"levels must be distinct entries of {', '.join(LEVELS)} (at least one), got {self.levels}.")
+            raise ValueError(
+                f"levels must be distinct entries of {', '.join(LEVELS)} (at least one), got {self.levels}."
+            )
         self.levels = [level for level in LEVELS if level in self.levels]  # canonical order: weights follow it
         if self.attribute_vocabulary is not None:
             self.attribute_vocabulary = checked_attribute_vocabulary(self.attribute_vocabulary)
@@ -121,7 +123,11 @@ class McsanConfig(ClipVideoTextConfigMixin, PreTrainedConfig):
         self.attribute_vocabulary_sizes = {level: sizes[level] for level in ATTRIBUTE_LEVELS}
         if self.level_weights is not None:
             self.level_weights = [float(weight) for weight in self.level_weights]
-            if len(self.level_weights) != len(self.levels) or min(self.level_weights) < 0 or sum(self.level_weights) <= 0:
+            if (
+                len(self.level_weights) != len(self.levels)
+                or min(self.level_weights) < 0
+                or sum(self.level_weights) <= 0
+            ):
                 raise ValueError(
                     f"level_weights must be {len(self.levels)} non-negative numbers (one per level of {self.levels}) "
                     f"with a positive sum, got {self.level_weights}."

@@ -238,5 +238,4 @@ class MsamConfig(ClipVideoTextConfigMixin, PreTrainedConfig):
         return {level: len(self.attribute_vocabulary[level]) for level in self.attribute_levels}
 
 
-
 __all__ = ["MsamConfig"]

@@ -153,8 +153,9 @@ def rename_checkpoint(state_dict: dict[str, torch.Tensor]) -> RenamedCheckpoint:
         if name.startswith(REFERENCE_UNUSED):
             renamed.reference_unused.append(name)
             continue
-        match, rename = next(((m, r) for pattern, r in CHECKPOINT_PATTERNS if (m := pattern.fullmatch(name))),
-                             (None, None))
+        match, rename = next(
+            ((m, r) for pattern, r in CHECKPOINT_PATTERNS if (m := pattern.fullmatch(name))), (None, None)
+        )
         if match is None:
             renamed.unmatched.append(name)
             continue
@@ -203,13 +204,13 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             "`torch.save(model.state_dict())` writes it; save the model's state_dict alone."
         )
     if state_dict and all(name.startswith(PARALLEL_PREFIX) for name in state_dict):
-        state_dict = {name[len(PARALLEL_PREFIX):]: tensor for name, tensor in state_dict.items()}
+        state_dict = {name[len(PARALLEL_PREFIX) :]: tensor for name, tensor in state_dict.items()}
     return state_dict
 
 
 def count_blocks(weights: dict[str, torch.Tensor], prefix: str) -> int | None:
     """1 + the highest block index under `prefix` (e.g. "temporal.layers."), None if there is none."""
-    indices = [int(name[len(prefix):].split(".")[0]) for name in weights if name.startswith(prefix)]
+    indices = [int(name[len(prefix) :].split(".")[0]) for name in weights if name.startswith(prefix)]
     return max(indices) + 1 if indices else None
 
 
@@ -233,16 +234,18 @@ def infer_config(weights: dict[str, torch.Tensor], max_frames: int = 12) -> Msam
     text_width = rows("clip.text_model.final_layer_norm.weight", default.text_config.hidden_size)
     text_config = tower("clip.text_model", text_width, default.text_config) | {
         "vocab_size": rows("clip.text_model.embeddings.token_embedding.weight", default.text_config.vocab_size),
-        "max_position_embeddings": rows("clip.text_model.embeddings.position_embedding.weight",
-                                        default.text_config.max_position_embeddings),
+        "max_position_embeddings": rows(
+            "clip.text_model.embeddings.position_embedding.weight", default.text_config.max_position_embeddings
+        ),
     }
     vision = default.vision_config
     patch_embedding = weights.get("clip.vision_model.embeddings.patch_embedding.weight")  # (width, 3, patch, patch)
     vision_width = rows("clip.vision_model.embeddings.patch_embedding.weight", vision.hidden_size)
     patch_size = vision.patch_size if patch_embedding is None else patch_embedding.shape[-1]
     # One position per patch of the square grid, plus the class token.
-    positions = rows("clip.vision_model.embeddings.position_embedding.weight",
-                     (vision.image_size // patch_size) ** 2 + 1)
+    positions = rows(
+        "clip.vision_model.embeddings.position_embedding.weight", (vision.image_size // patch_size) ** 2 + 1
+    )
     vision_config = tower("clip.vision_model", vision_width, vision) | {
         "patch_size": patch_size,
         "image_size": round((positions - 1) ** 0.5) * patch_size,
@@ -308,9 +311,9 @@ def convert_checkpoint(
             f"{path}: these tensors do not fit the model configured from the checkpoint's shapes (checkpoint shape "
             f"→ model shape):{key_list(mismatched)}\nThe checkpoint does not follow CLIP4Clip's layout there."
         )
-    unused = renamed.unmatched + list(dict.fromkeys(
-        source for name, source in renamed.sources.items() if name not in expected
-    ))
+    unused = renamed.unmatched + list(
+        dict.fromkeys(source for name, source in renamed.sources.items() if name not in expected)
+    )
     missing_by_source: dict[str, list[str]] = {}
     for name in expected:
         if name not in renamed.weights:
@@ -319,8 +322,9 @@ def convert_checkpoint(
     if (unused or missing) and not allow_partial:
         problems = []
         if missing:
-            problems.append(f"the {config.similarity_head!r} model needs tensors the checkpoint lacks:"
-                            + key_list(missing))
+            problems.append(
+                f"the {config.similarity_head!r} model needs tensors the checkpoint lacks:" + key_list(missing)
+            )
         if unused:
             problems.append(f"checkpoint keys that map to nothing in MsamModel:{key_list(unused)}")
         raise ConversionError(

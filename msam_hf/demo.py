@@ -77,75 +77,155 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--resolution", type=int, default=128, help="synthetic frame size in pixels")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
-    parser.add_argument("--videos_per_site", type=int, default=SynthConfig.videos_per_site,
-                        help="synthetic videos sharing one background")
+    parser.add_argument(
+        "--videos_per_site",
+        type=int,
+        default=SynthConfig.videos_per_site,
+        help="synthetic videos sharing one background",
+    )
     parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
-    parser.add_argument("--pretrain_scenes", type=int, default=DEMO_PRETRAINING_SCENES,
-                        help=f"scenes rendered to pretrain the tiny CLIP stand-in (the recipe's default: "
-                             f"{TinyClipRecipe.num_scenes})")
-    parser.add_argument("--pretrain_steps", type=int, default=DEMO_PRETRAINING_STEPS,
-                        help=f"optimiser steps of the stand-in's pretraining (the recipe's default, "
-                             f"{TinyClipRecipe.steps}, reads the objects better and takes 2.5 times as long)")
-    parser.add_argument("--num_threads", type=int, default=None,
-                        help="torch threads in every step (default: torch's choice, one per core)")
+    parser.add_argument(
+        "--pretrain_scenes",
+        type=int,
+        default=DEMO_PRETRAINING_SCENES,
+        help=f"scenes rendered to pretrain the tiny CLIP stand-in (the recipe's default: {TinyClipRecipe.num_scenes})",
+    )
+    parser.add_argument(
+        "--pretrain_steps",
+        type=int,
+        default=DEMO_PRETRAINING_STEPS,
+        help=f"optimiser steps of the stand-in's pretraining (the recipe's default, "
+        f"{TinyClipRecipe.steps}, reads the objects better and takes 2.5 times as long)",
+    )
+    parser.add_argument(
+        "--num_threads",
+        type=int,
+        default=None,
+        help="torch threads in every step (default: torch's choice, one per core)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
         os.environ["OMP_NUM_THREADS"] = str(args.num_threads)  # the training and evaluation processes
     data_dir, run_dir, eval_dir, frame_cache_dir, feature_cache_dir = (
-        args.output_dir / name for name in ("data", "run", "eval", "frame_cache", "feature_cache"))
+        args.output_dir / name for name in ("data", "run", "eval", "frame_cache", "feature_cache")
+    )
     for stale in (frame_cache_dir, feature_cache_dir, run_dir):  # the videos are synthesised anew
         shutil.rmtree(stale, ignore_errors=True)
 
     _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)")
-    config = SynthConfig(num_videos=args.num_videos, width=args.resolution, height=args.resolution,
-                         duration=args.duration, videos_per_site=args.videos_per_site)
+    config = SynthConfig(
+        num_videos=args.num_videos,
+        width=args.resolution,
+        height=args.resolution,
+        duration=args.duration,
+        videos_per_site=args.videos_per_site,
+    )
     generate_synthetic_dataset(data_dir, config, overwrite=True)
 
-    recipe = TinyClipRecipe(num_scenes=args.pretrain_scenes, steps=args.pretrain_steps,
-                            batch_size=min(TinyClipRecipe.batch_size, args.pretrain_scenes))
-    _step(2, f"the tiny CLIP stand-in ({recipe.num_scenes} rendered scenes, {recipe.steps} steps; cached after the "
-             "first run)")
+    recipe = TinyClipRecipe(
+        num_scenes=args.pretrain_scenes,
+        steps=args.pretrain_steps,
+        batch_size=min(TinyClipRecipe.batch_size, args.pretrain_scenes),
+    )
+    _step(
+        2,
+        f"the tiny CLIP stand-in ({recipe.num_scenes} rendered scenes, {recipe.steps} steps; cached after the "
+        "first run)",
+    )
     clip_dir = pretrain_tiny_clip(recipe)
     pretraining = json.loads((clip_dir / "pretraining.json").read_text())
-    print(f"{clip_dir}: λ = {pretraining['logit_scale']}, contrastive loss {pretraining['first_loss']} → "
-          f"{pretraining['final_loss']}")
+    print(
+        f"{clip_dir}: λ = {pretraining['logit_scale']}, contrastive loss {pretraining['first_loss']} → "
+        f"{pretraining['final_loss']}"
+    )
 
     _step(3, "train MSAM's own modules on the frozen backbone, from features encoded once (accelerate launch)")
-    overrides = [item for name in ("num_epochs", "batch_size") if getattr(args, name) is not None
-                 for item in (f"--{name}", str(getattr(args, name)))]
-    _run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-          "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN_SCRIPT), str(RECIPE),
-          "--data_dir", str(data_dir), "--output_dir", str(run_dir), "--clip_model", str(clip_dir),
-          "--log_with", "none", "--frame_cache_dir", str(frame_cache_dir), "--feature_cache_dir",
-          str(feature_cache_dir), *overrides])
+    overrides = [
+        item
+        for name in ("num_epochs", "batch_size")
+        if getattr(args, name) is not None
+        for item in (f"--{name}", str(getattr(args, name)))
+    ]
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(TRAIN_SCRIPT),
+            str(RECIPE),
+            "--data_dir",
+            str(data_dir),
+            "--output_dir",
+            str(run_dir),
+            "--clip_model",
+            str(clip_dir),
+            "--log_with",
+            "none",
+            "--frame_cache_dir",
+            str(frame_cache_dir),
+            "--feature_cache_dir",
+            str(feature_cache_dir),
+            *overrides,
+        ]
+    )
 
     _step(4, "evaluate the best checkpoint on the test split")
-    _run([sys.executable, "-m", "msam_hf.cli", "evaluate", str(run_dir / "best"), str(data_dir), "--split", "test",
-          "--output-dir", str(eval_dir), "--frame-cache-dir", str(frame_cache_dir)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "msam_hf.cli",
+            "evaluate",
+            str(run_dir / "best"),
+            str(data_dir),
+            "--split",
+            "test",
+            "--output-dir",
+            str(eval_dir),
+            "--frame-cache-dir",
+            str(frame_cache_dir),
+        ]
+    )
     results = json.loads((eval_dir / "results.json").read_text())["best"]
     dataset = load_video_text_dataset(data_dir)
     background = background_only_metrics(dataset, data_dir, "test", progress=False)
     chance = 100.0 / results["num_videos"]
     for key, metrics in results["metrics"].items():
-        print(f"test text-to-video R@1 at {key}: {metrics['t2v_r1']:.1f} % (chance {chance:.1f} %, background only "
-              f"{background['t2v_r1']:.1f} %), median rank {metrics['t2v_median_rank']:g} (chance "
-              f"{(results['num_videos'] + 1) / 2:g}, background only {background['t2v_median_rank']:g}), in-site R@1 "
-              f"{metrics['in_site_r1']:.1f} % (chance {100 / args.videos_per_site:.0f} %)")
+        print(
+            f"test text-to-video R@1 at {key}: {metrics['t2v_r1']:.1f} % (chance {chance:.1f} %, background only "
+            f"{background['t2v_r1']:.1f} %), median rank {metrics['t2v_median_rank']:g} (chance "
+            f"{(results['num_videos'] + 1) / 2:g}, background only {background['t2v_median_rank']:g}), in-site R@1 "
+            f"{metrics['in_site_r1']:.1f} % (chance {100 / args.videos_per_site:.0f} %)"
+        )
 
     _step(5, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
     test = dataset["test"]
     max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
     cache = FrameCache(frame_cache_dir)
-    np.savez(frames_file, video_ids=np.array(test["video_id"]), **{
-        f"video_{index}": cache.read(row["video"], max_frames=max_frames).frames for index, row in enumerate(test)
-    })
-    queries = [{"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)]
+    np.savez(
+        frames_file,
+        video_ids=np.array(test["video_id"]),
+        **{f"video_{index}": cache.read(row["video"], max_frames=max_frames).frames for index, row in enumerate(test)},
+    )
+    queries = [
+        {"text": test[index]["captions"][0], "video_id": test[index]["video_id"]} for index in range(NUM_QUERIES)
+    ]
     _run([sys.executable, "-c", SEARCH_IN_FRESH_PROCESS, str(run_dir / "best"), str(frames_file), json.dumps(queries)])
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {args.output_dir}/ "
-          f"(plots: {eval_dir}/recall_at_k.png, {eval_dir}/frame_attention.png)")
+    print(
+        f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {args.output_dir}/ "
+        f"(plots: {eval_dir}/recall_at_k.png, {eval_dir}/frame_attention.png)"
+    )
 
 
 def _step(number: int, title: str) -> None:

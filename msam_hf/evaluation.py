@@ -106,10 +106,10 @@ def extract_features(
     text_parts, video_parts, caption_to_video = [], [], []
     video_ids, captions, timestamps = [], [], []
     for batch in tqdm(loader, desc="encoding videos and captions", unit="batch", disable=not progress):
-        text_parts.append(
-            model.get_text_features(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        text_parts.append(model.get_text_features(batch["input_ids"].to(device), batch["attention_mask"].to(device)))
+        video_parts.append(
+            model.get_video_features(batch["pixel_values_videos"].to(device), batch["video_mask"].to(device))
         )
-        video_parts.append(model.get_video_features(batch["pixel_values_videos"].to(device), batch["video_mask"].to(device)))
         caption_to_video.append(batch["caption_to_video"] + len(video_ids))
         video_ids += batch["video_ids"]
         captions += batch["captions"]
@@ -158,7 +158,8 @@ def evaluate_retrieval(
         results["metrics"][key] = retrieval_metrics(similarity, features.caption_to_video, ties=ties)
         if video_sites is not None:
             results["metrics"][key]["in_site_r1"] = in_group_recall_at_1(
-                similarity, features.caption_to_video, video_sites, ties=ties)
+                similarity, features.caption_to_video, video_sites, ties=ties
+            )
         results["recall_curve"][key] = text_to_video_recall_curve(similarity, features.caption_to_video, ties=ties)
     results["primary"] = context_key(text_context_sizes[0])
     return results
@@ -216,8 +217,11 @@ def mean_average_precision(logits: torch.Tensor, labels: np.ndarray) -> dict[str
     if not len(present):
         return {"map": None, "attributes": 0, "chance": None}
     precisions = [average_precision(scores[:, column], labels[:, column]) for column in present]
-    return {"map": 100 * float(np.mean(precisions)), "attributes": int(len(present)),
-            "chance": 100 * float(labels[:, present].mean())}
+    return {
+        "map": 100 * float(np.mean(precisions)),
+        "attributes": int(len(present)),
+        "chance": 100 * float(labels[:, present].mean()),
+    }
 
 
 @torch.no_grad()
@@ -241,13 +245,18 @@ def evaluate_attributes(
     caption_labels = vocabulary.labels(features.captions)
     video_labels = np.zeros((len(features.video_ids), vocabulary.num_attributes), dtype=np.uint8)
     np.maximum.at(video_labels, features.caption_to_video.numpy(), caption_labels)
-    predictions = {"video": model.predict_attributes(features.video), "caption": model.predict_attributes(features.text)}
+    predictions = {
+        "video": model.predict_attributes(features.video),
+        "caption": model.predict_attributes(features.text),
+    }
     labels = {"video": video_labels, "caption": caption_labels}
     slices = attribute_slices(vocabulary.sizes)
     results: dict[str, Any] = {"tagger": vocabulary.tagger.name}
     for kind in ("video", "caption"):
-        results[kind] = {level: mean_average_precision(logits, labels[kind][:, slices[level]])
-                         for level, logits in predictions[kind].items()}
+        results[kind] = {
+            level: mean_average_precision(logits, labels[kind][:, slices[level]])
+            for level, logits in predictions[kind].items()
+        }
     if ground_truth:
         results["ground_truth"] = _ground_truth_attribute_map(features, vocabulary, ground_truth, predictions["video"])
     return results
@@ -255,18 +264,25 @@ def evaluate_attributes(
 
 def _ground_truth_attribute_map(features, vocabulary, ground_truth, video_predictions) -> dict[str, Any]:
     # Only the split's videos: an attribute needs a positive among them to be scored anyway.
-    truth = {video_id: normalise_ground_truth(ground_truth[video_id], vocabulary.tagger)
-             for video_id in features.video_ids if video_id in ground_truth}
+    truth = {
+        video_id: normalise_ground_truth(ground_truth[video_id], vocabulary.tagger)
+        for video_id in features.video_ids
+        if video_id in ground_truth
+    }
     rows = [row for row, video_id in enumerate(features.video_ids) if video_id in truth]
     if len(rows) < len(features.video_ids):
-        logger.warning("%d of %d videos have no ground-truth record; the ground-truth mAP leaves them out",
-                       len(features.video_ids) - len(rows), len(features.video_ids))
+        logger.warning(
+            "%d of %d videos have no ground-truth record; the ground-truth mAP leaves them out",
+            len(features.video_ids) - len(rows),
+            len(features.video_ids),
+        )
     results = {}
     for level, logits in video_predictions.items():
         # Attributes the generator never states have no positive, so the mAP covers those in both vocabularies.
         names = vocabulary.levels[level]
-        labels = np.array([[name in truth[features.video_ids[row]][level] for name in names] for row in rows],
-                          dtype=np.uint8).reshape(len(rows), len(names))
+        labels = np.array(
+            [[name in truth[features.video_ids[row]][level] for name in names] for row in rows], dtype=np.uint8
+        ).reshape(len(rows), len(names))
         results[level] = mean_average_precision(logits[rows], labels)
     return results
 
@@ -284,13 +300,18 @@ def read_ground_truth(data_dir: str | Path) -> dict[str, dict] | None:
 
 
 METRIC_COLUMNS = (
-    [f"t2v_r{k}" for k in RECALL_CUTOFFS] + ["t2v_median_rank", "t2v_mean_rank"]
-    + [f"v2t_r{k}" for k in RECALL_CUTOFFS] + ["v2t_median_rank", "v2t_mean_rank", "rsum"]
+    [f"t2v_r{k}" for k in RECALL_CUTOFFS]
+    + ["t2v_median_rank", "t2v_mean_rank"]
+    + [f"v2t_r{k}" for k in RECALL_CUTOFFS]
+    + ["v2t_median_rank", "v2t_mean_rank", "rsum"]
 )
 COLUMN_TITLES = {
     **{f"{side}_r{k}": f"{side.upper()} R@{k}" for side in ("t2v", "v2t") for k in RECALL_CUTOFFS},
-    **{f"{side}_{kind}_rank": f"{side.upper()} {short}" for side in ("t2v", "v2t")
-       for kind, short in (("median", "MdR"), ("mean", "MnR"))},
+    **{
+        f"{side}_{kind}_rank": f"{side.upper()} {short}"
+        for side in ("t2v", "v2t")
+        for kind, short in (("median", "MdR"), ("mean", "MnR"))
+    },
     "rsum": "rsum",
     "in_site_r1": "in-site R@1",
 }
@@ -299,8 +320,9 @@ COLUMN_TITLES = {
 def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
     """One row per (model, |J|): R@1/5/10, MdR, MnR in both directions and rsum (and in-site R@1 when measured)."""
     columns = list(METRIC_COLUMNS)
-    in_site = all("in_site_r1" in metrics for results in results_by_model.values()
-                  for metrics in results["metrics"].values())
+    in_site = all(
+        "in_site_r1" in metrics for results in results_by_model.values() for metrics in results["metrics"].values()
+    )
     if in_site:
         columns.append("in_site_r1")
     titles = [COLUMN_TITLES[column] for column in columns]
@@ -311,41 +333,66 @@ def markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
             lines.append(f"| {name} | {results['similarity_head']} | {key.removeprefix('|J|=')} | {values} |")
     any_results = next(iter(results_by_model.values()))
     lines.append("")
-    lines.append(f"{any_results['num_captions']} captions × {any_results['num_videos']} videos, ties: "
-                 f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it)."
-                 + (" In-site R@1: among the videos of the caption's own site (same background; chance 1 / videos "
-                    "per site)." if in_site else ""))
-    postprocessed = {results["postprocess"]["label"]: results["postprocess"]["caveat"]
-                     for results in results_by_model.values() if "postprocess" in results}
+    lines.append(
+        f"{any_results['num_captions']} captions × {any_results['num_videos']} videos, ties: "
+        f"{any_results['ties']}; |J| is CIFFP's caption-set size (other heads ignore it)."
+        + (
+            " In-site R@1: among the videos of the caption's own site (same background; chance 1 / videos per site)."
+            if in_site
+            else ""
+        )
+    )
+    postprocessed = {
+        results["postprocess"]["label"]: results["postprocess"]["caveat"]
+        for results in results_by_model.values()
+        if "postprocess" in results
+    }
     if postprocessed:
         lines.append("")
-        lines.append("Rows marked (+METHOD) are test-time post-processing of the similarity matrix, not the model's "
-                     "own numbers (those are the unmarked rows; docs/evaluation.md): "
-                     + "; ".join(f"+{label}: {caveat}" for label, caveat in postprocessed.items()) + ".")
+        lines.append(
+            "Rows marked (+METHOD) are test-time post-processing of the similarity matrix, not the model's "
+            "own numbers (those are the unmarked rows; docs/evaluation.md): "
+            + "; ".join(f"+{label}: {caveat}" for label, caveat in postprocessed.items())
+            + "."
+        )
     if any("attribute_map" in results for results in results_by_model.values()):
         lines += ["", attribute_markdown_table(results_by_model)]
     return "\n".join(lines)
 
 
-ATTRIBUTE_LABEL_TITLES = {"video": "video (mined)", "caption": "caption (mined)", "ground_truth": "video (ground truth)"}
+ATTRIBUTE_LABEL_TITLES = {
+    "video": "video (mined)",
+    "caption": "caption (mined)",
+    "ground_truth": "video (ground truth)",
+}
 
 
 def attribute_markdown_table(results_by_model: dict[str, dict[str, Any]]) -> str:
     """One row per (model, labels) of the models with attribute predictions: mAP per level."""
-    lines = ["| model | labels | " + " | ".join(f"{level} mAP" for level in ATTRIBUTE_LEVELS) + " |",
-             "|---|---|" + "---|" * len(ATTRIBUTE_LEVELS)]
+    lines = [
+        "| model | labels | " + " | ".join(f"{level} mAP" for level in ATTRIBUTE_LEVELS) + " |",
+        "|---|---|" + "---|" * len(ATTRIBUTE_LEVELS),
+    ]
     for name, results in results_by_model.items():
         for kind, title in ATTRIBUTE_LABEL_TITLES.items():
             scores = results.get("attribute_map", {}).get(kind)
             if scores is not None:
-                lines.append(f"| {name} | {title} | " + " | ".join(_map_cell(scores.get(level)) for level in ATTRIBUTE_LEVELS)
-                             + " |")
-    lines += ["", "mAP (%) over the attributes with a positive in the split (how many: n); chance: their mean positive "
-              "rate, about what a random ranking scores. Mined labels: the model's vocabulary applied to the split's "
-              "captions, a video's being the union over its captions."]
+                lines.append(
+                    f"| {name} | {title} | "
+                    + " | ".join(_map_cell(scores.get(level)) for level in ATTRIBUTE_LEVELS)
+                    + " |"
+                )
+    lines += [
+        "",
+        "mAP (%) over the attributes with a positive in the split (how many: n); chance: their mean positive "
+        "rate, about what a random ranking scores. Mined labels: the model's vocabulary applied to the split's "
+        "captions, a video's being the union over its captions.",
+    ]
     if any("ground_truth" in results.get("attribute_map", {}) for results in results_by_model.values()):
-        lines.append("Ground truth: the synthetic generator's entities, actions and relations of each video, in mined "
-                     "form; scored over the attributes that both vocabularies have.")
+        lines.append(
+            "Ground truth: the synthetic generator's entities, actions and relations of each video, in mined "
+            "form; scored over the attributes that both vocabularies have."
+        )
     return "\n".join(lines)
 
 
@@ -372,8 +419,10 @@ def write_report(
     report = markdown_table(results_by_model)
     provenance = next(iter(results_by_model.values())).get("provenance")
     if provenance:
-        report += (f"\n\nCommand: `{provenance['command']}`; data fingerprint `{provenance['data_fingerprint']}`; "
-                   "packages (`pip freeze`) in results.json.")
+        report += (
+            f"\n\nCommand: `{provenance['command']}`; data fingerprint `{provenance['data_fingerprint']}`; "
+            "packages (`pip freeze`) in results.json."
+        )
     written[1].write_text(report + "\n", encoding="utf-8")
     try:
         import matplotlib
@@ -417,18 +466,25 @@ def frame_attention_examples(
     for row in rows:
         video = int(features.caption_to_video[row])
         frames = int(features.video.video_mask[video].sum())
-        examples.append({
-            "caption": features.captions[row],
-            "video_id": features.video_ids[video],
-            "timestamps": features.timestamps[video],
-            "attention": attention[row, video, :frames].float().cpu().tolist(),
-            "rank": int((logits[row] > logits[row, video]).sum()) + 1,
-        })
+        examples.append(
+            {
+                "caption": features.captions[row],
+                "video_id": features.video_ids[video],
+                "timestamps": features.timestamps[video],
+                "attention": attention[row, video, :frames].float().cpu().tolist(),
+                "rank": int((logits[row] > logits[row, video]).sum()) + 1,
+            }
+        )
     return {"examples": examples}
 
 
-def _add_example_frames(attention_examples: dict[str, Any], split: datasets.Dataset, fps: float, max_frames: int,
-                        frame_cache_dir: str | os.PathLike | None) -> None:
+def _add_example_frames(
+    attention_examples: dict[str, Any],
+    split: datasets.Dataset,
+    fps: float,
+    max_frames: int,
+    frame_cache_dir: str | os.PathLike | None,
+) -> None:
     """Put the frames each example's video was scored on into its entry (`frames`), for the plot's thumbnails."""
     read = FrameCache(frame_cache_dir).read if frame_cache_dir is not None else read_frames
     split = without_video_decoding(split)
@@ -465,8 +521,9 @@ def _plot_frame_attention(plt, attention_examples: dict[str, Any], path: Path) -
                 side.set_edgecolor("red" if weights[frame] == strongest else "0.7")
                 side.set_linewidth(2.5 if weights[frame] == strongest else 0.5)
             axis.set_xlabel(f"{example['timestamps'][frame]:.0f}s: {weights[frame]:.2f}", fontsize=7)
-        row[0].set_title(f"{example['caption'][:90]}  ({example['video_id']}, rank {example['rank']})", fontsize=7,
-                         loc="left")
+        row[0].set_title(
+            f"{example['caption'][:90]}  ({example['video_id']}, rank {example['rank']})", fontsize=7, loc="left"
+        )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -486,8 +543,10 @@ class _PrecomputedScores:
     @classmethod
     @torch.no_grad()
     def of(cls, model: Any, text: Any, video: Any, text_context_sizes: tuple[int, ...]) -> _PrecomputedScores:
-        return cls(model.config, {size: model.similarity(text, video, text_context_size=size).float().cpu()
-                                  for size in text_context_sizes})
+        return cls(
+            model.config,
+            {size: model.similarity(text, video, text_context_size=size).float().cpu() for size in text_context_sizes},
+        )
 
     def similarity(self, text_features: Any, video_features: Any, text_context_size: int | None = 1) -> torch.Tensor:
         return self.scores[text_context_size]
@@ -507,32 +566,54 @@ def evaluate_postprocessed(
     plus `postprocess` (method, label, parameters, caveat). Both directions are ranked from the transformed
     caption × video matrix; a direction the method does not re-rank (QB-Norm's video-to-text) keeps the plain
     numbers of `plain_results`."""
-    transformed = _PrecomputedScores(plain_scores.config, {
-        size: method.apply(scores, features.caption_to_video, logit_scale,
-                           bank_scores.scores[size] if bank_scores is not None else None)
-        for size, scores in plain_scores.scores.items()})
-    results = evaluate_retrieval(transformed, features, text_context_sizes=tuple(plain_scores.scores), ties=ties,
-                                 video_sites=video_sites)
+    transformed = _PrecomputedScores(
+        plain_scores.config,
+        {
+            size: method.apply(
+                scores,
+                features.caption_to_video,
+                logit_scale,
+                bank_scores.scores[size] if bank_scores is not None else None,
+            )
+            for size, scores in plain_scores.scores.items()
+        },
+    )
+    results = evaluate_retrieval(
+        transformed, features, text_context_sizes=tuple(plain_scores.scores), ties=ties, video_sites=video_sites
+    )
     for key, metrics in results["metrics"].items():
         if "v2t" not in method.directions:
-            metrics.update({name: value for name, value in plain_results["metrics"][key].items()
-                            if name.startswith("v2t_")})
+            metrics.update(
+                {name: value for name, value in plain_results["metrics"][key].items() if name.startswith("v2t_")}
+            )
             metrics["rsum"] = metrics["t2v_rsum"] + metrics["v2t_rsum"]
-    results["postprocess"] = {"method": method.name, "label": method.label, "parameters": dict(method.parameters),
-                              "directions": list(method.directions), "caveat": method.caveat}
+    results["postprocess"] = {
+        "method": method.name,
+        "label": method.label,
+        "parameters": dict(method.parameters),
+        "directions": list(method.directions),
+        "caveat": method.caveat,
+    }
     return results
 
 
 @torch.no_grad()
-def query_bank_scores(model: Any, processor: Any, captions: list[str], features: RetrievalFeatures,
-                      text_context_sizes: tuple[int, ...], batch_size: int = 256) -> _PrecomputedScores:
+def query_bank_scores(
+    model: Any,
+    processor: Any,
+    captions: list[str],
+    features: RetrievalFeatures,
+    text_context_sizes: tuple[int, ...],
+    batch_size: int = 256,
+) -> _PrecomputedScores:
     """QB-Norm's query bank: `captions` encoded by the model (text only) and scored against the split's videos at
     each |J| (CIFFP scores the bank in consecutive blocks of |J| captions, as the test captions)."""
     parts = []
     for start in tqdm(range(0, len(captions), batch_size), desc="encoding the query bank", unit="batch"):
         inputs = processor(text=captions[start : start + batch_size], return_tensors="pt")
-        parts.append(model.get_text_features(inputs["input_ids"].to(model.device),
-                                             inputs["attention_mask"].to(model.device)))
+        parts.append(
+            model.get_text_features(inputs["input_ids"].to(model.device), inputs["attention_mask"].to(model.device))
+        )
     return _PrecomputedScores.of(model, concatenate_outputs(parts), features.video, text_context_sizes)
 
 
@@ -558,7 +639,9 @@ def load_model_and_processor(
         model_classes = {"msam": MsamModel, "mcsan": McsanModel}
         model_type = AutoConfig.from_pretrained(path).model_type
         if model_type not in model_classes:
-            raise ValueError(f"{path} holds a {model_type!r} model; msam evaluates {' and '.join(model_classes)} models")
+            raise ValueError(
+                f"{path} holds a {model_type!r} model; msam evaluates {' and '.join(model_classes)} models"
+            )
         model = model_classes[model_type].from_pretrained(path)
     for source in (path, base_model):
         if source is None:
@@ -604,8 +687,10 @@ def evaluate_models(
     bank_captions = None
     if any(method.needs_query_bank for method in methods):
         if query_bank_split not in dataset:
-            raise ValueError(f"QB-Norm's query bank: {data} has no split {query_bank_split!r}; it has "
-                             f"{list(dataset)} (--query-bank-split)")
+            raise ValueError(
+                f"QB-Norm's query bank: {data} has no split {query_bank_split!r}; it has "
+                f"{list(dataset)} (--query-bank-split)"
+            )
         if query_bank_split == split:
             logger.warning("QB-Norm's query bank is the evaluated split itself: its rows then see the test queries")
         bank_split = dataset[query_bank_split].select_columns(["captions"])
@@ -617,33 +702,54 @@ def evaluate_models(
     for model_path in model_paths:
         name = Path(model_path).name if len({Path(p).name for p in model_paths}) == len(model_paths) else model_path
         model, processor = load_model_and_processor(model_path)
-        features = extract_features(model, dataset[split], processor, batch_size=batch_size,
-                                    num_workers=num_workers, fps=fps, frame_cache_dir=frame_cache_dir)
+        features = extract_features(
+            model,
+            dataset[split],
+            processor,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            fps=fps,
+            frame_cache_dir=frame_cache_dir,
+        )
         video_sites = sites_of(ground_truth, features.video_ids)
         # With post-processing, the plain scores are computed once and shared by the plain and the labelled rows.
         scores = _PrecomputedScores.of(model, features.text, features.video, sizes) if methods else model
-        results[name] = evaluate_retrieval(scores, features, text_context_sizes=sizes, ties=ties,
-                                           video_sites=video_sites)
+        results[name] = evaluate_retrieval(
+            scores, features, text_context_sizes=sizes, ties=ties, video_sites=video_sites
+        )
         results[name]["model"] = str(model_path)
         results[name]["split"] = split
         if attributes and has_attribute_head(model):
             vocabulary = model_attribute_vocabulary(model, model_path)
             results[name]["attribute_map"] = evaluate_attributes(model, features, vocabulary, ground_truth)
-        bank_scores = (query_bank_scores(model, processor, bank_captions, features, sizes)
-                       if bank_captions is not None else None)
+        bank_scores = (
+            query_bank_scores(model, processor, bank_captions, features, sizes) if bank_captions is not None else None
+        )
         logit_scale = float(model.logit_scale.detach())
         for method in methods:
             results[f"{name} (+{method.label})"] = {
-                **evaluate_postprocessed(scores, features, method, results[name], logit_scale, bank_scores,
-                                         ties=ties, video_sites=video_sites),
-                "model": str(model_path), "split": split}
+                **evaluate_postprocessed(
+                    scores,
+                    features,
+                    method,
+                    results[name],
+                    logit_scale,
+                    bank_scores,
+                    ties=ties,
+                    video_sites=video_sites,
+                ),
+                "model": str(model_path),
+                "split": split,
+            }
         if attention is None:
             attention = frame_attention_examples(model, features, attention_queries)
             if attention is not None:
                 _add_example_frames(attention, dataset[split], fps, model.config.max_frames, frame_cache_dir)
-    provenance = {"command": command,
-                  "data_fingerprint": dataset_fingerprint(datasets.DatasetDict({split: dataset[split]})),
-                  "environment": environment()}
+    provenance = {
+        "command": command,
+        "data_fingerprint": dataset_fingerprint(datasets.DatasetDict({split: dataset[split]})),
+        "environment": environment(),
+    }
     for result in results.values():
         result["provenance"] = provenance
     written = write_report(results, output_dir, attention)

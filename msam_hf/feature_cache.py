@@ -118,8 +118,18 @@ def cache_key(model, processor, dataset: datasets.Dataset, fps: float, max_frame
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy())
     video_processor = processor.image_processor
-    digest.update(repr((video_processor.size, video_processor.crop_size, video_processor.image_mean,
-                        video_processor.image_std, processor.max_text_length, len(processor.tokenizer))).encode())
+    digest.update(
+        repr(
+            (
+                video_processor.size,
+                video_processor.crop_size,
+                video_processor.image_mean,
+                video_processor.image_std,
+                processor.max_text_length,
+                len(processor.tokenizer),
+            )
+        ).encode()
+    )
     for row in without_video_decoding(dataset.select_columns(["video_id", "video", "captions"])):
         digest.update(repr((row["video_id"], row["captions"], FrameCache.identity(row["video"]))).encode())
     return digest.hexdigest()[:20]
@@ -171,27 +181,57 @@ def encode_split(
         process, processes = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
         partial.mkdir(parents=True, exist_ok=True)
         shards = [range(start, min(start + shard_size, len(dataset))) for start in range(0, len(dataset), shard_size)]
-        for number in tqdm(range(process, len(shards), processes), desc=f"encoding {split_name} features",
-                           unit="shard", disable=not progress or process != 0):
+        for number in tqdm(
+            range(process, len(shards), processes),
+            desc=f"encoding {split_name} features",
+            unit="shard",
+            disable=not progress or process != 0,
+        ):
             shard_file = partial / f"shard-{number:05d}.safetensors"
             if not shard_file.is_file():  # finished by an interrupted run
-                _encode_shard(model, dataset, shards[number], processor, shard_file, fps, max_frames, words,
-                              patches, skip_undecodable, batch_size, num_workers, frame_cache_dir)
+                _encode_shard(
+                    model,
+                    dataset,
+                    shards[number],
+                    processor,
+                    shard_file,
+                    fps,
+                    max_frames,
+                    words,
+                    patches,
+                    skip_undecodable,
+                    batch_size,
+                    num_workers,
+                    frame_cache_dir,
+                )
         if accelerator is not None:
             accelerator.wait_for_everyone()
         if process == 0:
-            (partial / INDEX_FILE).write_text(json.dumps({
-                "version": VERSION, "split": split_name, "num_shards": len(shards), "fps": fps,
-                "max_frames": max_frames, "words": words, "patches": patches,
-                "backbone": getattr(model.config, "base_clip_model", None),
-            }, indent=2) + "\n")
+            (partial / INDEX_FILE).write_text(
+                json.dumps(
+                    {
+                        "version": VERSION,
+                        "split": split_name,
+                        "num_shards": len(shards),
+                        "fps": fps,
+                        "max_frames": max_frames,
+                        "words": words,
+                        "patches": patches,
+                        "backbone": getattr(model.config, "base_clip_model", None),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
             os.replace(partial, entry)
         if accelerator is not None:
             accelerator.wait_for_everyone()
     cached = load_split(entry)
     if cached.skipped_video_ids and not skip_undecodable:
-        raise ValueError(f"video(s) {list(cached.skipped_video_ids)} of the {split_name!r} split could not be decoded "
-                         f"(see {entry}); evaluation needs every video of the split: repair or remove them")
+        raise ValueError(
+            f"video(s) {list(cached.skipped_video_ids)} of the {split_name!r} split could not be decoded "
+            f"(see {entry}); evaluation needs every video of the split: repair or remove them"
+        )
     return cached
 
 
@@ -201,27 +241,51 @@ def _entry_name(split_name: str, key: str, words: bool, patches: bool) -> str:
 
 
 @torch.no_grad()
-def _encode_shard(model, dataset, rows: range, processor, shard_file: Path, fps, max_frames, words, patches,
-                  skip_undecodable, batch_size, num_workers, frame_cache_dir) -> None:
-    videos = VideoTextDataset(dataset.select(rows), mode="train", fps=fps, max_frames=max_frames,
-                              frame_cache_dir=frame_cache_dir)
-    loader = torch.utils.data.DataLoader(videos, batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=_EncodingCollator(processor))
+def _encode_shard(
+    model,
+    dataset,
+    rows: range,
+    processor,
+    shard_file: Path,
+    fps,
+    max_frames,
+    words,
+    patches,
+    skip_undecodable,
+    batch_size,
+    num_workers,
+    frame_cache_dir,
+) -> None:
+    videos = VideoTextDataset(
+        dataset.select(rows), mode="train", fps=fps, max_frames=max_frames, frame_cache_dir=frame_cache_dir
+    )
+    loader = torch.utils.data.DataLoader(
+        videos, batch_size=batch_size, num_workers=num_workers, collate_fn=_EncodingCollator(processor)
+    )
     was_training = model.training
     model.eval()
     device = model.device
     parts: dict[str, list[torch.Tensor]] = {}
-    metadata: dict[str, list] = {"video_ids": [], "rows": [], "captions": [], "captions_per_video": [],
-                                 "timestamps": [], "skipped_video_ids": []}
+    metadata: dict[str, list] = {
+        "video_ids": [],
+        "rows": [],
+        "captions": [],
+        "captions_per_video": [],
+        "timestamps": [],
+        "skipped_video_ids": [],
+    }
     for batch in loader:
         metadata["skipped_video_ids"] += batch["skipped_video_ids"]
         if batch["skipped_video_ids"] and not skip_undecodable:
-            raise ValueError(f"video(s) {batch['skipped_video_ids']} could not be decoded ({batch['errors'][0]}); "
-                             "evaluation needs every video of the split: repair or remove them")
+            raise ValueError(
+                f"video(s) {batch['skipped_video_ids']} could not be decoded ({batch['errors'][0]}); "
+                "evaluation needs every video of the split: repair or remove them"
+            )
         if not batch["video_ids"]:
             continue
-        video = model.get_backbone_video_features(batch["pixel_values_videos"].to(device),
-                                                  batch["video_mask"].to(device), return_patch_embeds=patches)
+        video = model.get_backbone_video_features(
+            batch["pixel_values_videos"].to(device), batch["video_mask"].to(device), return_patch_embeds=patches
+        )
         text = model.get_backbone_text_features(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         # Frames padded to max_frames and words to max_text_length (the tokenizer's), so every batch has one shape.
         features = {"frame_features": video.frame_features, "video_mask": video.video_mask}
@@ -262,19 +326,32 @@ class _EncodingCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         skipped = [item for item in items if "error" in item]
         items = [item for item in items if "error" not in item]
-        batch: dict[str, Any] = {"skipped_video_ids": [item["video_id"] for item in skipped],
-                                 "errors": [item["error"] for item in skipped], "video_ids": []}
+        batch: dict[str, Any] = {
+            "skipped_video_ids": [item["video_id"] for item in skipped],
+            "errors": [item["error"] for item in skipped],
+            "video_ids": [],
+        }
         if not items:
             return batch
         captions = [caption for item in items for caption in item["video_captions"]]
-        tokens = self.processor.tokenizer(captions, padding="max_length", truncation=True,
-                                          max_length=self.processor.max_text_length, return_tensors="pt")
+        tokens = self.processor.tokenizer(
+            captions,
+            padding="max_length",
+            truncation=True,
+            max_length=self.processor.max_text_length,
+            return_tensors="pt",
+        )
         frames = self.processor.image_processor([item["frames"] for item in items], return_tensors="pt")
-        batch.update(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], **frames,
-                     video_ids=[item["video_id"] for item in items],
-                     video_indices=torch.tensor([item["index"] for item in items]),
-                     captions=captions, captions_per_video=[len(item["video_captions"]) for item in items],
-                     timestamps=[list(map(float, item["timestamps"])) for item in items])
+        batch.update(
+            input_ids=tokens["input_ids"],
+            attention_mask=tokens["attention_mask"],
+            **frames,
+            video_ids=[item["video_id"] for item in items],
+            video_indices=torch.tensor([item["index"] for item in items]),
+            captions=captions,
+            captions_per_video=[len(item["video_captions"]) for item in items],
+            timestamps=[list(map(float, item["timestamps"])) for item in items],
+        )
         return batch
 
 
@@ -294,11 +371,17 @@ def load_split(entry: str | os.PathLike) -> CachedSplit:
         raise ValueError(f"{entry}: no video of the split could be decoded")
     features = {name: torch.cat(values) for name, values in tensors.items()}
     caption_to_video = torch.arange(len(metadata["video_ids"])).repeat_interleave(
-        torch.tensor(metadata["captions_per_video"]))
+        torch.tensor(metadata["captions_per_video"])
+    )
     return CachedSplit(
-        video_ids=metadata["video_ids"], rows=metadata["rows"], captions=metadata["captions"],
-        caption_to_video=caption_to_video, timestamps=metadata["timestamps"],
-        skipped_video_ids=tuple(metadata["skipped_video_ids"]), path=entry, **features,
+        video_ids=metadata["video_ids"],
+        rows=metadata["rows"],
+        captions=metadata["captions"],
+        caption_to_video=caption_to_video,
+        timestamps=metadata["timestamps"],
+        skipped_video_ids=tuple(metadata["skipped_video_ids"]),
+        path=entry,
+        **features,
     )
 
 
@@ -318,8 +401,11 @@ def retrieval_features(model, cached: CachedSplit, batch_size: int = 256) -> Ret
         text_parts.append(model.get_text_features(**{name: value.to(device) for name, value in inputs.items()}))
     model.train(was_training)
     return RetrievalFeatures(
-        text=concatenate_outputs(text_parts), video=concatenate_outputs(video_parts),
-        caption_to_video=cached.caption_to_video, video_ids=list(cached.video_ids), captions=list(cached.captions),
+        text=concatenate_outputs(text_parts),
+        video=concatenate_outputs(video_parts),
+        caption_to_video=cached.caption_to_video,
+        video_ids=list(cached.video_ids),
+        captions=list(cached.captions),
         timestamps=cached.timestamps,
     )
 
@@ -356,9 +442,14 @@ class CachedFeatureCollator(AttributeLabeller):
     def __call__(self, items: list[dict[str, int]]) -> dict[str, Any]:
         videos = [item["video"] for item in items]
         captions = [self.cached.captions[item["caption"]] for item in items]
-        batch = {**self.cached.video_inputs(videos), **self.cached.text_inputs([item["caption"] for item in items]),
-                 "video_ids": [self.cached.video_ids[video] for video in videos], "captions": captions,
-                 "caption_to_video": torch.arange(len(items)), "skipped_video_ids": []}
+        batch = {
+            **self.cached.video_inputs(videos),
+            **self.cached.text_inputs([item["caption"] for item in items]),
+            "video_ids": [self.cached.video_ids[video] for video in videos],
+            "captions": captions,
+            "caption_to_video": torch.arange(len(items)),
+            "skipped_video_ids": [],
+        }
         if self.attribute_vocabulary is not None:
             video_captions = [[self.cached.captions[c] for c in self.cached.video_captions(video)] for video in videos]
             batch.update(self.attribute_labels(captions, video_captions))

@@ -58,22 +58,28 @@ def accumulated_contrastive_step(
     `check_finite(parts)` is called before any backward pass on non-finite values and may raise.
     """
     if accelerator.mixed_precision == "fp16":
-        raise ValueError("gradient accumulation by gradient caching does not support fp16 loss scaling; "
-                         "use --mixed_precision bf16 or no, or --gradient_accumulation_steps 1")
+        raise ValueError(
+            "gradient accumulation by gradient caching does not support fp16 loss scaling; "
+            "use --mixed_precision bf16 or no, or --gradient_accumulation_steps 1"
+        )
     base = _base_model(accelerator.unwrap_model(model))
     size, videos = _rows(batch, TEXT_INPUTS), _rows(batch, VIDEO_INPUTS)
     if size != videos:
         raise ValueError(f"training pairs caption i with video i, got {size} captions for {videos} videos")
     bounds = torch.linspace(0, size, num_micro_batches + 1).round().long().tolist()
-    micro_batches = [{name: batch[name][start:end] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
-                     for start, end in zip(bounds[:-1], bounds[1:]) if end > start]
+    micro_batches = [
+        {name: batch[name][start:end] for name in (*MODEL_INPUTS, *LABEL_INPUTS) if name in batch}
+        for start, end in zip(bounds[:-1], bounds[1:])
+        if end > start
+    ]
     parts = _cached_step(accelerator, base, micro_batches, size, check_finite)
     _average_gradients_across_processes(model)
     return parts
 
 
-def _cached_step(accelerator, model: MsamModel | McsanModel, micro_batches: list[dict], size: int,
-                 check_finite) -> dict:
+def _cached_step(
+    accelerator, model: MsamModel | McsanModel, micro_batches: list[dict], size: int, check_finite
+) -> dict:
     # 1. what the similarity reads (`similarity_inputs`) of every micro-batch, no graph; remember the random state
     # each started from
     random_states, texts, videos = [], [], []
@@ -81,8 +87,10 @@ def _cached_step(accelerator, model: MsamModel | McsanModel, micro_batches: list
         for micro in micro_batches:
             random_states.append(_random_state(accelerator.device))
             with accelerator.autocast():
-                text, video = model.similarity_inputs(model.get_text_features(**_inputs(micro, TEXT_INPUTS)),
-                                                      model.get_video_features(**_inputs(micro, VIDEO_INPUTS)))
+                text, video = model.similarity_inputs(
+                    model.get_text_features(**_inputs(micro, TEXT_INPUTS)),
+                    model.get_video_features(**_inputs(micro, VIDEO_INPUTS)),
+                )
             texts.append(text)
             videos.append(video)
     cached_text, cached_video = (_as_leaves(concatenate_outputs(outputs)) for outputs in (texts, videos))
@@ -103,13 +111,19 @@ def _cached_step(accelerator, model: MsamModel | McsanModel, micro_batches: list
     for micro, rows in _replayed(accelerator, micro_batches, random_states):
         with accelerator.autocast():
             text = model.get_text_features(**_inputs(micro, TEXT_INPUTS))
-            video = model.get_video_features(**_inputs(micro, VIDEO_INPUTS),
-                                             **({"return_patch_embeds": True} if _reads_patches(model) else {}))
-            surrogate = _cached_gradient_surrogate(model.similarity_inputs(text, video), (cached_text, cached_video),
-                                                   rows)
-            parts = {name: value for name, value in model.pair_losses(
-                text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels")).items()
-                if value is not None}
+            video = model.get_video_features(
+                **_inputs(micro, VIDEO_INPUTS), **({"return_patch_embeds": True} if _reads_patches(model) else {})
+            )
+            surrogate = _cached_gradient_surrogate(
+                model.similarity_inputs(text, video), (cached_text, cached_video), rows
+            )
+            parts = {
+                name: value
+                for name, value in model.pair_losses(
+                    text, video, micro.get("attribute_labels"), micro.get("video_attribute_labels")
+                ).items()
+                if value is not None
+            }
             if check_finite is not None and parts:
                 check_finite(parts)
             share = (rows.stop - rows.start) / size
@@ -124,8 +138,12 @@ def _cached_step(accelerator, model: MsamModel | McsanModel, micro_batches: list
 
 def _as_leaves(features):
     """The cached features in float32 as leaves that collect the contrastive loss's gradient (masks stay as they are)."""
-    return type(features)(**{name: value.float().requires_grad_() if value.is_floating_point() else value
-                             for name, value in features.items()})
+    return type(features)(
+        **{
+            name: value.float().requires_grad_() if value.is_floating_point() else value
+            for name, value in features.items()
+        }
+    )
 
 
 def _cached_gradient_surrogate(features, cached: tuple, rows: slice) -> torch.Tensor:
@@ -133,7 +151,7 @@ def _cached_gradient_surrogate(features, cached: tuple, rows: slice) -> torch.Te
     pushes the contrastive loss's gradient through the encoders. A head may leave a feature unused (CIFFP scores
     frames, not v̄): it has no gradient to push."""
     return sum(
-        (feature.float() * leaf.grad[rows][:, :feature.shape[1]]).sum()
+        (feature.float() * leaf.grad[rows][:, : feature.shape[1]]).sum()
         for output, cached_output in zip(features, cached)
         for name, feature in output.items()
         if (leaf := cached_output[name]).requires_grad and leaf.grad is not None

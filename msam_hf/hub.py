@@ -115,18 +115,24 @@ def prepare_hub_folder(
         raise FileNotFoundError(f"model folder not found: {model_dir}")
     is_adapter = (model_dir / "adapter_config.json").is_file()
     if adapter_only and not is_adapter:
-        raise ValueError(f"{model_dir} has no adapter_config.json: it is a full model, not a LoRA adapter folder; "
-                         "push it without --adapter-only.")
+        raise ValueError(
+            f"{model_dir} has no adapter_config.json: it is a full model, not a LoRA adapter folder; "
+            "push it without --adapter-only."
+        )
     if not is_adapter and not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} has neither config.json (a model) nor adapter_config.json (a LoRA "
-                                "adapter); pass a folder written by save_pretrained.")
+        raise FileNotFoundError(
+            f"{model_dir} has neither config.json (a model) nor adapter_config.json (a LoRA "
+            "adapter); pass a folder written by save_pretrained."
+        )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} exists and is not empty; choose a new folder.")
     eval_results = _read_eval_results(model_dir)
     training_args = _read_training_args(model_dir)
     if eval_results is not None and not dataset:
-        raise ValueError(f"{model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they were measured "
-                         "on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name.")
+        raise ValueError(
+            f"{model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they were measured "
+            "on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name."
+        )
     repo_id = repo_id or out_dir.resolve().name
     if is_adapter:
         base_source, card_base_model = _resolve_adapter_base(model_dir, base_model)
@@ -135,8 +141,10 @@ def prepare_hub_folder(
 
     if adapter_only:
         if card_base_model is None:
-            raise ValueError(f"{model_dir / 'adapter_config.json'} names no base model on the Hub; pass base_model= "
-                             "(--base-model) with the Hub id of the MSAM model the adapter applies to.")
+            raise ValueError(
+                f"{model_dir / 'adapter_config.json'} names no base model on the Hub; pass base_model= "
+                "(--base-model) with the Hub id of the MSAM model the adapter applies to."
+            )
         config = MsamConfig.from_pretrained(str(base_source))
         _copy_adapter(model_dir, out_dir, card_base_model)
     else:
@@ -245,8 +253,13 @@ def push_to_hub(
     validate_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="msam-hub-") as staging:
         folder = prepare_hub_folder(
-            model_dir, Path(staging) / repo_id.split("/")[-1], adapter_only=adapter_only, repo_id=repo_id,
-            base_model=base_model, dataset=dataset, license=license,
+            model_dir,
+            Path(staging) / repo_id.split("/")[-1],
+            adapter_only=adapter_only,
+            repo_id=repo_id,
+            base_model=base_model,
+            dataset=dataset,
+            license=license,
         )
         files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
         logger.info("uploading %d files to %s: %s", len(files), repo_id, ", ".join(files))
@@ -260,7 +273,8 @@ def push_to_hub(
                 repo_type="model",
                 folder_path=folder,
                 revision=revision,
-                commit_message=commit_message or f"Upload {'LoRA adapter' if adapter_only else 'MSAM model'} with msam push",
+                commit_message=commit_message
+                or f"Upload {'LoRA adapter' if adapter_only else 'MSAM model'} with msam push",
             )
         except Exception as error:  # noqa: BLE001 - offline, auth, HTTP: each layer raises its own type
             message = _without_tokens(f"{type(error).__name__}: {error}", token)
@@ -309,8 +323,10 @@ def _read_eval_results(model_dir: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); remove it or write it again.") from error
     if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict) or not results["metrics"]:
-        raise ValueError(f"{path} has no 'metrics' by caption-set size (|J|=32, |J|=1, ...); expected the file "
-                         "training/train.py writes next to the best model.")
+        raise ValueError(
+            f"{path} has no 'metrics' by caption-set size (|J|=32, |J|=1, ...); expected the file "
+            "training/train.py writes next to the best model."
+        )
     return results
 
 
@@ -323,8 +339,9 @@ def _read_training_args(model_dir: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); remove it or write it again.") from error
     if not isinstance(arguments, dict):
-        raise ValueError(f"{path} must hold one JSON object of training arguments (name: value), as "
-                         "training/train.py writes it.")
+        raise ValueError(
+            f"{path} must hold one JSON object of training arguments (name: value), as training/train.py writes it."
+        )
     return arguments
 
 
@@ -344,11 +361,15 @@ def _resolve_adapter_base(adapter_dir: Path, base_model: str | os.PathLike | Non
 
     Candidates are `base_model` and the adapter's recorded `base_model_name_or_path`, in that order.
     """
-    recorded = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    recorded = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get(
+        "base_model_name_or_path"
+    )
     candidates = [str(name) for name in (base_model, recorded) if name]
     if not candidates:
-        raise ValueError(f"{adapter_dir / 'adapter_config.json'} names no base model: pass base_model= (--base-model), "
-                         "the folder or Hub id of the MSAM model the adapter was trained on.")
+        raise ValueError(
+            f"{adapter_dir / 'adapter_config.json'} names no base model: pass base_model= (--base-model), "
+            "the folder or Hub id of the MSAM model the adapter was trained on."
+        )
     load_from = next((name for name in candidates if Path(name).is_dir()), candidates[0])
     hub_id = next((name for name in candidates if _hub_id(name)), None)
     return load_from, hub_id
@@ -357,8 +378,10 @@ def _resolve_adapter_base(adapter_dir: Path, base_model: str | os.PathLike | Non
 def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
     missing = [name for name in ADAPTER_FILES if not (adapter_dir / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{adapter_dir} lacks {', '.join(missing)}; save the adapter with "
-                                "save_pretrained(..., safe_serialization=True).")
+        raise FileNotFoundError(
+            f"{adapter_dir} lacks {', '.join(missing)}; save the adapter with "
+            "save_pretrained(..., safe_serialization=True)."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(adapter_dir / "adapter_model.safetensors", out_dir / "adapter_model.safetensors")
     # The Hub copy must find its base on the Hub, not at a local path of the machine it was trained on.
@@ -369,14 +392,23 @@ def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
 
 def _configuration_rows(config: MsamConfig | McsanConfig) -> list[tuple[str, str]]:
     vision, text = config.clip_config.vision_config, config.clip_config.text_config
-    backbone = (f"`{config.base_clip_model}`" if config.base_clip_model
-                else "CLIP architecture from random initialisation (no pretrained weights)")
+    backbone = (
+        f"`{config.base_clip_model}`"
+        if config.base_clip_model
+        else "CLIP architecture from random initialisation (no pretrained weights)"
+    )
     rows = [
         ("backbone", backbone),
-        ("vision tower", f"ViT, {vision.num_hidden_layers} layers, width {vision.hidden_size}, "
-                         f"{vision.image_size} px, patch {vision.patch_size}"),
-        ("text tower", f"{text.num_hidden_layers} layers, width {text.hidden_size}, CLIP BPE vocabulary "
-                       f"({text.vocab_size:,} tokens)"),
+        (
+            "vision tower",
+            f"ViT, {vision.num_hidden_layers} layers, width {vision.hidden_size}, "
+            f"{vision.image_size} px, patch {vision.patch_size}",
+        ),
+        (
+            "text tower",
+            f"{text.num_hidden_layers} layers, width {text.hidden_size}, CLIP BPE vocabulary "
+            f"({text.vocab_size:,} tokens)",
+        ),
         ("joint embedding width", str(config.projection_dim)),
         ("similarity head", f"`{config.similarity_head}`: {SIMILARITY_HEAD_NAMES[config.similarity_head]}"),
         ("frames per video", f"at most {config.max_frames} (uniformly subsampled)"),
@@ -388,15 +420,21 @@ def _configuration_rows(config: MsamConfig | McsanConfig) -> list[tuple[str, str
         rows.append(("temporal module", f"{config.temporal_num_layers} transformer layers"))
     if config.similarity_head == "ciffp":
         rows += [
-            ("CIFFP temperatures (frames, captions)",
-             f"{config.frame_attention_temperature}, {config.caption_attention_temperature}"),
+            (
+                "CIFFP temperatures (frames, captions)",
+                f"{config.frame_attention_temperature}, {config.caption_attention_temperature}",
+            ),
             ("CIFFP score scale γ, gate divisor", f"{config.ciffp_score_scale}, {config.ciffp_gate_divisor}"),
             ("CIFFP masks padded frames", "yes" if config.ciffp_mask_padded_frames else "no (reference behaviour)"),
         ]
     if config.semantic_loss:
-        rows.append(("adaptive semantic branch (training only)",
-                     f"{config.semantic_num_slots} slots over {config.semantic_tokens}; loss weights: distribution "
-                     f"{config.distribution_loss_weight}, diversity {config.diversity_loss_weight}"))
+        rows.append(
+            (
+                "adaptive semantic branch (training only)",
+                f"{config.semantic_num_slots} slots over {config.semantic_tokens}; loss weights: distribution "
+                f"{config.distribution_loss_weight}, diversity {config.diversity_loss_weight}",
+            )
+        )
     else:
         rows.append(("adaptive semantic branch", "off (contrastive loss only)"))
     if config.attribute_vocabulary:
@@ -415,8 +453,10 @@ def _mcsan_configuration_rows(config: McsanConfig) -> list[tuple[str, str]]:
 
 def _attribute_description(config: MsamConfig | McsanConfig) -> str:
     sizes = ", ".join(f"{level} {size}" for level, size in config.attribute_vocabulary_sizes.items())
-    return (f"attributes per level: {sizes}; focal BCE α {config.focal_alpha:g}, γ {config.focal_gamma:g} (weight "
-            f"{config.attribute_loss_weight:g}), KL weight {config.kl_loss_weight:g}")
+    return (
+        f"attributes per level: {sizes}; focal BCE α {config.focal_alpha:g}, γ {config.focal_gamma:g} (weight "
+        f"{config.attribute_loss_weight:g}), KL weight {config.kl_loss_weight:g}"
+    )
 
 
 FINETUNE_MODES = {
@@ -432,8 +472,11 @@ def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
 
     def batch(a):
         processes, micro_batches = a.get("num_processes") or 1, a.get("gradient_accumulation_steps") or 1
-        split = (f" (over {processes} process(es) × {micro_batches} accumulated micro-batch(es))"
-                 if processes > 1 or micro_batches > 1 else "")
+        split = (
+            f" (over {processes} process(es) × {micro_batches} accumulated micro-batch(es))"
+            if processes > 1 or micro_batches > 1
+            else ""
+        )
         return f"{a['batch_size']} videos per optimiser step, one caption each{split}"
 
     def finetune(a):
@@ -443,30 +486,59 @@ def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
         return FINETUNE_MODES.get(a["finetune"], str(a["finetune"]))
 
     rows = (  # (row, the fields it needs, how it reads)
-        ("training data", ("data_dir", "train_split"),
-         lambda a: f"`{_dataset_name(a['data_dir'])}`, split `{a['train_split']}`"),
+        (
+            "training data",
+            ("data_dir", "train_split"),
+            lambda a: f"`{_dataset_name(a['data_dir'])}`, split `{a['train_split']}`",
+        ),
         ("batch size", ("batch_size",), batch),
-        ("epochs", ("num_epochs",),
-         lambda a: str(a["num_epochs"]) + (f", at most {a['max_steps']} steps" if a.get("max_steps") else "")),
-        ("learning rate", ("learning_rate",),
-         lambda a: f"{a['learning_rate']:g} (MSAM's modules{' and LoRA adapters' if lora else ''})"),
-        ("CLIP learning rate", ("learning_rate", "backbone_lr_coefficient"),
-         lambda a: f"{a['learning_rate'] * a['backbone_lr_coefficient']:g} "
-                   f"(learning rate × backbone coefficient {a['backbone_lr_coefficient']:g})"),
-        ("optimiser", ("adam_beta1", "adam_beta2", "adam_epsilon"),
-         lambda a: f"AdamW, betas ({a['adam_beta1']:g}, {a['adam_beta2']:g}), eps {a['adam_epsilon']:g}"),
+        (
+            "epochs",
+            ("num_epochs",),
+            lambda a: str(a["num_epochs"]) + (f", at most {a['max_steps']} steps" if a.get("max_steps") else ""),
+        ),
+        (
+            "learning rate",
+            ("learning_rate",),
+            lambda a: f"{a['learning_rate']:g} (MSAM's modules{' and LoRA adapters' if lora else ''})",
+        ),
+        (
+            "CLIP learning rate",
+            ("learning_rate", "backbone_lr_coefficient"),
+            lambda a: (
+                f"{a['learning_rate'] * a['backbone_lr_coefficient']:g} "
+                f"(learning rate × backbone coefficient {a['backbone_lr_coefficient']:g})"
+            ),
+        ),
+        (
+            "optimiser",
+            ("adam_beta1", "adam_beta2", "adam_epsilon"),
+            lambda a: f"AdamW, betas ({a['adam_beta1']:g}, {a['adam_beta2']:g}), eps {a['adam_epsilon']:g}",
+        ),
         ("weight decay", ("weight_decay",), lambda a: f"{a['weight_decay']:g} (none on biases, norms, logit scale)"),
-        ("schedule", ("warmup_ratio",),
-         lambda a: f"linear warm-up over {a['warmup_ratio']:.0%} of the steps, then cosine decay"),
+        (
+            "schedule",
+            ("warmup_ratio",),
+            lambda a: f"linear warm-up over {a['warmup_ratio']:.0%} of the steps, then cosine decay",
+        ),
         ("gradient clipping", ("max_grad_norm",), lambda a: f"global norm {a['max_grad_norm']:g}"),
         ("seed", ("seed",), lambda a: str(a["seed"])),
         ("similarity head", ("similarity_head",), lambda a: f"`{a['similarity_head']}`"),
-        ("semantic loss", ("semantic_loss",),
-         lambda a: (f"adaptive semantic branch, slots over {a.get('semantic_tokens', 'frames')}" if a["semantic_loss"]
-                    else "off (contrastive loss only)")),
+        (
+            "semantic loss",
+            ("semantic_loss",),
+            lambda a: (
+                f"adaptive semantic branch, slots over {a.get('semantic_tokens', 'frames')}"
+                if a["semantic_loss"]
+                else "off (contrastive loss only)"
+            ),
+        ),
         ("fine-tuning", ("finetune",), finetune),
-        ("frames", ("max_frames", "fps"),
-         lambda a: f"at most {a['max_frames']} per video, sampled at {a['fps']:g} fps"),
+        (
+            "frames",
+            ("max_frames", "fps"),
+            lambda a: f"at most {a['max_frames']} per video, sampled at {a['fps']:g} fps",
+        ),
     )
     table = []
     for name, fields, describe in rows:
@@ -476,8 +548,10 @@ def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
             table.append((name, describe(arguments)))
         except (TypeError, ValueError) as error:
             values = ", ".join(f"{field}={arguments[field]!r}" for field in fields)
-            raise ValueError(f"{TRAINING_ARGS_FILE}: cannot render the {name!r} row from {values} ({error}); expected "
-                             "the values training/train.py writes.") from error
+            raise ValueError(
+                f"{TRAINING_ARGS_FILE}: cannot render the {name!r} row from {values} ({error}); expected "
+                "the values training/train.py writes."
+            ) from error
     return table
 
 
@@ -491,8 +565,10 @@ def _selection_sentence(eval_results: dict[str, Any] | None) -> str | None:
     if not eval_results or "epoch" not in eval_results or "split" not in eval_results:
         return None
     step = f", step {eval_results['step']}" if "step" in eval_results else ""
-    return (f"This checkpoint is the best epoch ({eval_results['epoch']}{step}) by text-to-video R@1 on the "
-            f"`{eval_results['split']}` split.")
+    return (
+        f"This checkpoint is the best epoch ({eval_results['epoch']}{step}) by text-to-video R@1 on the "
+        f"`{eval_results['split']}` split."
+    )
 
 
 def _evaluation_section(eval_results: dict[str, Any], dataset: str, model_name: str) -> dict[str, Any]:
@@ -520,15 +596,20 @@ def _eval_results_for_card(eval_results: dict[str, Any], dataset: str) -> list[E
                 continue
             direction, measure = column.split("_", 1)  # "t2v", "r1" | "median_rank" | ...
             task = "text-to-video" if direction == "t2v" else "video-to-text"
-            entries.append(EvalResult(
-                task_type=f"{task}-retrieval",
-                task_name=f"{task.capitalize()} retrieval",
-                dataset_type=dataset_type,
-                dataset_name=dataset,
-                dataset_split=eval_results.get("split"),
-                metric_type=metric_types.get(measure, measure),
-                metric_name=f"{COLUMN_TITLES[column]} (|J|={size})",
-                metric_value=round(float(metrics[column]), 2),
-                metric_args={"text_context_size": int(size) if size.isdigit() else size, "ties": eval_results["ties"]},
-            ))
+            entries.append(
+                EvalResult(
+                    task_type=f"{task}-retrieval",
+                    task_name=f"{task.capitalize()} retrieval",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset,
+                    dataset_split=eval_results.get("split"),
+                    metric_type=metric_types.get(measure, measure),
+                    metric_name=f"{COLUMN_TITLES[column]} (|J|={size})",
+                    metric_value=round(float(metrics[column]), 2),
+                    metric_args={
+                        "text_context_size": int(size) if size.isdigit() else size,
+                        "ties": eval_results["ties"],
+                    },
+                )
+            )
     return entries

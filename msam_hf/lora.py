@@ -18,7 +18,9 @@ from .modeling_msam import MsamModel
 
 # The attention projections of CLIP's text and vision towers, and nothing else: the temporal module reuses CLIP's
 # layer class (same module names), but it is the model's own and is trained in full instead.
-LORA_TARGET_MODULES = r"clip\.(text_model|vision_model)\.encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)"
+LORA_TARGET_MODULES = (
+    r"clip\.(text_model|vision_model)\.encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)"
+)
 
 
 def apply_lora(

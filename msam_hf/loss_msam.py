@@ -132,8 +132,9 @@ def attribute_objective(
     if video_attribute_labels is None:
         video_attribute_labels = attribute_labels
     rows = next(iter(text_logits.values())).shape[0], next(iter(video_logits.values())).shape[0]
-    for name, labels, items in zip(("attribute_labels", "video_attribute_labels"),
-                                   (attribute_labels, video_attribute_labels), rows):
+    for name, labels, items in zip(
+        ("attribute_labels", "video_attribute_labels"), (attribute_labels, video_attribute_labels), rows
+    ):
         if labels is not None and tuple(labels.shape) != (items, config.num_attributes):
             sizes = ", ".join(f"{level} {size}" for level, size in config.attribute_vocabulary_sizes.items())
             raise ValueError(
@@ -142,14 +143,22 @@ def attribute_objective(
             )
     focal, kl = [], []
     for level in text_logits:
-        kl.append(attribute_kl_divergence(text_logits[level], video_logits[level], kl_temperature, kl_distribution,
-                                          kl_symmetric))
+        kl.append(
+            attribute_kl_divergence(
+                text_logits[level], video_logits[level], kl_temperature, kl_distribution, kl_symmetric
+            )
+        )
         if attribute_labels is not None:
             columns = config.attribute_slices[level]
-            focal.append(0.5 * sum(
-                focal_binary_cross_entropy(logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma)
-                for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
-            ))
+            focal.append(
+                0.5
+                * sum(
+                    focal_binary_cross_entropy(
+                        logits[level], labels[:, columns], config.focal_alpha, config.focal_gamma
+                    )
+                    for logits, labels in ((text_logits, attribute_labels), (video_logits, video_attribute_labels))
+                )
+            )
     return (torch.stack(focal).mean() if focal else None), torch.stack(kl).mean()
 
 

@@ -80,9 +80,7 @@ def text_to_video_recall_curve(
     return [_recall(greater, equal, cutoff, ties) for cutoff in range(1, min(max_k, scores.shape[1]) + 1)]
 
 
-def in_group_recall_at_1(
-    similarity: Any, caption_to_video: Any, video_groups: Any, ties: str = "pessimistic"
-) -> float:
+def in_group_recall_at_1(similarity: Any, caption_to_video: Any, video_groups: Any, ties: str = "pessimistic") -> float:
     """Text-to-video R@1 in percent among the videos of the caption's own group only.
 
     On the synthetic benchmark a group is a *site*: videos of one place flown the same way, which share the whole

@@ -94,10 +94,12 @@ def mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 def concatenate_outputs(parts: list[ModelOutput]) -> ModelOutput:
     """Concatenate text or video outputs of several batches along the batch, zero-padding dim 1 (words, frames) to
     the longest; pooled and per-level embeddings share their dim 1 already, so padding leaves them alone."""
-    return type(parts[0])(**{
-        name: torch.cat([zero_pad(part[name], max(other[name].shape[1] for other in parts)) for part in parts])
-        for name in parts[0].keys()
-    })
+    return type(parts[0])(
+        **{
+            name: torch.cat([zero_pad(part[name], max(other[name].shape[1] for other in parts)) for part in parts])
+            for name in parts[0].keys()
+        }
+    )
 
 
 def temporal_layer_config(config):
@@ -121,7 +123,9 @@ def residual_blocks(
     (CLIP4Clip's seqTransf, msam.md §2); unit-norm out. Attention is not causal; padded tokens are hidden as keys."""
     hidden_states = tokens if position_embeds is None else tokens + position_embeds
     key_mask = token_mask[:, None, None, :].expand(-1, 1, token_mask.shape[1], -1)  # (batch, 1, queries, keys)
-    attention_mask = mask_logits(torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=key_mask.device), key_mask)
+    attention_mask = mask_logits(
+        torch.zeros(key_mask.shape, dtype=hidden_states.dtype, device=key_mask.device), key_mask
+    )
     for layer in layers:
         hidden_states = layer(hidden_states, attention_mask)
     return l2_normalize(hidden_states + tokens)
@@ -302,7 +306,10 @@ class ClipVideoTextPreTrainedModel(PreTrainedModel):
         )
 
     def get_backbone_video_features(
-        self, pixel_values_videos: torch.Tensor, video_mask: torch.Tensor | None = None, return_patch_embeds: bool = False
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+        return_patch_embeds: bool = False,
     ) -> MsamVideoOutput:
         """CLIP's vision tower alone: the raw frame features f_t (zero at padded frames, which never go through the
         tower) and, on request, the unit-norm projected patch tokens. Only `frame_features`, `video_mask` and
@@ -386,9 +393,11 @@ class ClipVideoTextPreTrainedModel(PreTrainedModel):
 
     def _check_paired_inputs(self, input_ids, text_embeds, pixel_values_videos, frame_features) -> None:
         if (input_ids is None and text_embeds is None) or (pixel_values_videos is None and frame_features is None):
-            raise ValueError(f"{type(self).__name__} needs both input_ids and pixel_values_videos (or a frozen "
-                             "backbone's text_embeds and frame_features); see get_text_features / get_video_features "
-                             "to encode one modality.")
+            raise ValueError(
+                f"{type(self).__name__} needs both input_ids and pixel_values_videos (or a frozen "
+                "backbone's text_embeds and frame_features); see get_text_features / get_video_features "
+                "to encode one modality."
+            )
 
 
 __all__ = ["ClipVideoTextPreTrainedModel"]

@@ -283,8 +283,10 @@ class McsanModel(McsanPreTrainedModel):
         levels = {"global": text.text_embeds}
         if self.text_pooling:
             if text.word_embeds is None:
-                raise ValueError("MCSAN's attribute levels pool the captions' word_embeds; precomputed text features "
-                                 "must include them.")
+                raise ValueError(
+                    "MCSAN's attribute levels pool the captions' word_embeds; precomputed text features "
+                    "must include them."
+                )
             words = l2_normalize(text.word_embeds)
             for level, pooling in self.text_pooling.items():
                 levels[level] = pooling(words, text.attention_mask)
@@ -319,8 +321,10 @@ class McsanModel(McsanPreTrainedModel):
             entity_tokens, entity_mask = unit_frames, video_mask
             if self.needs_patch_embeds:
                 if patch_embeds is None:
-                    raise ValueError("entity_tokens='patches' pools patch tokens; precomputed video features must "
-                                     "include patch_embeds.")
+                    raise ValueError(
+                        "entity_tokens='patches' pools patch tokens; precomputed video features must "
+                        "include patch_embeds."
+                    )
                 entity_tokens = patch_embeds
                 entity_mask = video_mask.repeat_interleave(patch_embeds.shape[1] // video_mask.shape[1], dim=1)
             if "entity" in self.config.levels:
@@ -335,7 +339,10 @@ class McsanModel(McsanPreTrainedModel):
                     levels["action"] = self.video_pooling["action"](action_tokens, video_mask)
             if "relationship" in self.config.levels:
                 tokens = torch.cat(
-                    [entity_tokens + self.token_type_embeddings.weight[0], action_tokens + self.token_type_embeddings.weight[1]],
+                    [
+                        entity_tokens + self.token_type_embeddings.weight[0],
+                        action_tokens + self.token_type_embeddings.weight[1],
+                    ],
                     dim=1,
                 )
                 token_mask = torch.cat([entity_mask, video_mask], dim=1)
@@ -385,8 +392,10 @@ class McsanModel(McsanPreTrainedModel):
     ) -> tuple[McsanTextOutput, McsanVideoOutput]:
         """Only what `similarity` reads, the features that are gathered across processes and that gradient caching
         keeps: the per-level embeddings."""
-        return (McsanTextOutput(level_embeds=text_features.level_embeds),
-                McsanVideoOutput(level_embeds=video_features.level_embeds))
+        return (
+            McsanTextOutput(level_embeds=text_features.level_embeds),
+            McsanVideoOutput(level_embeds=video_features.level_embeds),
+        )
 
     def contrastive_outputs(
         self,

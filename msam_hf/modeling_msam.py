@@ -224,7 +224,9 @@ class MsamSemanticConstruction(nn.Module):
         self.layer_norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, width)  # W_o, b_o
 
-    def forward(self, tokens: torch.Tensor, global_embeds: torch.Tensor, token_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, global_embeds: torch.Tensor, token_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """tokens (batch, tokens, D) unit-norm, global_embeds (batch, D), token_mask (batch, tokens) or None.
         Returns the slot embeddings E (batch, K, D)."""
         slot_logits = self.slot_queries(torch.tanh(self.token_projection(tokens)))  # (batch, tokens, K)
@@ -243,9 +245,15 @@ class MsamDistributionHead(nn.Module):
         width = config.projection_dim
         mu_hidden, sigma_hidden = config.distribution_mu_hidden_size, config.distribution_sigma_hidden_size
         self.mu = nn.Sequential(
-            nn.Linear(width, mu_hidden), nn.ReLU(), nn.Linear(mu_hidden, mu_hidden), nn.ReLU(), nn.Linear(mu_hidden, width)
+            nn.Linear(width, mu_hidden),
+            nn.ReLU(),
+            nn.Linear(mu_hidden, mu_hidden),
+            nn.ReLU(),
+            nn.Linear(mu_hidden, width),
         )
-        self.sigma = nn.Sequential(nn.Linear(width, sigma_hidden), nn.ReLU(), nn.Linear(sigma_hidden, width), nn.Softplus())
+        self.sigma = nn.Sequential(
+            nn.Linear(width, sigma_hidden), nn.ReLU(), nn.Linear(sigma_hidden, width), nn.Softplus()
+        )
 
     def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mu(slots), self.sigma(slots)
@@ -257,10 +265,12 @@ class MsamAttributeHead(nn.Module):
 
     def __init__(self, config: MsamConfig):
         super().__init__()
-        self.projections = nn.ModuleDict({
-            level: AttributeProjection(config.projection_dim, size)
-            for level, size in config.attribute_vocabulary_sizes.items()
-        })
+        self.projections = nn.ModuleDict(
+            {
+                level: AttributeProjection(config.projection_dim, size)
+                for level, size in config.attribute_vocabulary_sizes.items()
+            }
+        )
 
     def forward(self, embeds: torch.Tensor) -> dict[str, torch.Tensor]:
         return {level: projection(embeds) for level, projection in self.projections.items()}
@@ -502,13 +512,16 @@ class MsamModel(MsamPreTrainedModel):
         if not self.config.semantic_loss:
             raise ValueError("This model was built with semantic_loss=False: it has no semantic branch.")
         if text_features.word_embeds is None:
-            raise ValueError("the semantic branch reads the captions' word_embeds; precomputed text features must "
-                             "include them.")
+            raise ValueError(
+                "the semantic branch reads the captions' word_embeds; precomputed text features must include them."
+            )
         mask_padding = self.config.semantic_mask_padded_tokens
         if self.config.semantic_tokens == "patches":
             if video_features.patch_embeds is None:
-                raise ValueError("semantic_tokens='patches' needs get_video_features(..., return_patch_embeds=True) "
-                                 "or precomputed patch_embeds.")
+                raise ValueError(
+                    "semantic_tokens='patches' needs get_video_features(..., return_patch_embeds=True) "
+                    "or precomputed patch_embeds."
+                )
             video_tokens = video_features.patch_embeds
             patches_per_frame = video_tokens.shape[1] // video_features.video_mask.shape[1]
             video_token_mask = video_features.video_mask.repeat_interleave(patches_per_frame, dim=1)
@@ -593,7 +606,9 @@ class MsamModel(MsamPreTrainedModel):
                 `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
         """
         self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
-        text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds)
+        text_outputs = self.get_text_features(
+            input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds
+        )
         video_outputs = self.get_video_features(
             pixel_values_videos,
             video_mask,

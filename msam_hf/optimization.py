@@ -16,11 +16,15 @@ def parameter_groups(
     parameter that learns, at the new modules' rate. Biases, norm gains and the logit scale — every parameter with
     fewer than 2 dimensions — get no weight decay. Frozen parameters are left out.
     """
+
     def in_backbone(name: str) -> bool:
         return "clip." in name and "lora_" not in name and "modules_to_save" not in name
 
-    towers_trained = any(parameter.requires_grad for name, parameter in model.named_parameters()
-                         if in_backbone(name) and not name.endswith("logit_scale"))
+    towers_trained = any(
+        parameter.requires_grad
+        for name, parameter in model.named_parameters()
+        if in_backbone(name) and not name.endswith("logit_scale")
+    )
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:

@@ -58,15 +58,20 @@ class MsamVideoTextRetrievalPipeline(Pipeline):
 
     def __call__(self, videos=None, texts=None, candidate_labels=None, **kwargs):
         if (texts is None) == (candidate_labels is None):
-            raise ValueError("Pass either texts= (rank the videos for each text) or candidate_labels= (rank the "
-                             "labels for each video), not both or neither.")
+            raise ValueError(
+                "Pass either texts= (rank the videos for each text) or candidate_labels= (rank the "
+                "labels for each video), not both or neither."
+            )
         single_video = not isinstance(videos, (list, tuple))
         video_list = [videos] if single_video else list(videos)
         if not video_list or any(video is None for video in video_list):
             raise ValueError("Pass videos= (a path, bytes, or a list of them).")
         if texts is not None:
-            request = {"mode": "retrieval", "texts": [texts] if isinstance(texts, str) else list(texts),
-                       "single_output": isinstance(texts, str)}
+            request = {
+                "mode": "retrieval",
+                "texts": [texts] if isinstance(texts, str) else list(texts),
+                "single_output": isinstance(texts, str),
+            }
         else:
             if isinstance(candidate_labels, str):
                 candidate_labels = [label.strip() for label in candidate_labels.split(",")]
@@ -75,8 +80,10 @@ class MsamVideoTextRetrievalPipeline(Pipeline):
 
     def _sanitize_parameters(self, fps=None, allow_urls=None, hypothesis_template=None, top_k=None, **kwargs):
         if kwargs:
-            raise TypeError(f"unknown parameter(s) {sorted(kwargs)}; this pipeline takes fps, allow_urls, "
-                            "hypothesis_template and top_k.")
+            raise TypeError(
+                f"unknown parameter(s) {sorted(kwargs)}; this pipeline takes fps, allow_urls, "
+                "hypothesis_template and top_k."
+            )
         preprocess_params = {}
         if fps is not None:
             preprocess_params["fps"] = fps
@@ -101,8 +108,10 @@ class MsamVideoTextRetrievalPipeline(Pipeline):
         for index, video in enumerate(request["videos"]):
             name = _video_name(video)
             if _opens_url(video) and not allow_urls:
-                raise ValueError(f"video {index} is a URL ({name}); download it first, or pass allow_urls=True to let "
-                                 "FFmpeg fetch it (only for URLs you trust).")
+                raise ValueError(
+                    f"video {index} is a URL ({name}); download it first, or pass allow_urls=True to let "
+                    "FFmpeg fetch it (only for URLs you trust)."
+                )
             decoded = read_frames(video, fps=fps, max_frames=max_frames)
             frames.append(decoded.frames)
             timestamps.append(decoded.timestamps.tolist())
@@ -141,28 +150,32 @@ class MsamVideoTextRetrievalPipeline(Pipeline):
             outputs = []
             for text_index in range(logits.shape[0]):
                 order = torch.argsort(logits[text_index], descending=True, stable=True)[:top_k].tolist()
-                outputs.append([
-                    {
-                        "video": model_outputs["video_names"][video_index],
-                        "video_index": video_index,
-                        "score": logits[text_index, video_index].item(),
-                        "timestamp": timestamp(text_index, video_index),
-                    }
-                    for video_index in order
-                ])
+                outputs.append(
+                    [
+                        {
+                            "video": model_outputs["video_names"][video_index],
+                            "video_index": video_index,
+                            "score": logits[text_index, video_index].item(),
+                            "timestamp": timestamp(text_index, video_index),
+                        }
+                        for video_index in order
+                    ]
+                )
         else:
             probabilities = logits.T.softmax(dim=-1)  # (videos, labels)
             outputs = []
             for video_index in range(probabilities.shape[0]):
                 order = torch.argsort(probabilities[video_index], descending=True, stable=True)[:top_k].tolist()
-                outputs.append([
-                    {
-                        "label": request["labels"][label_index],
-                        "score": probabilities[video_index, label_index].item(),
-                        "timestamp": timestamp(label_index, video_index),
-                    }
-                    for label_index in order
-                ])
+                outputs.append(
+                    [
+                        {
+                            "label": request["labels"][label_index],
+                            "score": probabilities[video_index, label_index].item(),
+                            "timestamp": timestamp(label_index, video_index),
+                        }
+                        for label_index in order
+                    ]
+                )
         return outputs[0] if request["single_output"] else outputs
 
 

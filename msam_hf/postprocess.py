@@ -184,17 +184,18 @@ POSTPROCESSORS = {
         apply=lambda similarity, caption_to_video, logit_scale, bank_similarity=None: dual_softmax(similarity),
         parameters={"temperature": DSL_TEMPERATURE},
         caveat="dual softmax over all test captions (Cheng et al. 2021): needs every query at once, so no single "
-               "search query can have it",
+        "search query can have it",
     ),
     "qbnorm": Postprocessor(
         name="qbnorm",
         label="QB-Norm",
         apply=lambda similarity, caption_to_video, logit_scale, bank_similarity=None: querybank_normalise(
-            similarity / logit_scale, bank_similarity / logit_scale),
+            similarity / logit_scale, bank_similarity / logit_scale
+        ),
         parameters={"beta": QBNORM_BETA, "top_k": QBNORM_TOP_K},
         caveat="querybank normalisation with the dynamic inverted softmax (Bogolin et al. 2022): needs a bank of "
-               "training captions scored against the whole test gallery; re-ranks text-to-video only (its V2T "
-               "columns are the plain ones)",
+        "training captions scored against the whole test gallery; re-ranks text-to-video only (its V2T "
+        "columns are the plain ones)",
         directions=("t2v",),
         needs_query_bank=True,
     ),
@@ -202,10 +203,11 @@ POSTPROCESSORS = {
         name="sinkhorn",
         label="Sinkhorn",
         apply=lambda similarity, caption_to_video, logit_scale, bank_similarity=None: sinkhorn(
-            similarity, caption_to_video),
+            similarity, caption_to_video
+        ),
         parameters={"temperature": SINKHORN_TEMPERATURE, "iterations": SINKHORN_ITERATIONS},
         caveat="Sinkhorn normalisation of exp(logits) (Yakovlev et al. 2023): needs every query at once and treats "
-               "the test set as an assignment in which each video answers its share of the captions",
+        "the test set as an assignment in which each video answers its share of the captions",
     ),
 }
 
@@ -215,8 +217,10 @@ def parse_postprocess(values: list[str] | None) -> list[str]:
     names = [name.strip().lower() for value in values or [] for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in POSTPROCESSORS]
     if unknown:
-        raise ValueError(f"--postprocess: unknown method(s) {unknown}; choose from {', '.join(POSTPROCESSORS)} "
-                         "(and give MODEL and DATA before --postprocess)")
+        raise ValueError(
+            f"--postprocess: unknown method(s) {unknown}; choose from {', '.join(POSTPROCESSORS)} "
+            "(and give MODEL and DATA before --postprocess)"
+        )
     return list(dict.fromkeys(names))
 
 

@@ -40,11 +40,22 @@ def dataset_fingerprint(dataset: datasets.DatasetDict) -> str:
 
 def environment() -> dict[str, Any]:
     """The installed packages (as `pip freeze` lists them), Python, the CPU and torch's thread count."""
-    packages = sorted({f"{distribution.metadata['Name']}=={distribution.version}"
-                       for distribution in importlib.metadata.distributions() if distribution.metadata["Name"]},
-                      key=str.lower)
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "pip_freeze": packages}
+    packages = sorted(
+        {
+            f"{distribution.metadata['Name']}=={distribution.version}"
+            for distribution in importlib.metadata.distributions()
+            if distribution.metadata["Name"]
+        },
+        key=str.lower,
+    )
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "pip_freeze": packages,
+    }
 
 
 def cpu_model() -> str:

@@ -59,7 +59,8 @@ class TinyClipRecipe:
     num_scenes: int = field(default=4000, metadata={"help": "scenes rendered (each its own place and objects)"})
     frames_per_scene: int = field(default=2, metadata={"help": "frames of each scene (its first and last moment)"})
     drone_caption_fraction: float = field(
-        default=0.3, metadata={"help": "share of captions by the benchmark's drone writer instead of a listing"})
+        default=0.3, metadata={"help": "share of captions by the benchmark's drone writer instead of a listing"}
+    )
     augment: bool = field(default=True, metadata={"help": "flip and rotate listed frames by multiples of 90°"})
     steps: int = field(default=1000, metadata={"help": "optimiser steps"})
     batch_size: int = field(default=128, metadata={"help": "image–caption pairs a step"})
@@ -77,8 +78,10 @@ class TinyClipRecipe:
         if not 0 <= self.drone_caption_fraction <= 1:
             raise ValueError(f"drone_caption_fraction must be in [0, 1], got {self.drone_caption_fraction}")
         if self.batch_size > self.num_scenes * self.frames_per_scene:
-            raise ValueError(f"batch_size {self.batch_size} exceeds the corpus "
-                             f"({self.num_scenes} scenes × {self.frames_per_scene} frames)")
+            raise ValueError(
+                f"batch_size {self.batch_size} exceeds the corpus "
+                f"({self.num_scenes} scenes × {self.frames_per_scene} frames)"
+            )
 
 
 def default_cache_dir() -> Path:
@@ -114,9 +117,14 @@ def pretrain_tiny_clip(
     images, captions, listed = render_corpus(recipe, num_workers=num_workers, progress=progress)
     rendered = time.perf_counter() - started
     clip, history = train_clip(images, captions, listed, recipe, progress=progress)
-    summary = {"recipe": dataclasses.asdict(recipe), "pairs": len(captions), "render_seconds": round(rendered, 1),
-               "train_seconds": round(time.perf_counter() - started - rendered, 1),
-               "logit_scale": round(clip.logit_scale.detach().exp().item(), 2), **history}
+    summary = {
+        "recipe": dataclasses.asdict(recipe),
+        "pairs": len(captions),
+        "render_seconds": round(rendered, 1),
+        "train_seconds": round(time.perf_counter() - started - rendered, 1),
+        "logit_scale": round(clip.logit_scale.detach().exp().item(), 2),
+        **history,
+    }
     entry.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the entry and renamed when complete: an interrupted run leaves nothing that looks finished.
     partial_dir = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
@@ -137,8 +145,9 @@ def render_corpus(
     captions, and which captions are listings (bool, pairs). A scene depends only on the seed and its index, whatever
     the number of workers."""
     render = partial(_render_scene, recipe=recipe)
-    bar = partial(tqdm, total=recipe.num_scenes, desc="rendering the stand-in's images", unit="scene",
-                  disable=not progress)
+    bar = partial(
+        tqdm, total=recipe.num_scenes, desc="rendering the stand-in's images", unit="scene", disable=not progress
+    )
     if num_workers <= 1:
         scenes = [render(index) for index in bar(range(recipe.num_scenes))]
     else:
@@ -155,8 +164,9 @@ def _render_scene(index: int, recipe: TinyClipRecipe) -> tuple[list[np.ndarray],
     rng = np.random.default_rng([recipe.seed, _CORPUS, index])
     scene = synth_scene.sample_scene(rng, 1.0)
     resize = _processor().image_processor.resize_and_crop
-    frames = synth_render.render_frames(scene, recipe.seed + _CORPUS, recipe.resolution, recipe.resolution,
-                                        recipe.frames_per_scene)
+    frames = synth_render.render_frames(
+        scene, recipe.seed + _CORPUS, recipe.resolution, recipe.resolution, recipe.frames_per_scene
+    )
     images = [resize(frame) for frame in frames]
     listed = [bool(rng.random() >= recipe.drone_caption_fraction) for _ in images]
     captions = []
@@ -184,11 +194,17 @@ def train_clip(
     torch.manual_seed(recipe.seed)
     clip = CLIPModel(CLIPConfig(**TINY_CLIP_CONFIG, logit_scale_init_value=math.log(recipe.logit_scale_init)))
     optimizer, scheduler = build_optimizer_and_scheduler(
-        clip, recipe.steps, learning_rate=recipe.learning_rate, backbone_lr_coefficient=1.0,
-        weight_decay=recipe.weight_decay, warmup_ratio=recipe.warmup_ratio)
+        clip,
+        recipe.steps,
+        learning_rate=recipe.learning_rate,
+        backbone_lr_coefficient=1.0,
+        weight_decay=recipe.weight_decay,
+        warmup_ratio=recipe.warmup_ratio,
+    )
     processor = _processor()
-    tokens = processor.tokenizer(captions, padding="max_length", truncation=True,
-                                 max_length=processor.max_text_length, return_tensors="pt")
+    tokens = processor.tokenizer(
+        captions, padding="max_length", truncation=True, max_length=processor.max_text_length, return_tensors="pt"
+    )
     pixels = processor.image_processor([images], num_frames=len(images))["pixel_values_videos"][0]  # once
     rng = np.random.default_rng([recipe.seed, _CORPUS])
     order, position, losses = rng.permutation(len(images)), 0, []
@@ -200,10 +216,18 @@ def train_clip(
         position += recipe.batch_size
         mask = tokens["attention_mask"][batch]
         length = int(mask.sum(1).max())
-        batch_pixels = torch.stack([_flipped_and_rotated(pixels[index], rng) if recipe.augment and listed[index]
-                                    else pixels[index] for index in batch])
-        output = clip(input_ids=tokens["input_ids"][batch, :length], attention_mask=mask[:, :length],
-                      pixel_values=batch_pixels, return_loss=True)
+        batch_pixels = torch.stack(
+            [
+                _flipped_and_rotated(pixels[index], rng) if recipe.augment and listed[index] else pixels[index]
+                for index in batch
+            ]
+        )
+        output = clip(
+            input_ids=tokens["input_ids"][batch, :length],
+            attention_mask=mask[:, :length],
+            pixel_values=batch_pixels,
+            return_loss=True,
+        )
         output.loss.backward()
         torch.nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
         optimizer.step()
@@ -213,8 +237,10 @@ def train_clip(
             clip.logit_scale.clamp_(max=math.log(100.0))  # CLIP's bound on λ
         losses.append(output.loss.item())
     tenth = max(1, len(losses) // 10)
-    return clip.eval(), {"first_loss": round(float(np.mean(losses[:tenth])), 4),
-                         "final_loss": round(float(np.mean(losses[-tenth:])), 4)}
+    return clip.eval(), {
+        "first_loss": round(float(np.mean(losses[:tenth])), 4),
+        "final_loss": round(float(np.mean(losses[-tenth:])), 4),
+    }
 
 
 def _flipped_and_rotated(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:

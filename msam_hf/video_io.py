@@ -172,7 +172,9 @@ class FrameCache:
         try:
             self._write(entry, decoded)
         except OSError as error:  # e.g. a full disk: the cache only saves time, training goes on without it
-            logger.warning("frame cache %s: cannot write an entry (%s); decoding without caching", self.directory, error)
+            logger.warning(
+                "frame cache %s: cannot write an entry (%s); decoding without caching", self.directory, error
+            )
         return decoded
 
     @staticmethod
@@ -270,7 +272,9 @@ def _video_stream(container: av.container.InputContainer, name: str) -> av.Video
 class _PacketIndex:
     """Every frame's presentation time and every keyframe, read from packets without decoding."""
 
-    pts: np.ndarray  # (N,) int64 sorted presentation timestamps in stream.time_base units (frame numbers without timestamps)
+    pts: (
+        np.ndarray
+    )  # (N,) int64 sorted presentation timestamps in stream.time_base units (frame numbers without timestamps)
     times: np.ndarray  # (N,) float64 seconds from the first frame
     keyframe_pts: np.ndarray  # sorted int64
     duration: float
@@ -302,7 +306,9 @@ class _PacketIndex:
             raise VideoDecodeError(name, "the video stream has no frames")
         present = count + discarded + empty
         if stream.frames and present < stream.frames:
-            raise VideoDecodeError(name, f"truncated: the container declares {stream.frames} frames, {present} are present")
+            raise VideoDecodeError(
+                name, f"truncated: the container declares {stream.frames} frames, {present} are present"
+            )
 
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         if len(stream_pts) == count and stream.time_base is not None:
@@ -320,9 +326,18 @@ class _PacketIndex:
         declared = _declared_duration(container, stream)
         # Containers without a frame count (mkv, webm) give away truncation only by their duration;
         # the margin leaves room for a long-shown last frame of variable-frame-rate video.
-        if declared is not None and has_timestamps and not discarded and declared - span > max(1.0, 2 / rate) + 0.02 * declared:
-            raise VideoDecodeError(name, f"truncated: the container declares {declared:.1f} s, frames cover {span:.1f} s")
-        return cls(pts=pts, times=times, keyframe_pts=keyframe_pts, duration=declared or span, has_timestamps=has_timestamps)
+        if (
+            declared is not None
+            and has_timestamps
+            and not discarded
+            and declared - span > max(1.0, 2 / rate) + 0.02 * declared
+        ):
+            raise VideoDecodeError(
+                name, f"truncated: the container declares {declared:.1f} s, frames cover {span:.1f} s"
+            )
+        return cls(
+            pts=pts, times=times, keyframe_pts=keyframe_pts, duration=declared or span, has_timestamps=has_timestamps
+        )
 
     def keyframe_at_or_before(self, pts: int) -> int | None:
         position = np.searchsorted(self.keyframe_pts, pts, side="right") - 1
@@ -351,7 +366,9 @@ def _decode_wanted(opener: _Opener, index: _PacketIndex, wanted: list[int], fast
         stream.thread_type = "AUTO"  # frame + slice threads
         # The fast path also skips unreferenced frames; the sequential one decodes everything (the reference).
         skip_unless = frozenset(wanted) if fast else None
-        frames: Iterator[tuple[int, av.VideoFrame]] = _frames_with_keys(container, stream, index, opener.name, skip_unless)
+        frames: Iterator[tuple[int, av.VideoFrame]] = _frames_with_keys(
+            container, stream, index, opener.name, skip_unless
+        )
         position = None  # key of the last decoded frame
         previous = None
         for target in wanted:

@@ -54,8 +54,10 @@ class MsamVideoProcessor(BaseImageProcessor):
         or a list of PIL images / `(height, width, 3)` uint8 arrays."""
         num_frames = num_frames or self.num_frames
         batch = [self._video_to_frames(video, index) for index, video in enumerate(_as_video_list(videos))]
-        batch = [frames[np.linspace(0, len(frames) - 1, num=num_frames, dtype=int)] if len(frames) > num_frames else frames
-                 for frames in batch]
+        batch = [
+            frames[np.linspace(0, len(frames) - 1, num=num_frames, dtype=int)] if len(frames) > num_frames else frames
+            for frames in batch
+        ]
         longest = max(len(frames) for frames in batch)
         pixels = np.zeros((len(batch), longest, 3, self.crop_size, self.crop_size), dtype=np.float32)
         video_mask = np.zeros((len(batch), longest), dtype=np.int64)
@@ -87,8 +89,12 @@ class MsamVideoProcessor(BaseImageProcessor):
         if isinstance(video, (list, tuple)):
             if not video:
                 raise ValueError(f"video {index} has no frames.")
-            video = np.stack([np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
-                              for frame in video])
+            video = np.stack(
+                [
+                    np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
+                    for frame in video
+                ]
+            )
         if not isinstance(video, np.ndarray) or video.ndim != 4 or video.shape[-1] != 3:
             shape = getattr(video, "shape", type(video).__name__)
             raise ValueError(

@@ -39,7 +39,9 @@ def main() -> None:
 
     model, processor = load_model_and_processor(args.model)
     if model.config.similarity_head != "ciffp":
-        raise SystemExit(f"{args.model} has the {model.config.similarity_head!r} head; the probe reads CIFFP's attention")
+        raise SystemExit(
+            f"{args.model} has the {model.config.similarity_head!r} head; the probe reads CIFFP's attention"
+        )
     truth = read_ground_truth(args.data)
     split = load_video_text_dataset(args.data)[args.split]
     features = extract_features(model, split, processor, frame_cache_dir=args.frame_cache_dir)
@@ -52,14 +54,21 @@ def main() -> None:
     spread = (cosines.nan_to_num(-2).amax(1) - cosines.nan_to_num(2).amin(1)).numpy()
     uniform_share = (visible & mask).sum(1) / mask.sum(1)
 
-    report = {"model": args.model, "captions": len(rows), "temperature": model.config.frame_attention_temperature,
-              "cosine_spread": _summary(spread), "uniform_share_on_event": float(uniform_share.mean()), "by_temperature": {}}
+    report = {
+        "model": args.model,
+        "captions": len(rows),
+        "temperature": model.config.frame_attention_temperature,
+        "cosine_spread": _summary(spread),
+        "uniform_share_on_event": float(uniform_share.mean()),
+        "by_temperature": {},
+    }
     for temperature in args.temperatures:
         attention = (cosines / temperature).nan_to_num(float("-inf")).softmax(1)
         on_event = (attention * visible).sum(1).numpy()
         peak = attention.amax(1).numpy()
         report["by_temperature"][str(temperature)] = {
-            "share_on_event": float(on_event.mean()), "peak_weight": _summary(peak),
+            "share_on_event": float(on_event.mean()),
+            "peak_weight": _summary(peak),
             "saturated": float((peak > 0.99).mean()),
             "peak_on_event": float(visible[torch.arange(len(rows)), attention.argmax(1)].float().mean()),
         }
@@ -87,8 +96,12 @@ def _described_events(features, truth: dict) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _summary(values: np.ndarray) -> dict:
-    return {"mean": float(np.mean(values)), "median": float(np.median(values)),
-            "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90))}
+    return {
+        "mean": float(np.mean(values)),
+        "median": float(np.median(values)),
+        "p10": float(np.percentile(values, 10)),
+        "p90": float(np.percentile(values, 90)),
+    }
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ CAPTION_VARIANTS = ("real", "colour", "real+listing", "oracle-one", "oracle-all"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", type=Path, default=None,
-                        help="default: a folder under /tmp named by the data options")
+    parser.add_argument(
+        "--data_dir", type=Path, default=None, help="default: a folder under /tmp named by the data options"
+    )
     parser.add_argument("--num_videos", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--object_scale", type=float, default=1.0)
@@ -68,9 +69,13 @@ def main() -> None:
     parser.add_argument("--num_epochs", type=int, default=20)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain_data", type=Path, default=None,
-                        help="first train on all videos of this synthetic folder (another seed: other places and "
-                             "objects) with captions listing every object, as CLIP is pretrained on other data")
+    parser.add_argument(
+        "--pretrain_data",
+        type=Path,
+        default=None,
+        help="first train on all videos of this synthetic folder (another seed: other places and "
+        "objects) with captions listing every object, as CLIP is pretrained on other data",
+    )
     parser.add_argument("--pretrain_epochs", type=int, default=16)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -79,40 +84,63 @@ def main() -> None:
     data_name = f"{args.num_videos}-{args.duration:g}s-x{args.object_scale:g}"
     data_dir = args.data_dir or Path(tempfile.gettempdir()) / "msam-learnability" / data_name
     if not (data_dir / "synth_config.json").is_file():
-        generate_synthetic_dataset(data_dir, SynthConfig(num_videos=args.num_videos, duration=args.duration,
-                                                         object_scale=args.object_scale), overwrite=True)
+        generate_synthetic_dataset(
+            data_dir,
+            SynthConfig(num_videos=args.num_videos, duration=args.duration, object_scale=args.object_scale),
+            overwrite=True,
+        )
     truth = read_ground_truth(data_dir)
     dataset = load_video_text_dataset(data_dir)
     vocabulary = None
     if args.attribute_loss:
         vocabulary = mine_attributes([caption for captions in dataset["train"]["captions"] for caption in captions])
-    model = MsamModel(MsamConfig.tiny(similarity_head=args.similarity_head, semantic_loss=False,
-                                      max_frames=args.max_frames,
-                                      attribute_vocabulary=vocabulary.levels if vocabulary else None))
+    model = MsamModel(
+        MsamConfig.tiny(
+            similarity_head=args.similarity_head,
+            semantic_loss=False,
+            max_frames=args.max_frames,
+            attribute_vocabulary=vocabulary.levels if vocabulary else None,
+        )
+    )
     processor = default_processor(model.config)
     started = time.perf_counter()
     train, test = (Split(dataset[name], processor, args, truth) for name in ("train", "test"))
-    print(f"decoded {len(train.ids)} train and {len(test.ids)} test videos in {time.perf_counter() - started:.0f} s; "
-          f"test chance R@1 {100 / len(test.ids):.1f} %, in-site {100 / videos_per_site(truth):.0f} %, in-site with "
-          f"a perfect object recogniser {object_name_ceiling(test, truth):.1f} %")
+    print(
+        f"decoded {len(train.ids)} train and {len(test.ids)} test videos in {time.perf_counter() - started:.0f} s; "
+        f"test chance R@1 {100 / len(test.ids):.1f} %, in-site {100 / videos_per_site(truth):.0f} %, in-site with "
+        f"a perfect object recogniser {object_name_ceiling(test, truth):.1f} %"
+    )
 
     if args.pretrain_data is not None:
         corpus = load_video_text_dataset(args.pretrain_data)
-        pretrain = Split(concatenate_datasets([corpus[name] for name in corpus]), processor, args,
-                         read_ground_truth(args.pretrain_data), variant="oracle-all")
+        pretrain = Split(
+            concatenate_datasets([corpus[name] for name in corpus]),
+            processor,
+            args,
+            read_ground_truth(args.pretrain_data),
+            variant="oracle-all",
+        )
         print(f"pretraining on all {len(pretrain.ids)} videos of {args.pretrain_data} (captions listing every object)")
         train_epochs(model, processor, pretrain, test, args, args.pretrain_epochs, rng)
         print("fine-tuning on the benchmark")
     train_epochs(model, processor, train, test, args, args.num_epochs, rng, vocabulary)
 
 
-def train_epochs(model, processor, train: Split, test: Split, args, num_epochs: int, rng: np.random.Generator,
-                 vocabulary=None) -> None:
+def train_epochs(
+    model, processor, train: Split, test: Split, args, num_epochs: int, rng: np.random.Generator, vocabulary=None
+) -> None:
     """Train on one split with a fresh warm-up + cosine schedule; report on the test split every two epochs."""
     steps_per_epoch = len(train.ids) // args.batch_size
     optimizer, scheduler = build_optimizer_and_scheduler(
-        model, steps_per_epoch * num_epochs, learning_rate=args.learning_rate, backbone_lr_coefficient=1.0,
-        weight_decay=0.2, betas=(0.9, 0.98), eps=1e-6, warmup_ratio=0.1)
+        model,
+        steps_per_epoch * num_epochs,
+        learning_rate=args.learning_rate,
+        backbone_lr_coefficient=1.0,
+        weight_decay=0.2,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+        warmup_ratio=0.1,
+    )
     started = time.perf_counter()
     for epoch in range(num_epochs):
         losses = []
@@ -121,13 +149,20 @@ def train_epochs(model, processor, train: Split, test: Split, args, num_epochs: 
             text = processor(text=captions, return_tensors="pt")
             labels = {}
             if vocabulary is not None:  # a video's labels: the union over all its captions
-                labels = {"attribute_labels": torch.from_numpy(vocabulary.labels(captions)).float(),
-                          "video_attribute_labels": torch.stack([
-                              torch.from_numpy(vocabulary.labels(train.captions[index]).max(0)).float()
-                              for index in batch])}
-            output = model(input_ids=text["input_ids"], attention_mask=text["attention_mask"],
-                           pixel_values_videos=train.pixels[batch], video_mask=train.masks[batch], return_loss=True,
-                           **labels)
+                labels = {
+                    "attribute_labels": torch.from_numpy(vocabulary.labels(captions)).float(),
+                    "video_attribute_labels": torch.stack(
+                        [torch.from_numpy(vocabulary.labels(train.captions[index]).max(0)).float() for index in batch]
+                    ),
+                }
+            output = model(
+                input_ids=text["input_ids"],
+                attention_mask=text["attention_mask"],
+                pixel_values_videos=train.pixels[batch],
+                video_mask=train.masks[batch],
+                return_loss=True,
+                **labels,
+            )
             output.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -136,8 +171,11 @@ def train_epochs(model, processor, train: Split, test: Split, args, num_epochs: 
             losses.append(output.loss.item())
         if epoch % 2 == 1 or epoch == num_epochs - 1:
             r1, median_rank, in_site = test.retrieval(model, processor)
-            print(f"epoch {epoch + 1}: {time.perf_counter() - started:.0f} s, loss {np.mean(losses):.3f}, test R@1 "
-                  f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %", flush=True)
+            print(
+                f"epoch {epoch + 1}: {time.perf_counter() - started:.0f} s, loss {np.mean(losses):.3f}, test R@1 "
+                f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %",
+                flush=True,
+            )
 
 
 def object_name_ceiling(split: Split, truth: dict) -> float:
@@ -157,17 +195,23 @@ def object_name_ceiling(split: Split, truth: dict) -> float:
         named = [(None, kinds_of_noun[word]) for word in words if word in kinds_of_noun]
         for index, word in enumerate(words):
             if word in colours:  # "a red car"; "people in red"; "a house with a red roof"
-                after = [w for w in words[index + 1:index + 4] if w in kinds_of_noun]
-                before = [w for w in reversed(words[max(0, index - 4):index]) if w in kinds_of_noun]
+                after = [w for w in words[index + 1 : index + 4] if w in kinds_of_noun]
+                before = [w for w in reversed(words[max(0, index - 4) : index]) if w in kinds_of_noun]
                 clothing = words[index - 1] in ("in", "wearing")
-                noun = next(iter(before if clothing else after), None) or next(iter(after if clothing else before), None)
+                noun = next(iter(before if clothing else after), None) or next(
+                    iter(after if clothing else before), None
+                )
                 if noun is not None:
                     named.append((word, kinds_of_noun[noun]))
         return named
 
     def holds(video_id: str, named: list[tuple[str | None, set[str]]]) -> bool:
-        return all(any(entity["kind"] in kinds and colour in (None, entity["colour"])
-                       for entity in truth[video_id]["entities"]) for colour, kinds in named)
+        return all(
+            any(
+                entity["kind"] in kinds and colour in (None, entity["colour"]) for entity in truth[video_id]["entities"]
+            )
+            for colour, kinds in named
+        )
 
     scores = []
     for index, captions in enumerate(split.captions):
@@ -193,8 +237,10 @@ class Split:
         inputs = processor(videos=clips, return_tensors="pt")
         self.pixels, self.masks = inputs["pixel_values_videos"], inputs["video_mask"]
         self.sites = np.array([truth[video_id]["site_id"] for video_id in self.ids])
-        self.captions = [variant_captions(variant or args.captions, captions, truth[video_id]["entities"])
-                         for video_id, captions in zip(self.ids, rows["captions"])]
+        self.captions = [
+            variant_captions(variant or args.captions, captions, truth[video_id]["entities"])
+            for video_id, captions in zip(self.ids, rows["captions"])
+        ]
 
     def batches(self, batch_size: int, site_batches: bool, rng: np.random.Generator) -> list[np.ndarray]:
         if site_batches:  # whole sites in random order, then cut into batches
@@ -202,7 +248,7 @@ class Split:
             order = np.concatenate([rng.permutation(np.flatnonzero(self.sites == site)) for site in sites])
         else:
             order = rng.permutation(len(self.ids))
-        return [order[start:start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
+        return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
 
     @torch.no_grad()
     def retrieval(self, model, processor) -> tuple[float, float, float]:
@@ -210,8 +256,11 @@ class Split:
         captions = [caption for captions in self.captions for caption in captions]
         owners = torch.tensor([index for index, captions in enumerate(self.captions) for _ in captions])
         text = processor(text=captions, return_tensors="pt")
-        scores = model.similarity(model.get_text_features(text["input_ids"], text["attention_mask"]),
-                                  model.get_video_features(self.pixels, self.masks), text_context_size=1)
+        scores = model.similarity(
+            model.get_text_features(text["input_ids"], text["attention_mask"]),
+            model.get_video_features(self.pixels, self.masks),
+            text_context_size=1,
+        )
         model.train()
         return self.rank_metrics(scores, owners)
 
@@ -221,8 +270,11 @@ class Split:
         beaten = scores > scores[torch.arange(len(owners)), owners][:, None]  # ties count for the caption
         same_site = torch.from_numpy(self.sites[owners.numpy()][:, None] == self.sites[None, :])
         ranks, in_site_ranks = beaten.sum(1), (beaten & same_site).sum(1)
-        return (100 * (ranks == 0).float().mean().item(), ranks.float().median().item() + 1,
-                100 * (in_site_ranks == 0).float().mean().item())
+        return (
+            100 * (ranks == 0).float().mean().item(),
+            ranks.float().median().item() + 1,
+            100 * (in_site_ranks == 0).float().mean().item(),
+        )
 
 
 def variant_captions(variant: str, captions: list[str], entities: list[dict]) -> list[str]:

@@ -62,8 +62,15 @@ class SmallCnn(nn.Module):
     def __init__(self):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(3, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.GELU(), nn.Conv2d(128, 256, 3, padding=1), nn.GELU())
+            nn.Conv2d(3, 64, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(128, 128, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(128, 256, 3, padding=1),
+            nn.GELU(),
+        )
         self.projection = nn.Linear(256, EMBEDDING)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -73,8 +80,9 @@ class SmallCnn(nn.Module):
 class TinyClipVision(nn.Module):
     def __init__(self):
         super().__init__()
-        self.model = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY_CLIP_CONFIG["vision_config"],
-                                                                    projection_dim=EMBEDDING))
+        self.model = CLIPVisionModelWithProjection(
+            CLIPVisionConfig(**TINY_CLIP_CONFIG["vision_config"], projection_dim=EMBEDDING)
+        )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixels).image_embeds
@@ -95,9 +103,15 @@ class TinyClipText(nn.Module):
     def __init__(self, processor):
         super().__init__()
         tokenizer = processor.tokenizer
-        self.model = CLIPTextModelWithProjection(CLIPTextConfig(
-            **TINY_CLIP_CONFIG["text_config"], projection_dim=EMBEDDING, eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id))
+        self.model = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                **TINY_CLIP_CONFIG["text_config"],
+                projection_dim=EMBEDDING,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).text_embeds
@@ -125,21 +139,30 @@ def main() -> None:
     truth, dataset = read_ground_truth(data_dir), load_video_text_dataset(data_dir)
     processor = default_processor(MsamConfig.tiny(max_frames=args.max_frames))
     train, test = (Split(dataset[name], processor, args, truth) for name in ("train", "test"))
-    print(f"{args.vision} + {args.text}: {len(train.ids)} train / {len(test.ids)} test videos; in-site chance "
-          f"{100 / videos_per_site(truth):.0f} %, with a perfect object recogniser {object_name_ceiling(test, truth):.1f} %")
+    print(
+        f"{args.vision} + {args.text}: {len(train.ids)} train / {len(test.ids)} test videos; in-site chance "
+        f"{100 / videos_per_site(truth):.0f} %, with a perfect object recogniser {object_name_ceiling(test, truth):.1f} %"
+    )
 
     vision = {"vit": TinyClipVision, "cnn": SmallCnn, "hist": ColourHistogram}[args.vision]()
     text = TinyClipText(processor) if args.text == "clip" else BagOfWords(len(processor.tokenizer))
     log_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))  # CLIP's initial temperature
     parameters = [*vision.parameters(), *text.parameters(), log_scale]
     optimizer = torch.optim.AdamW(
-        [{"params": [p for p in parameters if p.dim() > 1], "weight_decay": 0.2},
-         {"params": [p for p in parameters if p.dim() <= 1], "weight_decay": 0.0}],
-        lr=args.learning_rate, betas=(0.9, 0.98), eps=1e-6)
+        [
+            {"params": [p for p in parameters if p.dim() > 1], "weight_decay": 0.2},
+            {"params": [p for p in parameters if p.dim() <= 1], "weight_decay": 0.0},
+        ],
+        lr=args.learning_rate,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     total = args.num_epochs * (len(train.ids) // args.batch_size)
     warmup = max(1, total // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step / warmup if step < warmup else
-                                                  0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup))))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: step / warmup if step < warmup else 0.5 * (1 + np.cos(np.pi * (step - warmup) / (total - warmup))),
+    )
 
     def encode_videos(pixels, masks):
         frames = F.normalize(vision(pixels.flatten(0, 1)), dim=-1).view(*masks.shape, -1)
@@ -154,8 +177,12 @@ def main() -> None:
         vision.eval(), text.eval()
         captions = [caption for captions in split.captions for caption in captions]
         owners = torch.tensor([index for index, captions in enumerate(split.captions) for _ in captions])
-        videos = torch.cat([encode_videos(split.pixels[start:start + 100], split.masks[start:start + 100])
-                            for start in range(0, len(split.ids), 100)])
+        videos = torch.cat(
+            [
+                encode_videos(split.pixels[start : start + 100], split.masks[start : start + 100])
+                for start in range(0, len(split.ids), 100)
+            ]
+        )
         scores = encode_texts(captions) @ videos.T
         vision.train(), text.train()
         return split.rank_metrics(scores, owners)
@@ -165,8 +192,11 @@ def main() -> None:
         losses = []
         for batch in train.batches(args.batch_size, False, rng):
             captions = [train.captions[index][rng.integers(len(train.captions[index]))] for index in batch]
-            logits = log_scale.exp().clamp(max=100) * encode_texts(captions) @ encode_videos(
-                train.pixels[batch], train.masks[batch]).T
+            logits = (
+                log_scale.exp().clamp(max=100)
+                * encode_texts(captions)
+                @ encode_videos(train.pixels[batch], train.masks[batch]).T
+            )
             targets = torch.arange(len(batch))
             loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
             loss.backward()
@@ -175,9 +205,12 @@ def main() -> None:
             losses.append(loss.item())
         if (epoch + 1) % args.eval_every == 0 or epoch == args.num_epochs - 1:
             r1, median_rank, in_site = in_site_retrieval(test)
-            print(f"epoch {epoch + 1}: {time.perf_counter() - started:.0f} s, loss {np.mean(losses):.3f}, test R@1 "
-                  f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %, train in-site "
-                  f"{in_site_retrieval(train)[2]:.1f} %", flush=True)
+            print(
+                f"epoch {epoch + 1}: {time.perf_counter() - started:.0f} s, loss {np.mean(losses):.3f}, test R@1 "
+                f"{r1:.1f} %, MdR {median_rank:g}, in-site R@1 {in_site:.1f} %, train in-site "
+                f"{in_site_retrieval(train)[2]:.1f} %",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

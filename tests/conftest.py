@@ -105,7 +105,9 @@ def write_audio(path: Path, seconds: float = 1.0, rate: int = 8000) -> Path:
 def videos(tmp_path_factory) -> dict[str, Path]:
     """One short video per container (3 s, 10 fps, 64x48), written once per test session."""
     folder = tmp_path_factory.mktemp("videos")
-    return {name: write_video(folder / f"clip{extension}", codec=codec) for name, (codec, extension) in CONTAINERS.items()}
+    return {
+        name: write_video(folder / f"clip{extension}", codec=codec) for name, (codec, extension) in CONTAINERS.items()
+    }
 
 
 @pytest.fixture

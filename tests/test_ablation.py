@@ -32,15 +32,38 @@ def clip4clip_dataset(root: Path) -> Path:
 
 
 def run_ablation(*arguments) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ablation.py"), *map(str, arguments)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
 
 
 def test_frozen_ablation_on_a_clip4clip_dataset_writes_results_and_resumes(tmp_path):
     data_dir = clip4clip_dataset(tmp_path / "data")
     MsamModel(MsamConfig.tiny()).clip.save_pretrained(tmp_path / "clip")
-    arguments = ["--regime", "frozen", "--data_dir", data_dir, "--backbone", tmp_path / "clip", "--variants", "mean",
-                 "msam", "--seeds", "0", "1", "--num_epochs", "2", "--batch_size", "4", "--output_dir", tmp_path / "out"]
+    arguments = [
+        "--regime",
+        "frozen",
+        "--data_dir",
+        data_dir,
+        "--backbone",
+        tmp_path / "clip",
+        "--variants",
+        "mean",
+        "msam",
+        "--seeds",
+        "0",
+        "1",
+        "--num_epochs",
+        "2",
+        "--batch_size",
+        "4",
+        "--output_dir",
+        tmp_path / "out",
+    ]
     result = run_ablation(*arguments)
     assert result.returncode == 0, result.stderr[-4000:]
 
@@ -52,13 +75,16 @@ def test_frozen_ablation_on_a_clip4clip_dataset_writes_results_and_resumes(tmp_p
         assert set(run["metrics_by_text_context_size"]) == {"|J|=32", "|J|=1"}
         assert run["num_videos"] == 3 and run["num_captions"] == 6
         assert "frozen-heads.yaml" in run["command"] and f"--seed {run['seed']}" in run["command"]
-        assert len(run["data_fingerprint"]) == 16 and any(line.startswith("torch==") for line in
-                                                          run["environment"]["pip_freeze"])
+        assert len(run["data_fingerprint"]) == 16 and any(
+            line.startswith("torch==") for line in run["environment"]["pip_freeze"]
+        )
     assert len({run["data_fingerprint"] for run in runs}) == 1
     # One feature cache serves every run: each split encoded once for `mean` (frames and sentences) and once more
     # with the word tokens MSAM's semantic branch reads; the second seed's runs encode nothing.
-    entries = sorted(path.name.split("-")[0] + path.name.partition("+")[1] + path.name.partition("+")[2]
-                     for path in (tmp_path / "out" / "features").iterdir())
+    entries = sorted(
+        path.name.split("-")[0] + path.name.partition("+")[1] + path.name.partition("+")[2]
+        for path in (tmp_path / "out" / "features").iterdir()
+    )
     assert entries == ["test", "test+words", "train", "train+words", "validation", "validation+words"]
 
     report = (tmp_path / "out" / "results.md").read_text()

@@ -40,26 +40,50 @@ def tagger():
     return LexiconTagger()
 
 
-@pytest.mark.parametrize("caption, expected", [
-    ("a red car parks beside the lake", {"entity": ["car", "lake"], "action": ["park"], "relationship": ["car beside lake"]}),
-    ("there is a black vehicle in the parking lot",
-     {"entity": ["vehicle", "lot"], "action": [], "relationship": ["vehicle in lot"]}),
-    ("a car approaching the house", {"entity": ["car", "house"], "action": ["approach"], "relationship": ["car approach house"]}),
-    ("a blue car is turning left next to the truck",
-     {"entity": ["car", "truck"], "action": ["turn"], "relationship": ["car next to truck"]}),
-    ("a lorry sits parked to the left of the house by the river",
-     {"entity": ["lorry", "house", "river"], "action": ["sit", "park"],
-      "relationship": ["lorry left of house", "lorry by river"]}),
-    ("aerial view of two people in blue walking on the grass",
-     {"entity": ["people", "grass"], "action": ["walk"], "relationship": ["people on grass"]}),
-    ("trees with yellow leaves", {"entity": ["tree", "leaf"], "action": [], "relationship": ["tree with leaf"]}),
-    # a noun the lexicon also lists as an adjective, before an inflected verb; a gerund-noun inside a noun phrase
-    ("a white house stands here", {"entity": ["house"], "action": ["stand"], "relationship": []}),
-    ("there is a white building beside the road",
-     {"entity": ["building", "road"], "action": [], "relationship": ["building beside road"]}),
-    ("two people in blue jogging on the road",
-     {"entity": ["people", "road"], "action": ["jog"], "relationship": ["people on road"]}),
-])
+@pytest.mark.parametrize(
+    "caption, expected",
+    [
+        (
+            "a red car parks beside the lake",
+            {"entity": ["car", "lake"], "action": ["park"], "relationship": ["car beside lake"]},
+        ),
+        (
+            "there is a black vehicle in the parking lot",
+            {"entity": ["vehicle", "lot"], "action": [], "relationship": ["vehicle in lot"]},
+        ),
+        (
+            "a car approaching the house",
+            {"entity": ["car", "house"], "action": ["approach"], "relationship": ["car approach house"]},
+        ),
+        (
+            "a blue car is turning left next to the truck",
+            {"entity": ["car", "truck"], "action": ["turn"], "relationship": ["car next to truck"]},
+        ),
+        (
+            "a lorry sits parked to the left of the house by the river",
+            {
+                "entity": ["lorry", "house", "river"],
+                "action": ["sit", "park"],
+                "relationship": ["lorry left of house", "lorry by river"],
+            },
+        ),
+        (
+            "aerial view of two people in blue walking on the grass",
+            {"entity": ["people", "grass"], "action": ["walk"], "relationship": ["people on grass"]},
+        ),
+        ("trees with yellow leaves", {"entity": ["tree", "leaf"], "action": [], "relationship": ["tree with leaf"]}),
+        # a noun the lexicon also lists as an adjective, before an inflected verb; a gerund-noun inside a noun phrase
+        ("a white house stands here", {"entity": ["house"], "action": ["stand"], "relationship": []}),
+        (
+            "there is a white building beside the road",
+            {"entity": ["building", "road"], "action": [], "relationship": ["building beside road"]},
+        ),
+        (
+            "two people in blue jogging on the road",
+            {"entity": ["people", "road"], "action": ["jog"], "relationship": ["people on road"]},
+        ),
+    ],
+)
 def test_known_captions_give_their_entities_actions_and_relationships(tagger, caption, expected):
     assert extract_attributes(tagger(caption)) == expected
 
@@ -75,10 +99,17 @@ def test_labels_of_a_known_caption_and_the_union_for_a_video(tagger):
     labels = vocabulary.labels(["a red car parks beside the lake"])
     assert labels.shape == (1, 11) and labels.dtype == np.uint8
     assert np.flatnonzero(labels[0]).tolist() == [0, 4, 6, 10]  # car, lake | park | car beside lake
-    assert vocabulary.decode(labels[0]) == {"entity": ["car", "lake"], "action": ["park"], "relationship": ["car beside lake"]}
+    assert vocabulary.decode(labels[0]) == {
+        "entity": ["car", "lake"],
+        "action": ["park"],
+        "relationship": ["car beside lake"],
+    }
     video = vocabulary.video_labels(["a red car parks beside the lake", "a white boat sails under the bridge"])
-    assert vocabulary.decode(video) == {"entity": ["car", "boat", "bridge", "lake"], "action": ["park", "sail"],
-                                        "relationship": ["boat under bridge", "car beside lake"]}
+    assert vocabulary.decode(video) == {
+        "entity": ["car", "boat", "bridge", "lake"],
+        "action": ["park", "sail"],
+        "relationship": ["boat under bridge", "car beside lake"],
+    }
     # Sizes cap each level, most frequent first.
     small = mine_attributes(CAPTIONS, sizes={"entity": 2, "action": 1, "relationship": 1}, tagger=tagger)
     assert small.levels == {"entity": ["car", "boat"], "action": ["approach"], "relationship": ["boat under bridge"]}
@@ -114,14 +145,23 @@ def test_spacy_tokens_become_tagged_words():
         return SimpleNamespace(lower_=text.lower(), lemma_=lemma, pos_=pos, is_punct=punct, is_space=False)
 
     def nlp(text):
-        return [token("Boats", "boat", "PROPN"), token("sail", "sail", "VERB"), token("under", "under", "ADP"),
-                token("the", "the", "DET"), token("bridge", "bridge", "NOUN"), token(".", ".", "PUNCT", punct=True)]
+        return [
+            token("Boats", "boat", "PROPN"),
+            token("sail", "sail", "VERB"),
+            token("under", "under", "ADP"),
+            token("the", "the", "DET"),
+            token("bridge", "bridge", "NOUN"),
+            token(".", ".", "PUNCT", punct=True),
+        ]
 
     nlp.meta = {"lang": "en", "name": "core_web_sm", "version": "3.8.0"}
     tagger = SpacyTagger(nlp)
     assert tagger.name == "spacy (en_core_web_sm 3.8.0)"
     assert extract_attributes(tagger("Boats sail under the bridge.")) == {
-        "entity": ["boat", "bridge"], "action": ["sail"], "relationship": ["boat under bridge"]}
+        "entity": ["boat", "bridge"],
+        "action": ["sail"],
+        "relationship": ["boat under bridge"],
+    }
 
 
 def test_tagger_names():
@@ -141,8 +181,14 @@ def synthetic_ground_truth(folder, videos=24):
         site = sample_site(np.random.default_rng([7, index // 4]), 1.0)
         scene = sample_scene(np.random.default_rng([8, index]), 1.0, site)
         captions = make_captions(np.random.default_rng([9, index]), scene, 5)
-        records.append({"video_id": f"synth_{index:05d}", "split": "train" if index < 16 else "test", "captions": captions,
-                        **scene})
+        records.append(
+            {
+                "video_id": f"synth_{index:05d}",
+                "split": "train" if index < 16 else "test",
+                "captions": captions,
+                **scene,
+            }
+        )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ground_truth.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     return records
@@ -174,8 +220,22 @@ def test_msam_data_attributes_writes_the_vocabulary(tmp_path, capsys):
     captions = {f"clip_{index}": [caption.split()] for index, caption in enumerate(CAPTIONS)}
     (data / "raw-captions.pkl").write_bytes(pickle.dumps(captions))
     (data / "train_list.txt").write_text("".join(f"{video_id}\n" for video_id in captions))
-    assert cli.main(["data", "attributes", str(data), "--out", str(tmp_path / "vocab.json"), "--tagger", "lexicon",
-                     "--entities", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "attributes",
+                str(data),
+                "--out",
+                str(tmp_path / "vocab.json"),
+                "--tagger",
+                "lexicon",
+                "--entities",
+                "3",
+            ]
+        )
+        == 0
+    )
     written = json.loads((tmp_path / "vocab.json").read_text())
     assert written["levels"]["entity"] == ["car", "boat", "bridge"] and written["num_captions"] == len(CAPTIONS)
     assert "entity: 3 attributes; most frequent: car (4)" in capsys.readouterr().out

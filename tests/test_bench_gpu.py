@@ -22,8 +22,14 @@ def run_bench(*arguments, hide_gpus: bool = False) -> subprocess.CompletedProces
     env = dict(os.environ)
     if hide_gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=env)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def positive(value) -> bool:
@@ -40,12 +46,21 @@ def smoke(tmp_path_factory):
 
 def test_smoke_prints_a_table_per_section(smoke):
     stdout, _ = smoke
-    for heading in ("### Training step from pixels", "### MSAM's own modules from cached frozen features",
-                    "### Exhaustive CIFFP scoring", "### Encoding throughput", "Data-loading requirement"):
+    for heading in (
+        "### Training step from pixels",
+        "### MSAM's own modules from cached frozen features",
+        "### Exhaustive CIFFP scoring",
+        "### Encoding throughput",
+        "Data-loading requirement",
+    ):
         assert heading in stdout
-    for header in ("| batch | checkpointing | mean step (s) | MSAM step (s) | MSAM / mean |",
-                   "| batch | steps / s |", "| \\|J\\| | chunks | time (s) | peak (GiB) |",
-                   "| pass | videos | time (s) | videos / s |", "| clip | frames from | CPU s / video |"):
+    for header in (
+        "| batch | checkpointing | mean step (s) | MSAM step (s) | MSAM / mean |",
+        "| batch | steps / s |",
+        "| \\|J\\| | chunks | time (s) | peak (GiB) |",
+        "| pass | videos | time (s) | videos / s |",
+        "| clip | frames from | CPU s / video |",
+    ):
         assert header in stdout
     assert "skipped" not in stdout and "OOM" not in stdout
 
@@ -84,7 +99,8 @@ def test_smoke_frozen_heads_similarity_and_encoding_are_sane(smoke):
     settings = results["settings"]
     similarity = sections["similarity"]["rows"]
     assert {(row["context"], row["text_chunk_size"]) for row in similarity} == {
-        (context, chunks[0]) for context in settings["contexts"] for chunks in settings["chunks"]}
+        (context, chunks[0]) for context in settings["contexts"] for chunks in settings["chunks"]
+    }
     for row in similarity:
         assert row["status"] == "ok" and positive(row["seconds"]) and row["finite"] is True
         assert row["logits_shape"] == [settings["texts"], settings["videos"]]
@@ -144,8 +160,11 @@ def test_a_deadline_inside_a_case_keeps_what_was_measured():
     width = model.config.projection_dim
     text = bench.MsamTextOutput(text_embeds=bench.unit(torch.randn(sizes.texts, width)))
     frames = bench.unit(torch.randn(sizes.videos, sizes.frames, width))
-    video = bench.MsamVideoOutput(video_embeds=bench.unit(frames.mean(1)), frame_embeds=frames,
-                                  video_mask=torch.ones(sizes.videos, sizes.frames, dtype=torch.long))
+    video = bench.MsamVideoOutput(
+        video_embeds=bench.unit(frames.mean(1)),
+        frame_embeds=frames,
+        video_mask=torch.ones(sizes.videos, sizes.frames, dtype=torch.long),
+    )
     with torch.no_grad():
         row = bench.similarity_case(model.eval(), text, video, 32, 16, 16, sizes, device, deadline=0.0)
     assert row["status"] == "estimated (time budget)"

@@ -35,11 +35,21 @@ def tiny_reference_model(similarity_head: str = "ciffp", semantic_loss: bool = T
     count a checkpoint implies), and sizes away from the defaults so that inferring them is tested."""
     clip_config = copy.deepcopy(TINY_CLIP_CONFIG)
     clip_config["text_config"]["num_attention_heads"] = 2
-    clip_config["vision_config"] |= {"hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 1,
-                                     "patch_size": 16}
+    clip_config["vision_config"] |= {
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_attention_heads": 1,
+        "patch_size": 16,
+    }
     config = MsamConfig(
-        clip_config=clip_config, similarity_head=similarity_head, semantic_loss=semantic_loss, max_frames=4,
-        temporal_num_layers=2, semantic_num_slots=3, semantic_hidden_size=32, distribution_mu_hidden_size=48,
+        clip_config=clip_config,
+        similarity_head=similarity_head,
+        semantic_loss=semantic_loss,
+        max_frames=4,
+        temporal_num_layers=2,
+        semantic_num_slots=3,
+        semantic_hidden_size=32,
+        distribution_mu_hidden_size=48,
         distribution_sigma_hidden_size=16,
     )
     torch.manual_seed(0)
@@ -109,9 +119,9 @@ class OpenAIResidualBlock(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads)
         self.ln_1 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(OrderedDict(
-            c_fc=nn.Linear(width, 4 * width), gelu=QuickGELU(), c_proj=nn.Linear(4 * width, width)
-        ))
+        self.mlp = nn.Sequential(
+            OrderedDict(c_fc=nn.Linear(width, 4 * width), gelu=QuickGELU(), c_proj=nn.Linear(4 * width, width))
+        )
         self.ln_2 = nn.LayerNorm(width)
 
     def forward(self, x):  # x: (length, batch, width), OpenAI's order
@@ -123,8 +133,9 @@ class OpenAIResidualBlock(nn.Module):
 def test_a_converted_openai_block_computes_what_the_original_block_computes():
     torch.manual_seed(0)
     block = OpenAIResidualBlock(width=128, heads=2).eval()
-    renamed = rename_checkpoint({f"transformerClip.resblocks.0.{name}": tensor
-                                 for name, tensor in block.state_dict().items()})
+    renamed = rename_checkpoint(
+        {f"transformerClip.resblocks.0.{name}": tensor for name, tensor in block.state_dict().items()}
+    )
     layer_config = MsamConfig.tiny().clip_config.text_config
     layer_config.num_attention_heads, layer_config._attn_implementation = 2, "eager"
     layer = CLIPEncoderLayer(layer_config).eval()
@@ -156,8 +167,12 @@ def test_unknown_and_missing_keys_are_refused_by_name_and_allow_partial_writes_a
     assert "select.afp.attention_fc.4.weight" in error and "--allow-partial" in error
     assert not (tmp_path / "refused").exists()
 
-    assert msam(["convert", str(tmp_path / "model.bin"), str(tmp_path / "partial"), "--max-frames", "4",
-                 "--allow-partial"]) == 0
+    assert (
+        msam(
+            ["convert", str(tmp_path / "model.bin"), str(tmp_path / "partial"), "--max-frames", "4", "--allow-partial"]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "WARNING: PARTIAL CONVERSION" in captured.err
     report = json.loads((tmp_path / "partial" / "conversion_report.json").read_text())
@@ -171,8 +186,10 @@ def test_unknown_and_missing_keys_are_refused_by_name_and_allow_partial_writes_a
 def test_modules_the_reference_builds_but_never_uses_are_reported_not_refused(tmp_path):
     original = tiny_reference_model("mean", semantic_loss=True)
     checkpoint = clip4clip_state_dict(original)
-    dead = {"preloss.p.pie_net_video.noise_scale": torch.ones(1) * 0.1,
-            "preloss.p.uncertain_net_text.fc2.weight": torch.zeros(128, 128)}
+    dead = {
+        "preloss.p.pie_net_video.noise_scale": torch.ones(1) * 0.1,
+        "preloss.p.uncertain_net_text.fc2.weight": torch.zeros(128, 128),
+    }
     torch.save(checkpoint | dead, tmp_path / "model.bin")
 
     converted, report = convert_checkpoint(tmp_path / "model.bin", tmp_path / "msam", max_frames=4)
@@ -223,9 +240,18 @@ def test_the_cli_writes_a_folder_that_loads_with_trust_remote_code_in_a_fresh_pr
 
     inputs = make_inputs(original)
     save_file(inputs, tmp_path / "inputs.safetensors")
-    subprocess.run([sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(tmp_path / "msam"),
-                    str(tmp_path / "inputs.safetensors"), str(tmp_path / "outputs.safetensors")],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS_SCRIPT,
+            str(tmp_path / "msam"),
+            str(tmp_path / "inputs.safetensors"),
+            str(tmp_path / "outputs.safetensors"),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
 
     with torch.no_grad():
         expected = original(**inputs).logits_per_text
@@ -234,8 +260,9 @@ def test_the_cli_writes_a_folder_that_loads_with_trust_remote_code_in_a_fresh_pr
 
 def test_a_data_parallel_module_prefix_is_stripped(tmp_path):
     original = tiny_reference_model("seq_transformer", semantic_loss=False)
-    torch.save({f"module.{name}": tensor for name, tensor in clip4clip_state_dict(original).items()},
-               tmp_path / "ddp.bin")
+    torch.save(
+        {f"module.{name}": tensor for name, tensor in clip4clip_state_dict(original).items()}, tmp_path / "ddp.bin"
+    )
 
     converted, report = convert_checkpoint(tmp_path / "ddp.bin", tmp_path / "msam", max_frames=4)
 

@@ -11,10 +11,33 @@ import sys
 def test_demo_runs_every_step_at_a_small_size(tmp_path):
     environment = {**os.environ, "MSAM_HF_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "msam_hf.demo", "--output_dir", str(tmp_path / "demo"), "--num_videos", "30",
-         "--num_epochs", "2", "--resolution", "48", "--duration", "3", "--batch_size", "8", "--videos_per_site", "3",
-         "--pretrain_scenes", "16", "--pretrain_steps", "3"],
-        capture_output=True, text=True, timeout=900, env=environment,
+        [
+            sys.executable,
+            "-m",
+            "msam_hf.demo",
+            "--output_dir",
+            str(tmp_path / "demo"),
+            "--num_videos",
+            "30",
+            "--num_epochs",
+            "2",
+            "--resolution",
+            "48",
+            "--duration",
+            "3",
+            "--batch_size",
+            "8",
+            "--videos_per_site",
+            "3",
+            "--pretrain_scenes",
+            "16",
+            "--pretrain_steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr[-5000:]
     output, demo = result.stdout, tmp_path / "demo"
@@ -31,8 +54,11 @@ def test_demo_runs_every_step_at_a_small_size(tmp_path):
     results = json.loads((demo / "eval" / "results.json").read_text())["best"]
     assert set(results["metrics"]) == {"|J|=32", "|J|=1"} and "in_site_r1" in results["metrics"]["|J|=1"]
     assert (demo / "eval" / "recall_at_k.png").is_file() and (demo / "eval" / "frame_attention.png").is_file()
-    assert re.search(r"test text-to-video R@1 at \|J\|=1: [\d.]+ % \(chance [\d.]+ %, background only [\d.]+ %\), "
-                     r"median rank [\d.]+ \(chance [\d.]+, background only [\d.]+\), in-site R@1 [\d.]+ %", output)
+    assert re.search(
+        r"test text-to-video R@1 at \|J\|=1: [\d.]+ % \(chance [\d.]+ %, background only [\d.]+ %\), "
+        r"median rank [\d.]+ \(chance [\d.]+, background only [\d.]+\), in-site R@1 [\d.]+ %",
+        output,
+    )
     # the fresh process loaded the saved code, not msam_hf, and ranked the test videos for each query
     assert "msam_hf imported: False" in output
     assert output.count("query: ") == 2

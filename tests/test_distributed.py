@@ -21,9 +21,25 @@ SCRIPT = Path(__file__).parent / "scripts" / "global_batch_step.py"
 def test_two_processes_give_the_loss_and_gradients_of_one_process_on_the_whole_batch(tmp_path, head):
     output_path = tmp_path / "two_processes.safetensors"
     # `--cpu --num_processes 2` would start one process; `--multi_gpu` with Accelerator(cpu=True) starts two (gloo).
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-               str(SCRIPT), str(output_path), head]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        str(SCRIPT),
+        str(output_path),
+        head,
+    ]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=300)
     two_processes = load_file(output_path)
     assert int(two_processes.pop("world_size")) == 2
@@ -32,7 +48,9 @@ def test_two_processes_give_the_loss_and_gradients_of_one_process_on_the_whole_b
     output = model(**global_batch(), return_loss=True)
     output.loss.backward()
     torch.testing.assert_close(two_processes.pop("loss"), output.loss.detach(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(two_processes.pop("logits_per_text"), output.logits_per_text.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        two_processes.pop("logits_per_text"), output.logits_per_text.detach(), atol=1e-5, rtol=1e-5
+    )
     compared = 0
     for name, parameter in model.named_parameters():
         if parameter.grad is None:

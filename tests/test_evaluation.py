@@ -21,8 +21,17 @@ from msam_hf.evaluation import extract_features
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
     # one video per site: exact split sizes
-    config = SynthConfig(num_videos=10, width=48, height=48, duration=3.0, fps=2.0, seed=5,
-                         split_fractions=(0.4, 0.1, 0.5), videos_per_site=1, hard_negative_fraction=0.0)
+    config = SynthConfig(
+        num_videos=10,
+        width=48,
+        height=48,
+        duration=3.0,
+        fps=2.0,
+        seed=5,
+        split_fractions=(0.4, 0.1, 0.5),
+        videos_per_site=1,
+        hard_negative_fraction=0.0,
+    )
     return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
 
 
@@ -55,9 +64,13 @@ def test_batched_features_score_like_one_forward_pass(model, features, dataset_d
     items = [VideoTextDataset(test, mode="eval", max_frames=3)[i] for i in range(len(test))]
     batch = VideoTextCollator(default_processor(model.config))(items)
     with torch.no_grad():
-        expected = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         pixel_values_videos=batch["pixel_values_videos"], video_mask=batch["video_mask"],
-                         text_context_size=1).logits_per_text
+        expected = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values_videos=batch["pixel_values_videos"],
+            video_mask=batch["video_mask"],
+            text_context_size=1,
+        ).logits_per_text
         actual = model.similarity(features.text, features.video, text_context_size=1)
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
 
@@ -88,8 +101,24 @@ def test_msam_evaluate_writes_json_markdown_and_plots(model, dataset_dir, tmp_pa
     model.save_pretrained(folder)
     default_processor(model.config).save_pretrained(folder)
     output = tmp_path / "report"
-    assert msam(["evaluate", str(folder), str(dataset_dir), "--split", "test", "--text-context-size", "8",
-                 "--num-workers", "0", "--output-dir", str(output)]) == 0
+    assert (
+        msam(
+            [
+                "evaluate",
+                str(folder),
+                str(dataset_dir),
+                "--split",
+                "test",
+                "--text-context-size",
+                "8",
+                "--num-workers",
+                "0",
+                "--output-dir",
+                str(output),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| tiny-msam | ciffp | 8 |" in printed and "| tiny-msam | ciffp | 1 |" in printed
     results = json.loads((output / "results.json").read_text())

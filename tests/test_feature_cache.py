@@ -38,8 +38,17 @@ VOCABULARY = {"entity": ["car", "boat", "house"], "action": ["drive", "sail"], "
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
-    config = SynthConfig(num_videos=20, width=48, height=48, duration=3.0, fps=4.0, seed=5, videos_per_site=2,
-                         hard_negative_fraction=0.0, split_fractions=(0.6, 0.2, 0.2))
+    config = SynthConfig(
+        num_videos=20,
+        width=48,
+        height=48,
+        duration=3.0,
+        fps=4.0,
+        seed=5,
+        videos_per_site=2,
+        hard_negative_fraction=0.0,
+        split_fractions=(0.6, 0.2, 0.2),
+    )
     return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
 
 
@@ -52,9 +61,15 @@ def frozen(model):
 MODELS = {
     "msam": lambda: MsamModel(MsamConfig.tiny(max_frames=3, semantic_dropout=0.0)),
     # The reference's switches: padded frames and words take part, so padding must match the pixel path exactly.
-    "msam-patches-reference-padding": lambda: MsamModel(MsamConfig.tiny(
-        max_frames=3, semantic_dropout=0.0, semantic_tokens="patches", ciffp_mask_padded_frames=False,
-        semantic_mask_padded_tokens=False)),
+    "msam-patches-reference-padding": lambda: MsamModel(
+        MsamConfig.tiny(
+            max_frames=3,
+            semantic_dropout=0.0,
+            semantic_tokens="patches",
+            ciffp_mask_padded_frames=False,
+            semantic_mask_padded_tokens=False,
+        )
+    ),
     "mean": lambda: MsamModel(MsamConfig.tiny(max_frames=3, similarity_head="mean", semantic_loss=False)),
     "mcsan": lambda: McsanModel(McsanConfig.tiny(max_frames=3, attribute_vocabulary=VOCABULARY)),
 }
@@ -86,8 +101,13 @@ def test_a_step_from_cached_features_equals_a_step_from_pixels(name, dataset_dir
             assert parameter.grad is None, parameter_name
             continue
         trained += 1
-        torch.testing.assert_close(parameter.grad, reference.grad, atol=1e-5, rtol=1e-4,
-                                   msg=lambda message, name=parameter_name: f"{name}: {message}")
+        torch.testing.assert_close(
+            parameter.grad,
+            reference.grad,
+            atol=1e-5,
+            rtol=1e-4,
+            msg=lambda message, name=parameter_name: f"{name}: {message}",
+        )
     # The logit scale learns, and so do the new modules (`mean` has none).
     assert from_cache.clip.logit_scale.grad is not None and (trained > 1 or name == "mean")
 
@@ -101,9 +121,12 @@ def test_evaluation_from_the_cache_equals_evaluation_from_the_videos(dataset_dir
     from_cache = retrieval_features(model, cached)
     assert from_cache.video_ids == from_videos.video_ids and from_cache.captions == from_videos.captions
     torch.testing.assert_close(from_cache.text.text_embeds, from_videos.text.text_embeds, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(model.similarity(from_cache.text, from_cache.video, text_context_size=4),
-                               model.similarity(from_videos.text, from_videos.video, text_context_size=4),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        model.similarity(from_cache.text, from_cache.video, text_context_size=4),
+        model.similarity(from_videos.text, from_videos.video, text_context_size=4),
+        atol=1e-4,
+        rtol=1e-4,
+    )
     assert evaluate_retrieval(model, from_cache)["metrics"] == evaluate_retrieval(model, from_videos)["metrics"]
 
 
@@ -122,26 +145,33 @@ def test_an_entry_is_reused_and_keyed_on_backbone_sampling_and_data(dataset_dir,
         # Training moves the logit scale, not the features: the same entry serves.
         with torch.no_grad():
             model.clip.logit_scale.add_(1.0)
-        assert encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3,
-                            progress=False).path == first.path
+        assert (
+            encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3, progress=False).path
+            == first.path
+        )
     assert again.path == first.path
     torch.testing.assert_close(again.frame_features, first.frame_features)
     # An entry with more features (word tokens) is a new one, and then serves a model that reads fewer.
-    with_words = encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3, words=True,
-                              progress=False)
+    with_words = encode_split(
+        model, split, processor, tmp_path / "cache", "validation", max_frames=3, words=True, progress=False
+    )
     assert with_words.path != first.path and with_words.word_embeds is not None
     shutil.rmtree(first.path)
-    assert encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3,
-                        progress=False).path == with_words.path
+    assert (
+        encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3, progress=False).path
+        == with_words.path
+    )
 
     existing = {first.path, with_words.path}
-    other_sampling = encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=2,
-                                  progress=False)
+    other_sampling = encode_split(
+        model, split, processor, tmp_path / "cache", "validation", max_frames=2, progress=False
+    )
     assert other_sampling.path not in existing and other_sampling.video_mask.shape[1] == 2
     with torch.no_grad():
         model.clip.visual_projection.weight.mul_(2.0)
-    assert encode_split(model, split, processor, tmp_path / "cache", "validation", max_frames=3,
-                        progress=False).path not in existing | {other_sampling.path}
+    assert encode_split(
+        model, split, processor, tmp_path / "cache", "validation", max_frames=3, progress=False
+    ).path not in existing | {other_sampling.path}
     # A video file that changes is a different split.
     copied = tmp_path / "copied"
     shutil.copytree(dataset_dir, copied)
@@ -172,8 +202,9 @@ def test_an_interrupted_encoding_is_never_read_and_resumes_from_finished_shards(
     calls.clear()
     monkeypatch.setattr(feature_cache, "_encode_shard", encode_shard)
     resumed = encode_split(model, split, processor, tmp_path, "train", max_frames=3, shard_size=5, progress=False)
-    complete = encode_split(model, split, processor, tmp_path / "straight", "train", max_frames=3, shard_size=5,
-                            progress=False)
+    complete = encode_split(
+        model, split, processor, tmp_path / "straight", "train", max_frames=3, shard_size=5, progress=False
+    )
     assert resumed.video_ids == complete.video_ids == list(split["video_id"])
     torch.testing.assert_close(resumed.frame_features, complete.frame_features)
 
@@ -186,8 +217,9 @@ def test_undecodable_videos_are_left_out_of_training_and_refused_in_evaluation(d
     (copied / "Videos" / f"{broken}.mp4").write_bytes(b"not a video")
     model = MsamModel(MsamConfig.tiny(max_frames=3))
     processor = default_processor(model.config)
-    cached = encode_split(model, split, processor, tmp_path / "cache", "train", max_frames=3, skip_undecodable=True,
-                          progress=False)
+    cached = encode_split(
+        model, split, processor, tmp_path / "cache", "train", max_frames=3, skip_undecodable=True, progress=False
+    )
     assert cached.skipped_video_ids == (broken,) and broken not in cached.video_ids
     assert len(cached.video_ids) == len(split) - 1 and cached.rows[2] == 3  # rows keep the caption draws aligned
     with pytest.raises(ValueError, match=f"{broken}.*could not be decoded"):
@@ -195,16 +227,32 @@ def test_undecodable_videos_are_left_out_of_training_and_refused_in_evaluation(d
 
 
 def run_training(*arguments) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TRAIN), *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(TRAIN), *map(str, arguments)], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
 
 
 def test_train_py_trains_the_new_modules_from_the_cache_and_saves_an_ordinary_model(dataset_dir, tmp_path):
     clip = MsamModel(MsamConfig.tiny()).clip
     clip.save_pretrained(tmp_path / "clip")
-    common = ["--data_dir", dataset_dir, "--clip_model", tmp_path / "clip", "--batch_size", "4", "--num_workers", "0",
-              "--log_with", "none", "--max_frames", "3", "--num_epochs", "2", "--feature_cache_dir",
-              tmp_path / "features"]
+    common = [
+        "--data_dir",
+        dataset_dir,
+        "--clip_model",
+        tmp_path / "clip",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        "--log_with",
+        "none",
+        "--max_frames",
+        "3",
+        "--num_epochs",
+        "2",
+        "--feature_cache_dir",
+        tmp_path / "features",
+    ]
     refused = run_training(*common, "--output_dir", tmp_path / "refused")
     assert refused.returncode != 0 and "needs --finetune frozen" in refused.stderr
 
@@ -218,8 +266,9 @@ def test_train_py_trains_the_new_modules_from_the_cache_and_saves_an_ordinary_mo
     assert best["split"] == "validation" and best["num_videos"] == 4
     # The towers are the pretrained CLIP's, bit for bit; its logit scale learned with the new modules.
     for tower in ("vision_model", "text_model", "visual_projection", "text_projection"):
-        torch.testing.assert_close(getattr(trained.clip, tower).state_dict(), getattr(clip, tower).state_dict(),
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(
+            getattr(trained.clip, tower).state_dict(), getattr(clip, tower).state_dict(), atol=0, rtol=0
+        )
     assert trained.clip.logit_scale.item() != clip.logit_scale.item()
     entries = sorted(path.name.split("-")[0] for path in (tmp_path / "features").iterdir())
     assert entries == ["train", "validation"]

@@ -21,7 +21,11 @@ from msam_hf.data import load_video_text_dataset
 from msam_hf.data import push_dataset_folder
 from msam_hf.video_io import read_frames
 
-CAPTIONS = {"Party_042 ": ["many people at a party", "tables and chairs"], "Party_042 1": ["a lake"], "boat": ["a boat"]}
+CAPTIONS = {
+    "Party_042 ": ["many people at a party", "tables and chairs"],
+    "Party_042 1": ["a lake"],
+    "boat": ["a boat"],
+}
 SPLITS = {"Party_042 ": "train", "Party_042 1": "train", "boat": "test"}
 ATTRIBUTES = {"boat": {"entities": ["boat", "water"], "actions": ["sail"], "relations": ["boat on water"]}}
 
@@ -60,7 +64,11 @@ def test_to_hub_folder_loads_with_plain_datasets_in_a_fresh_process(tmp_path, ex
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
         [sys.executable, "-c", READ_WITH_DATASETS, str(output), str(video_copy)],
-        capture_output=True, text=True, env=environment, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
@@ -83,8 +91,12 @@ def test_the_card_declares_splits_features_sizes_and_source(exported):
     card = DatasetCard.load(output / "README.md")
     metadata = card.data.to_dict()
     assert metadata["license"] == "apache-2.0"
-    assert metadata["configs"] == [{"config_name": "default", "data_files": [
-        {"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]
+    assert metadata["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}],
+        }
+    ]
     features = {feature["name"]: feature for feature in metadata["dataset_info"]["features"]}
     assert features["video"]["dtype"] == {"video": {"decode": False}}
     assert set(features) == {"video_id", "video", "captions", "attributes"}
@@ -151,8 +163,10 @@ def test_push_creates_the_dataset_repo_and_uploads_the_folder_offline(exported, 
     secret = "hf_" + "x" * 34
     monkeypatch.setenv("HF_TOKEN", secret)
     url = RepoUrl("https://huggingface.co/datasets/someone/drone-clips")
-    with mock.patch.object(HfApi, "create_repo", return_value=url) as create_repo, \
-            mock.patch.object(HfApi, "upload_folder") as upload_folder:
+    with (
+        mock.patch.object(HfApi, "create_repo", return_value=url) as create_repo,
+        mock.patch.object(HfApi, "upload_folder") as upload_folder,
+    ):
         assert msam(["data", "push", str(output), "someone/drone-clips", "--private"]) == 0
     create_repo.assert_called_once_with("someone/drone-clips", repo_type="dataset", private=True, exist_ok=True)
     upload_folder.assert_called_once()

@@ -46,10 +46,24 @@ TRAIN = Path(__file__).resolve().parents[1] / "training" / "train.py"
 REPO_ID = "someone/msam-drone"
 DATASET_ID = "someone/drone-clips"
 FULL_REPO_FILES = {
-    "README.md", "config.json", "model.safetensors", "eval_results.json", "training_args.json", "handler.py",
-    "configuration_msam.py", "modeling_msam.py", "modeling_clip_video.py", "loss_msam.py", "processing_msam.py",
-    "video_processing_msam.py", "pipeline_msam.py", "video_io.py",
-    "processor_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+    "README.md",
+    "config.json",
+    "model.safetensors",
+    "eval_results.json",
+    "training_args.json",
+    "handler.py",
+    "configuration_msam.py",
+    "modeling_msam.py",
+    "modeling_clip_video.py",
+    "loss_msam.py",
+    "processing_msam.py",
+    "video_processing_msam.py",
+    "pipeline_msam.py",
+    "video_io.py",
+    "processor_config.json",
+    "preprocessor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
 }
 QUERY = "a white boat passes under a bridge"
 
@@ -66,7 +80,9 @@ def make_features(model, processor) -> RetrievalFeatures:
     """Six random clips with two captions each, encoded: what `evaluate_retrieval` needs."""
     rng = np.random.default_rng(0)
     videos = [rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8) for _ in range(6)]
-    captions = [f"{colour} {thing}" for colour in ("a red", "a blue", "a green") for thing in ("car", "boat", "truck", "house")]
+    captions = [
+        f"{colour} {thing}" for colour in ("a red", "a blue", "a green") for thing in ("car", "boat", "truck", "house")
+    ]
     inputs = processor(text=captions, videos=videos)
     with torch.no_grad():
         return RetrievalFeatures(
@@ -89,13 +105,32 @@ def trained(tmp_path_factory):
     processor = default_processor(model.config)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    results = {"epoch": 2, "step": 40, "split": "validation",
-               **evaluate_retrieval(model, make_features(model, processor), text_context_sizes=(32, 1))}
+    results = {
+        "epoch": 2,
+        "step": 40,
+        "split": "validation",
+        **evaluate_retrieval(model, make_features(model, processor), text_context_sizes=(32, 1)),
+    }
     (folder / "eval_results.json").write_text(json.dumps(results))
     train = load_module("train", TRAIN)
-    arguments = train.parse_arguments([
-        "--data_dir", "/home/someone/data/drone-clips", "--output_dir", "runs/msam", "--max_frames", "4",
-        "--finetune", "lora", "--lora_r", "8", "--gradient_accumulation_steps", "2", "--num_epochs", "3"])
+    arguments = train.parse_arguments(
+        [
+            "--data_dir",
+            "/home/someone/data/drone-clips",
+            "--output_dir",
+            "runs/msam",
+            "--max_frames",
+            "4",
+            "--finetune",
+            "lora",
+            "--lora_r",
+            "8",
+            "--gradient_accumulation_steps",
+            "2",
+            "--num_epochs",
+            "3",
+        ]
+    )
     (folder / "training_args.json").write_text(json.dumps(train._training_args(arguments, num_processes=2)))
     return folder, model, results
 
@@ -133,11 +168,14 @@ def python_blocks(card_text: str) -> list[str]:
 
 def run_in_fresh_process(code: str, cwd) -> dict:
     """Run `code` offline in a new interpreter that must never import msam_hf; return the JSON it prints last."""
-    code += ("\nimport json, sys\n"
-             "assert not any(name.startswith('msam_hf') for name in sys.modules), 'msam_hf was imported'\n"
-             "print(json.dumps({'ranking': ranking}))\n")
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    code += (
+        "\nimport json, sys\n"
+        "assert not any(name.startswith('msam_hf') for name in sys.modules), 'msam_hf was imported'\n"
+        "print(json.dumps({'ranking': ranking}))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -158,8 +196,13 @@ def test_the_prepared_folder_holds_model_code_processor_pipeline_handler_and_car
     out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
     assert {path.name for path in out.iterdir()} == FULL_REPO_FILES
     config = json.loads((out / "config.json").read_text())
-    assert config["custom_pipelines"] == {"video-text-retrieval": {
-        "impl": "pipeline_msam.MsamVideoTextRetrievalPipeline", "pt": ["AutoModel"], "type": "multimodal"}}
+    assert config["custom_pipelines"] == {
+        "video-text-retrieval": {
+            "impl": "pipeline_msam.MsamVideoTextRetrievalPipeline",
+            "pt": ["AutoModel"],
+            "type": "multimodal",
+        }
+    }
     assert config["auto_map"]["AutoModel"] == "modeling_msam.MsamModel"
     weights = load_file(out / "model.safetensors")
     assert all(torch.equal(weights[name], tensor) for name, tensor in model.state_dict().items())
@@ -189,8 +232,15 @@ def test_the_card_metadata_and_sections_come_from_the_config_and_eval_results(tr
     text = card.text
     for placeholder in ("{{", "{%", "[More Information Needed]", "None", "<user>"):
         assert placeholder not in text
-    for heading in ("## What it is", "## How to use", "## Configuration", "## Training recipe", "## Evaluation",
-                    "## Limitations", "## Citation"):
+    for heading in (
+        "## What it is",
+        "## How to use",
+        "## Configuration",
+        "## Training recipe",
+        "## Evaluation",
+        "## Limitations",
+        "## Citation",
+    ):
         assert heading in text
     assert "best epoch (2, step 40) by text-to-video R@1 on the `validation` split" in text
     assert "| similarity head | `ciffp`" in text and "| frames per video | at most 4 " in text
@@ -228,7 +278,7 @@ def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
     assert recipe_rows(ModelCard.load(out / "README.md").text) == {
         "training data": "`drone-clips`, split `train`",  # the folder's name, not the trainer's home directory
         "batch size": "64 videos per optimiser step, one caption each (over 2 process(es) × 2 accumulated "
-                      "micro-batch(es))",
+        "micro-batch(es))",
         "epochs": "3",
         "learning rate": "0.0001 (MSAM's modules and LoRA adapters)",
         "CLIP learning rate": "1e-07 (learning rate × backbone coefficient 0.001)",
@@ -240,7 +290,7 @@ def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
         "similarity head": "`ciffp`",
         "semantic loss": "adaptive semantic branch, slots over frames",
         "fine-tuning": "LoRA on CLIP (r 8, alpha 32, dropout 0.05), MSAM's modules in full; the adapters are merged "
-                       "into these weights",
+        "into these weights",
         "frames": "at most 4 per video, sampled at 1 fps",
     }
 
@@ -248,8 +298,10 @@ def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
 def test_a_training_recipe_is_rendered_only_from_what_is_recorded_and_refuses_bad_values(trained, tmp_path):
     config = MsamConfig.tiny()
     card = build_model_card(config, repo_id=REPO_ID, training_args={"batch_size": 8, "finetune": "frozen"})
-    assert recipe_rows(card.text) == {"batch size": "8 videos per optimiser step, one caption each",
-                                      "fine-tuning": "CLIP frozen, MSAM's modules trained"}
+    assert recipe_rows(card.text) == {
+        "batch size": "8 videos per optimiser step, one caption each",
+        "fine-tuning": "CLIP frozen, MSAM's modules trained",
+    }
     with pytest.raises(ValueError, match=r"'learning rate' row from learning_rate='fast'"):
         build_model_card(config, repo_id=REPO_ID, training_args={"learning_rate": "fast"})
 
@@ -322,14 +374,34 @@ def test_push_creates_the_repo_and_branch_and_uploads_the_prepared_folder(traine
 
     def upload_folder(**kwargs):
         uploaded.update(kwargs, files={path.name for path in kwargs["folder_path"].iterdir()})
-        return CommitInfo(commit_url=f"https://huggingface.co/{REPO_ID}/commit/abc123", commit_message="first",
-                          commit_description="", oid="abc123")
+        return CommitInfo(
+            commit_url=f"https://huggingface.co/{REPO_ID}/commit/abc123",
+            commit_message="first",
+            commit_description="",
+            oid="abc123",
+        )
 
-    with mock.patch.object(HfApi, "create_repo", return_value=RepoUrl(f"https://huggingface.co/{REPO_ID}")) as create_repo, \
-            mock.patch.object(HfApi, "create_branch") as create_branch, \
-            mock.patch.object(HfApi, "upload_folder", side_effect=upload_folder):
-        code = msam(["push", str(folder), REPO_ID, "--private", "--revision", "v1", "--commit-message", "first",
-                     "--dataset", DATASET_ID])
+    with (
+        mock.patch.object(
+            HfApi, "create_repo", return_value=RepoUrl(f"https://huggingface.co/{REPO_ID}")
+        ) as create_repo,
+        mock.patch.object(HfApi, "create_branch") as create_branch,
+        mock.patch.object(HfApi, "upload_folder", side_effect=upload_folder),
+    ):
+        code = msam(
+            [
+                "push",
+                str(folder),
+                REPO_ID,
+                "--private",
+                "--revision",
+                "v1",
+                "--commit-message",
+                "first",
+                "--dataset",
+                DATASET_ID,
+            ]
+        )
     assert code == 0
     create_repo.assert_called_once_with(REPO_ID, repo_type="model", private=True, exist_ok=True)
     create_branch.assert_called_once_with(REPO_ID, branch="v1", repo_type="model", exist_ok=True)
@@ -369,8 +441,11 @@ def test_a_lora_folder_is_pushed_merged_as_a_plain_model(lora, tmp_path):
     out = prepare_hub_folder(root / "adapter", tmp_path / "repo", repo_id=REPO_ID)
     assert FULL_REPO_FILES - {"eval_results.json", "training_args.json"} == {path.name for path in out.iterdir()}
     assert "## Training recipe" not in (out / "README.md").read_text()
-    inputs = dict(default_processor(lora_model.config)(
-        text=["a red car", "two boats"], videos=[np.full((2, 40, 40, 3), value, np.uint8) for value in (30, 200)]))
+    inputs = dict(
+        default_processor(lora_model.config)(
+            text=["a red car", "two boats"], videos=[np.full((2, 40, 40, 3), value, np.uint8) for value in (30, 200)]
+        )
+    )
     with torch.no_grad():
         expected = merge_lora(copy.deepcopy(lora_model))(**inputs).logits_per_text
         published = MsamModel.from_pretrained(out).eval()(**inputs).logits_per_text
@@ -383,11 +458,18 @@ def test_adapter_only_publishes_the_adapter_with_its_hub_base(lora, tmp_path):
     root, _ = lora
     with pytest.raises(ValueError, match="--base-model"):  # the adapter records a local path, not a Hub id
         prepare_hub_folder(root / "adapter", tmp_path / "refused", adapter_only=True)
-    out = prepare_hub_folder(root / "adapter", tmp_path / "repo", adapter_only=True, repo_id=f"{REPO_ID}-lora",
-                             base_model="someone/msam-base")
+    out = prepare_hub_folder(
+        root / "adapter",
+        tmp_path / "repo",
+        adapter_only=True,
+        repo_id=f"{REPO_ID}-lora",
+        base_model="someone/msam-base",
+    )
     assert {path.name for path in out.iterdir()} == {"README.md", "adapter_config.json", "adapter_model.safetensors"}
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "someone/msam-base"
-    assert (out / "adapter_model.safetensors").read_bytes() == (root / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert (out / "adapter_model.safetensors").read_bytes() == (
+        root / "adapter" / "adapter_model.safetensors"
+    ).read_bytes()
     card = ModelCard.load(out / "README.md")
     assert (card.data.library_name, card.data.base_model) == ("peft", "someone/msam-base")
     assert "widget" not in card_metadata(out / "README.md")  # no handler.py in an adapter repo to answer it
@@ -400,8 +482,13 @@ def test_adapter_only_publishes_the_adapter_with_its_hub_base(lora, tmp_path):
 def test_the_adapter_card_snippet_applies_the_adapter_in_a_fresh_process(lora, clips, tmp_path):
     root, lora_model = lora
     base_repo = prepare_hub_folder(root / "base", tmp_path / "base-repo", repo_id="someone/msam-base")
-    adapter_repo = prepare_hub_folder(root / "adapter", tmp_path / "adapter-repo", adapter_only=True,
-                                      repo_id=f"{REPO_ID}-lora", base_model="someone/msam-base")
+    adapter_repo = prepare_hub_folder(
+        root / "adapter",
+        tmp_path / "adapter-repo",
+        adapter_only=True,
+        repo_id=f"{REPO_ID}-lora",
+        base_model="someone/msam-base",
+    )
     blocks = python_blocks((adapter_repo / "README.md").read_text())
     assert len(blocks) == 1
     code = blocks[0].replace(f"{REPO_ID}-lora", str(adapter_repo)).replace("someone/msam-base", str(base_repo))
@@ -428,7 +515,8 @@ def test_an_mcsan_model_is_published_with_its_own_card_vocabulary_and_a_working_
 
     out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID)
     assert {"modeling_mcsan.py", "modeling_clip_video.py", "loss_msam.py", "attribute_vocabulary.json"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     card = ModelCard.load(out / "README.md")
     assert "mcsan" in card.data.tags and "msam" not in card.data.tags
     assert "An MCSAN text–video retrieval model" in card.text and "MSAM (Multi-Semantic" not in card.text

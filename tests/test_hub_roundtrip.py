@@ -85,7 +85,9 @@ def test_full_adapter_and_merged_folders_give_identical_logits_in_a_fresh_proces
         expected_full = model(**inputs).logits_per_text
         expected_adapter = lora_model(**inputs).logits_per_text
         expected_merged = merged(**inputs).logits_per_text
-        reloaded_adapter = load_lora(tmp_path / "adapter", base_model=tmp_path / "base").eval()(**inputs).logits_per_text
+        reloaded_adapter = (
+            load_lora(tmp_path / "adapter", base_model=tmp_path / "base").eval()(**inputs).logits_per_text
+        )
     assert torch.equal(fresh["full"], expected_full)
     assert torch.equal(fresh["adapter"], expected_adapter)
     assert torch.equal(fresh["merged"], expected_merged)

@@ -44,7 +44,12 @@ def random_inputs(frames_per_video=(3, 2, 1), num_frames=3, length=7, seed=0):
     input_ids = input_ids.masked_fill(attention_mask == 0, 49407)
     pixels = torch.randn(count, num_frames, 3, 64, 64, generator=generator)
     video_mask = (torch.arange(num_frames)[None] < torch.tensor(frames_per_video)[:, None]).long()
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values_videos": pixels, "video_mask": video_mask}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "pixel_values_videos": pixels,
+        "video_mask": video_mask,
+    }
 
 
 def test_focal_bce_with_gamma_0_and_alpha_half_is_half_the_plain_bce():
@@ -58,7 +63,9 @@ def test_focal_bce_with_gamma_0_and_alpha_half_is_half_the_plain_bce():
 def test_focal_bce_down_weights_easy_examples_as_the_formula_says():
     # One easy positive (p = σ(2)) and one hard negative (p = σ(1)), α = 0.25, γ = 2, by hand.
     p_positive, p_negative = 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(-1))
-    expected = -(0.25 * (1 - p_positive) ** 2 * math.log(p_positive) + 0.75 * p_negative**2 * math.log(1 - p_negative)) / 2
+    expected = (
+        -(0.25 * (1 - p_positive) ** 2 * math.log(p_positive) + 0.75 * p_negative**2 * math.log(1 - p_negative)) / 2
+    )
     focal = focal_binary_cross_entropy(torch.tensor([2.0, 1.0]), torch.tensor([1, 0]))
     assert focal.item() == pytest.approx(expected, rel=1e-6)
     assert focal < 0.5 * F.binary_cross_entropy_with_logits(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.0]))
@@ -114,12 +121,18 @@ def test_forward_backward_reaches_every_trainable_parameter_and_sums_the_loss_pa
     labels[[0, 1, 2, 2], [0, 7, 11, 3]] = 1
     output = model(**inputs, attribute_labels=labels, return_loss=True)
     config = model.config
-    expected = output.contrastive_loss + config.attribute_loss_weight * output.attribute_loss + config.kl_loss_weight * output.kl_loss
+    expected = (
+        output.contrastive_loss
+        + config.attribute_loss_weight * output.attribute_loss
+        + config.kl_loss_weight * output.kl_loss
+    )
     torch.testing.assert_close(output.loss, expected)
     assert output.level_contrastive_losses.shape == (4,)
     assert output.logits_per_text.shape == (3, 3) and output.level_logits_per_text.shape == (3, 3, 4)
     output.loss.backward()
-    missing = [name for name, parameter in model.named_parameters() if parameter.requires_grad and parameter.grad is None]
+    missing = [
+        name for name, parameter in model.named_parameters() if parameter.requires_grad and parameter.grad is None
+    ]
     assert missing == []
 
 
@@ -132,7 +145,9 @@ def test_score_is_the_weighted_sum_of_level_cosines_and_ignores_the_caption_set(
         weights = torch.tensor([4, 1, 2, 1]) / 8
         expected = (output.level_logits_per_text * weights).sum(-1)
         torch.testing.assert_close(output.logits_per_text, expected)
-        torch.testing.assert_close(model.similarity(text, video, text_context_size=1), model.similarity(text, video, None))
+        torch.testing.assert_close(
+            model.similarity(text, video, text_context_size=1), model.similarity(text, video, None)
+        )
     assert not model.level_weights.logits.requires_grad
 
 
@@ -148,8 +163,12 @@ def test_features_encoded_in_batches_and_concatenated_score_like_one_batch():
             part["video_mask"] = part["video_mask"][:, : part["pixel_values_videos"].shape[1]]
             part["input_ids"] = part["input_ids"][:, : int(part["attention_mask"].sum(1).max())]
             part["attention_mask"] = part["attention_mask"][:, : part["input_ids"].shape[1]]
-        text = concatenate_outputs([model.get_text_features(part["input_ids"], part["attention_mask"]) for part in parts])
-        video = concatenate_outputs([model.get_video_features(part["pixel_values_videos"], part["video_mask"]) for part in parts])
+        text = concatenate_outputs(
+            [model.get_text_features(part["input_ids"], part["attention_mask"]) for part in parts]
+        )
+        video = concatenate_outputs(
+            [model.get_video_features(part["pixel_values_videos"], part["video_mask"]) for part in parts]
+        )
         torch.testing.assert_close(model.similarity(text, video, text_context_size=32), whole, atol=1e-4, rtol=1e-5)
     assert model.config.similarity_head == "multi_level" and "similarity_head" not in model.config.to_dict()
 
@@ -175,7 +194,9 @@ def test_padding_frames_and_tokens_changes_no_score():
     padded["input_ids"] = torch.cat([inputs["input_ids"], torch.full((3, 4), 49407)], dim=1)
     padded["attention_mask"] = torch.cat([inputs["attention_mask"], torch.zeros(3, 4, dtype=torch.long)], dim=1)
     with torch.no_grad():
-        torch.testing.assert_close(model(**padded).logits_per_text, model(**inputs).logits_per_text, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(
+            model(**padded).logits_per_text, model(**inputs).logits_per_text, atol=1e-4, rtol=1e-5
+        )
 
 
 def test_input_errors_name_the_problem():
@@ -199,12 +220,15 @@ def test_from_clip_keeps_clip_weights_and_lora_trains_mcsans_own_modules_in_full
     model = McsanModel.from_clip(clip, attribute_vocabulary_sizes=SIZES)
     for name, tensor in clip.state_dict().items():
         torch.testing.assert_close(model.clip.state_dict()[name], tensor, rtol=0, atol=0)
-    torch.testing.assert_close(model.temporal.layers[0].mlp.fc2.weight, clip.text_model.encoder.layers[0].mlp.fc2.weight)
+    torch.testing.assert_close(
+        model.temporal.layers[0].mlp.fc2.weight, clip.text_model.encoder.layers[0].mlp.fc2.weight
+    )
     lora = apply_lora(model, r=2)
     trainable = {name.split(".")[2] for name, parameter in lora.named_parameters() if parameter.requires_grad}
     assert {"clip", "attribute_projections", "text_pooling", "video_pooling", "level_weights"} <= trainable
-    assert all("lora_" in name for name, parameter in lora.named_parameters()
-               if parameter.requires_grad and ".clip." in name)  # CLIP itself stays frozen
+    assert all(
+        "lora_" in name for name, parameter in lora.named_parameters() if parameter.requires_grad and ".clip." in name
+    )  # CLIP itself stays frozen
     assert lora(**random_inputs(), return_loss=True).loss.isfinite()
 
 
@@ -238,17 +262,31 @@ def test_saved_folder_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
     model.save_pretrained(tmp_path / "mcsan")
     processor.save_pretrained(tmp_path / "mcsan")
     saved = {path.name for path in (tmp_path / "mcsan").glob("*.py")}
-    assert {"configuration_mcsan.py", "modeling_mcsan.py", "configuration_msam.py", "modeling_clip_video.py",
-            "loss_msam.py"} <= saved
+    assert {
+        "configuration_mcsan.py",
+        "modeling_mcsan.py",
+        "configuration_msam.py",
+        "modeling_clip_video.py",
+        "loss_msam.py",
+    } <= saved
 
     rng = np.random.default_rng(0)
     videos = [rng.integers(0, 256, (frames, 40, 56, 3), dtype=np.uint8) for frames in (3, 1)]
     inputs = dict(processor(text=["a red car drives along the road", "two boats on the lake"], videos=videos))
     save_file(inputs, tmp_path / "inputs.safetensors")
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(tmp_path / "mcsan"), str(tmp_path / "inputs.safetensors"),
-         str(tmp_path / "outputs.safetensors")],
-        check=True, cwd=tmp_path, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            FRESH_PROCESS_SCRIPT,
+            str(tmp_path / "mcsan"),
+            str(tmp_path / "inputs.safetensors"),
+            str(tmp_path / "outputs.safetensors"),
+        ],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == vocabulary
     with torch.no_grad():

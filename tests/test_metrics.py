@@ -56,8 +56,10 @@ def test_multi_sentence_text_to_video_pessimistic():
 
 def test_tie_policies_on_multi_sentence_ranks():
     # Caption 2's video ties one video and loses to another: rank 3 / 2 / 2.5, the rest are untied.
-    mean_ranks = {ties: retrieval_metrics(SIMILARITY, CAPTION_TO_VIDEO, ties=ties)["t2v_mean_rank"] for ties in
-                  ("pessimistic", "optimistic", "mean")}
+    mean_ranks = {
+        ties: retrieval_metrics(SIMILARITY, CAPTION_TO_VIDEO, ties=ties)["t2v_mean_rank"]
+        for ties in ("pessimistic", "optimistic", "mean")
+    }
     assert mean_ranks == pytest.approx({"pessimistic": 10 / 5, "optimistic": 9 / 5, "mean": 9.5 / 5})
 
 
@@ -65,8 +67,10 @@ def test_mean_ties_give_expected_recall():
     # Caption 0's video ties two others at the top (rank 1, 2 or 3 with equal chance); the others are rank 1.
     similarity = np.eye(4)
     similarity[0] = [0.5, 0.5, 0.5, 0.2]
-    r1 = {ties: retrieval_metrics(similarity, np.arange(4), ties=ties)["t2v_r1"] for ties in
-          ("pessimistic", "optimistic", "mean")}
+    r1 = {
+        ties: retrieval_metrics(similarity, np.arange(4), ties=ties)["t2v_r1"]
+        for ties in ("pessimistic", "optimistic", "mean")
+    }
     assert r1 == pytest.approx({"pessimistic": 75.0, "optimistic": 100.0, "mean": 75.0 + 25.0 / 3})
     assert retrieval_metrics(similarity, np.arange(4), ties="mean")["t2v_mean_rank"] == pytest.approx((2 + 3) / 4)
 
@@ -169,9 +173,19 @@ def test_evaluate_module_loads_offline_and_matches(tmp_path):
     # A fresh process with no network access to the Hub and an empty cache.
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_EVALUATE_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))
     completed = subprocess.run(
-        [sys.executable, "-c", script, str(EVALUATE_MODULE_PATH), json.dumps(SIMILARITY.tolist()),
-         json.dumps(CAPTION_TO_VIDEO)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(EVALUATE_MODULE_PATH),
+            json.dumps(SIMILARITY.tolist()),
+            json.dumps(CAPTION_TO_VIDEO),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     from_evaluate = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -181,18 +195,24 @@ def test_evaluate_module_loads_offline_and_matches(tmp_path):
 def test_in_group_recall_ranks_each_caption_among_its_own_sites_videos_only():
     # Videos 0-1 are site "a", 2-4 site "b"; caption i describes video i. Captions 0 and 3 lose only to a video of the
     # other site, caption 1 and 2 to one of their own, caption 4 ties with video 2 of its own site.
-    similarity = np.array([[0.9, 0.1, 0.0, 0.95, 0.0],
-                           [0.5, 0.2, 0.0, 0.0, 0.0],
-                           [0.0, 0.0, 0.5, 0.0, 0.6],
-                           [0.99, 0.0, 0.0, 0.8, 0.0],
-                           [0.0, 0.0, 0.7, 0.1, 0.7]])
+    similarity = np.array(
+        [
+            [0.9, 0.1, 0.0, 0.95, 0.0],
+            [0.5, 0.2, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.5, 0.0, 0.6],
+            [0.99, 0.0, 0.0, 0.8, 0.0],
+            [0.0, 0.0, 0.7, 0.1, 0.7],
+        ]
+    )
     owners, sites = [0, 1, 2, 3, 4], ["a", "a", "b", "b", "b"]
     assert in_group_recall_at_1(similarity, owners, sites) == pytest.approx(40.0)
     assert in_group_recall_at_1(similarity, owners, sites, ties="optimistic") == pytest.approx(60.0)
     assert in_group_recall_at_1(similarity, owners, sites, ties="mean") == pytest.approx(50.0)
     # One site holding every video is ordinary text-to-video R@1.
     for ties in ("pessimistic", "optimistic"):
-        assert in_group_recall_at_1(similarity, owners, ["x"] * 5, ties) == retrieval_metrics(similarity, owners, ties)[
-            "t2v_r1"]
+        assert (
+            in_group_recall_at_1(similarity, owners, ["x"] * 5, ties)
+            == retrieval_metrics(similarity, owners, ties)["t2v_r1"]
+        )
     with pytest.raises(ValueError, match="video_groups has 4 entries for 5 videos"):
         in_group_recall_at_1(similarity, owners, sites[:4])

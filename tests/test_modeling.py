@@ -33,7 +33,12 @@ def random_inputs(num_videos=4, num_frames=5, length=9, frames_per_video=(5, 3, 
     input_ids = input_ids.masked_fill(attention_mask == 0, 49407)
     pixels = torch.randn(num_videos, num_frames, 3, 64, 64, generator=generator)
     video_mask = (torch.arange(num_frames)[None] < torch.tensor(frames_per_video[:num_videos])[:, None]).long()
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values_videos": pixels, "video_mask": video_mask}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "pixel_values_videos": pixels,
+        "video_mask": video_mask,
+    }
 
 
 def test_mean_head_video_embeddings_equal_normalised_mean_of_clip_image_features():
@@ -133,8 +138,11 @@ def test_ciffp_single_caption_fast_path_equals_the_general_form_one_caption_at_a
         for index, text in enumerate(texts):
             lone_scores, lone_attention = model.ciffp.single_caption_scores(text[None], frames, video_mask)  # from p
             direct = direct_ciffp_scores(model.ciffp, text[None], frames, video_mask)
-            logits = model.similarity(MsamTextOutput(text_embeds=text[None]),
-                                      MsamVideoOutput(frame_embeds=frames, video_mask=video_mask), text_context_size=1)
+            logits = model.similarity(
+                MsamTextOutput(text_embeds=text[None]),
+                MsamVideoOutput(frame_embeds=frames, video_mask=video_mask),
+                text_context_size=1,
+            )
             torch.testing.assert_close(lone_scores, direct, atol=1e-5, rtol=0)
             torch.testing.assert_close(lone_scores, scores[index : index + 1], atol=1e-5, rtol=0)
             torch.testing.assert_close(lone_attention, attention[index : index + 1], atol=1e-6, rtol=0)
@@ -172,7 +180,11 @@ def test_every_loss_part_is_finite_and_reaches_its_parameters(head, semantic_tok
     def grads_of(loss):
         model.zero_grad()
         loss.backward(retain_graph=True)
-        return {name for name, parameter in model.named_parameters() if parameter.grad is not None and parameter.grad.abs().sum() > 0}
+        return {
+            name
+            for name, parameter in model.named_parameters()
+            if parameter.grad is not None and parameter.grad.abs().sum() > 0
+        }
 
     contrastive = grads_of(output.contrastive_loss)
     distribution = grads_of(output.distribution_loss)
@@ -181,8 +193,12 @@ def test_every_loss_part_is_finite_and_reaches_its_parameters(head, semantic_tok
     assert any(name.startswith("clip.vision_model") for name in contrastive)
     assert any(name.startswith("clip.text_model") for name in contrastive)
     assert not any("semantics" in name or name.startswith("distribution") for name in contrastive)
-    assert {"video_semantics.slot_gate.weight", "text_semantics.slot_gate.weight", "distribution.mu.0.weight",
-            "distribution.sigma.0.weight"} <= distribution
+    assert {
+        "video_semantics.slot_gate.weight",
+        "text_semantics.slot_gate.weight",
+        "distribution.mu.0.weight",
+        "distribution.sigma.0.weight",
+    } <= distribution
     assert any(name.startswith("clip.vision_model") for name in distribution)
     assert "distribution.sigma.2.weight" in diversity and "video_semantics.output_projection.weight" in diversity
     if head in ("seq_transformer", "ciffp"):
@@ -205,7 +221,9 @@ def test_lora_gradients_reach_adapters_and_msam_modules_but_not_frozen_clip_weig
     assert any("temporal" in name and "modules_to_save" in name for name in with_grad)
     assert any(name.endswith("vision_model.encoder.layers.0.mlp.fc1.weight") for name in frozen)
     assert not with_grad & frozen
-    assert not any("temporal" in name and "lora_" in name for name in with_grad), "LoRA must leave the temporal module alone"
+    assert not any("temporal" in name and "lora_" in name for name in with_grad), (
+        "LoRA must leave the temporal module alone"
+    )
 
 
 def test_kl_divergence_is_zero_for_identical_distributions_and_positive_otherwise():
@@ -241,13 +259,20 @@ def test_from_clip_keeps_clip_weights_and_starts_temporal_module_from_text_block
     [
         (lambda inputs: inputs.update(pixel_values_videos=inputs["pixel_values_videos"][0]), "rank 4"),
         (lambda inputs: inputs.update(input_ids=inputs["input_ids"][0]), "rank 1"),
-        (lambda inputs: inputs.update(pixel_values_videos=torch.randn(4, 13, 3, 64, 64),
-                                      video_mask=torch.ones(4, 13, dtype=torch.long)), "13 frames"),
+        (
+            lambda inputs: inputs.update(
+                pixel_values_videos=torch.randn(4, 13, 3, 64, 64), video_mask=torch.ones(4, 13, dtype=torch.long)
+            ),
+            "13 frames",
+        ),
         (lambda inputs: inputs.update(video_mask=torch.ones(4, 4, dtype=torch.long)), "video_mask has shape"),
         (lambda inputs: inputs.update(attention_mask=inputs["attention_mask"][:, :3]), "attention_mask has shape"),
         (lambda inputs: inputs["video_mask"][1].zero_(), "no frame"),
         (lambda inputs: inputs.update(pixel_values_videos=torch.randn(4, 5, 3, 32, 32)), "3×64×64"),
-        (lambda inputs: inputs.update(input_ids=torch.ones(4, 40, dtype=torch.long), attention_mask=None), "max_text_length"),
+        (
+            lambda inputs: inputs.update(input_ids=torch.ones(4, 40, dtype=torch.long), attention_mask=None),
+            "max_text_length",
+        ),
     ],
 )
 def test_bad_inputs_raise_a_clear_value_error(change, message):
@@ -266,14 +291,19 @@ def test_loss_needs_paired_captions_and_videos():
         model(**inputs, return_loss=True)
 
 
-@pytest.mark.parametrize("field, value", [("similarity_head", "max"), ("semantic_tokens", "pixels"), ("max_frames", 100)])
+@pytest.mark.parametrize(
+    "field, value", [("similarity_head", "max"), ("semantic_tokens", "pixels"), ("max_frames", 100)]
+)
 def test_bad_config_values_raise_a_clear_value_error(field, value):
     with pytest.raises(ValueError, match=field):
         MsamConfig.tiny(**{field: value})
 
 
-ATTRIBUTE_VOCABULARY = {"entity": ["car", "boat", "house"], "action": ["drive", "sail"],
-                        "relationship": ["car on road", "boat on lake"]}
+ATTRIBUTE_VOCABULARY = {
+    "entity": ["car", "boat", "house"],
+    "action": ["drive", "sail"],
+    "relationship": ["car on road", "boat on lake"],
+}
 
 
 def test_attribute_objective_is_off_by_default_and_adds_focal_bce_and_kl_when_on():
@@ -294,8 +324,10 @@ def test_attribute_objective_is_off_by_default_and_adds_focal_bce_and_kl_when_on
 
     # One projection per level serves both modalities: logits are that Linear applied to ŝ and to v̄.
     entity = model.attribute_head.projections["entity"]
-    for logits, embeds in ((model.predict_attributes(output.text_outputs), output.text_embeds),
-                           (model.predict_attributes(output.video_outputs), output.video_embeds)):
+    for logits, embeds in (
+        (model.predict_attributes(output.text_outputs), output.text_embeds),
+        (model.predict_attributes(output.video_outputs), output.video_embeds),
+    ):
         torch.testing.assert_close(logits["entity"], embeds @ entity.weight.T + entity.bias)
     # The bias starts at the prior probability; labels of the wrong width are named.
     torch.testing.assert_close(torch.sigmoid(entity.bias), torch.full((3,), 0.01))
@@ -308,7 +340,8 @@ def test_attribute_vocabulary_survives_save_and_load(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = MsamModel.from_pretrained(tmp_path)
     assert loaded.config.attribute_vocabulary == ATTRIBUTE_VOCABULARY
-    torch.testing.assert_close(loaded.attribute_head.projections["action"].weight,
-                               model.attribute_head.projections["action"].weight)
+    torch.testing.assert_close(
+        loaded.attribute_head.projections["action"].weight, model.attribute_head.projections["action"].weight
+    )
     with pytest.raises(ValueError, match=r"no attributes for level\(s\) \['action'\]"):
         MsamConfig.tiny(attribute_vocabulary={**ATTRIBUTE_VOCABULARY, "action": []})

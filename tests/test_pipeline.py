@@ -96,7 +96,10 @@ def test_the_pipeline_of_a_published_folder_ranks_videos_and_labels_in_a_fresh_p
     request = {"repo": str(repo), "videos": videos, "texts": TEXTS, "labels": LABELS}
     completed = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, json.dumps(request)],
-        capture_output=True, text=True, cwd=repo.parent, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        cwd=repo.parent,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert completed.returncode == 0, completed.stderr
     fresh = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -126,8 +129,11 @@ def test_the_pipeline_of_a_published_folder_ranks_videos_and_labels_in_a_fresh_p
 def search(published):
     """The pipeline built in-package, through the task msam_hf registers."""
     repo, _ = published
-    return pipeline("video-text-retrieval", model=MsamModel.from_pretrained(repo).eval(),
-                    processor=MsamProcessor.from_pretrained(repo))
+    return pipeline(
+        "video-text-retrieval",
+        model=MsamModel.from_pretrained(repo).eval(),
+        processor=MsamProcessor.from_pretrained(repo),
+    )
 
 
 def test_a_score_does_not_depend_on_the_other_texts_of_the_call(search, published):
@@ -143,7 +149,8 @@ def test_a_score_does_not_depend_on_the_other_texts_of_the_call(search, publishe
     alone = search(videos=videos, texts=TEXTS[1])
     together = search(videos=videos, texts=TEXTS)[1]  # padded to the longer caption: float rounding differs
     assert [(hit["video_index"], hit["timestamp"]) for hit in alone] == [
-        (hit["video_index"], hit["timestamp"]) for hit in together]
+        (hit["video_index"], hit["timestamp"]) for hit in together
+    ]
     assert [hit["score"] for hit in alone] == pytest.approx([hit["score"] for hit in together], abs=1e-6)
 
 
@@ -188,8 +195,10 @@ def test_the_endpoint_handler_answers_json_payloads_with_base64_videos(published
     for text_index, hits in enumerate(response):
         assert [hit["video_index"] for hit in hits] == torch.argsort(logits[text_index], descending=True)[:2].tolist()
         assert hits[0]["score"] == pytest.approx(logits[text_index].max().item(), abs=1e-5)
-        assert hits[0]["timestamp"] == timestamps[hits[0]["video_index"]][
-            attention[text_index, hits[0]["video_index"]].argmax().item()]
+        assert (
+            hits[0]["timestamp"]
+            == timestamps[hits[0]["video_index"]][attention[text_index, hits[0]["video_index"]].argmax().item()]
+        )
 
     data_url = "data:video/mp4;base64," + encoded[0]
     labels = handler({"inputs": {"videos": [data_url], "candidate_labels": LABELS}})

@@ -23,9 +23,7 @@ from msam_hf.postprocess import sinkhorn
 
 # Captions (rows) 0, 1, 2 describe videos (columns) 0, 1, 2. Video 1 is a hub: it scores 5 for every caption, so
 # it wins every row and plain text-to-video R@1 is 1 / 3.
-HUB = torch.tensor([[4.0, 5.0, 0.0],
-                    [0.0, 5.0, 0.0],
-                    [0.0, 5.0, 4.0]])
+HUB = torch.tensor([[4.0, 5.0, 0.0], [0.0, 5.0, 0.0], [0.0, 5.0, 4.0]])
 ONE_CAPTION_EACH = [0, 1, 2]
 
 
@@ -33,9 +31,9 @@ def test_dsl_weights_each_score_by_its_video_prior_over_the_captions():
     # Column 0 is [4, 0, 0]: its softmax gives caption 0 the prior e^4 / (e^4 + 2); the hub's column is flat (1/3
     # each); every score is multiplied by its prior and by the number of captions (3).
     prior = math.exp(4) / (math.exp(4) + 2)
-    expected = torch.tensor([[4 * prior * 3, 5 / 3 * 3, 0.0],
-                             [0.0, 5 / 3 * 3, 0.0],
-                             [0.0, 5 / 3 * 3, 4 * prior * 3]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[4 * prior * 3, 5 / 3 * 3, 0.0], [0.0, 5 / 3 * 3, 0.0], [0.0, 5 / 3 * 3, 4 * prior * 3]], dtype=torch.float64
+    )
     torch.testing.assert_close(dual_softmax(HUB), expected)
     assert retrieval_metrics(HUB, ONE_CAPTION_EACH)["t2v_r1"] == pytest.approx(100 / 3)
     assert retrieval_metrics(dual_softmax(HUB), ONE_CAPTION_EACH)["t2v_r1"] == 100.0
@@ -92,10 +90,7 @@ def test_sinkhorn_multi_sentence_marginals_keep_a_caption_that_uniform_marginals
 def test_multi_sentence_protocol_ranks_both_directions_from_the_transformed_matrix():
     # Videos with 2 captions each. Video 1 is a hub for text-to-video (every caption scores it 5); video-to-text
     # ranks caption groups by their best caption. DSL re-weights the caption × video matrix as a whole.
-    scores = torch.tensor([[4.0, 5.0],
-                           [4.0, 5.0],
-                           [0.0, 5.0],
-                           [0.0, 6.0]])
+    scores = torch.tensor([[4.0, 5.0], [4.0, 5.0], [0.0, 5.0], [0.0, 6.0]])
     caption_to_video = [0, 0, 1, 1]
     plain = retrieval_metrics(scores, caption_to_video)
     assert plain["t2v_r1"] == 50.0  # captions 0 and 1 go to the hub
@@ -112,8 +107,7 @@ def test_multi_sentence_protocol_ranks_both_directions_from_the_transformed_matr
 
 
 # QB-Norm: a bank of 2 captions that are not test queries; both pick video 1 first, so the activation set is {1}.
-BANK = torch.tensor([[0.1, 0.9, 0.2],
-                     [0.3, 0.8, 0.1]])
+BANK = torch.tensor([[0.1, 0.9, 0.2], [0.3, 0.8, 0.1]])
 
 
 def test_qbnorm_activation_set_is_the_bank_queries_top_videos():
@@ -129,8 +123,11 @@ def test_qbnorm_leaves_a_query_alone_when_its_top_video_is_not_a_hub():
 def test_qbnorm_normalises_a_query_whose_top_video_is_a_hub():
     # Top-1 is the hub (video 1), so the row becomes log(exp(β s_j) / Z_j) with Z_j = Σ_bank exp(β b_j), β = 20.
     test = torch.tensor([[0.2, 0.9, 0.85]])
-    log_z = [math.log(math.exp(2) + math.exp(6)), math.log(math.exp(18) + math.exp(16)),
-             math.log(math.exp(4) + math.exp(2))]
+    log_z = [
+        math.log(math.exp(2) + math.exp(6)),
+        math.log(math.exp(18) + math.exp(16)),
+        math.log(math.exp(4) + math.exp(2)),
+    ]
     expected = torch.tensor([[20 * 0.2 - log_z[0], 20 * 0.9 - log_z[1], 20 * 0.85 - log_z[2]]], dtype=torch.float64)
     torch.testing.assert_close(querybank_normalise(test, BANK), expected)
     assert querybank_normalise(test, BANK).argmax().item() == 2  # the hub no longer wins this query
@@ -158,12 +155,19 @@ def test_a_method_that_reranks_text_queries_only_reports_the_plain_video_to_text
     from msam_hf.evaluation import evaluate_postprocessed
     from msam_hf.evaluation import evaluate_retrieval
 
-    features = RetrievalFeatures(text=None, video=None, caption_to_video=torch.tensor(ONE_CAPTION_EACH),
-                                 video_ids=["a", "b", "c"], captions=["x", "y", "z"], timestamps=[[0.0]] * 3)
+    features = RetrievalFeatures(
+        text=None,
+        video=None,
+        caption_to_video=torch.tensor(ONE_CAPTION_EACH),
+        video_ids=["a", "b", "c"],
+        captions=["x", "y", "z"],
+        timestamps=[[0.0]] * 3,
+    )
     plain_scores = _PrecomputedScores(MsamConfig.tiny(), {1: HUB})
     plain = evaluate_retrieval(plain_scores, features, text_context_sizes=(1,))["metrics"]["|J|=1"]
-    reverse = Postprocessor(name="reverse", label="reverse", apply=lambda scores, *_: -scores, parameters={},
-                            caveat="", directions=("t2v",))
+    reverse = Postprocessor(
+        name="reverse", label="reverse", apply=lambda scores, *_: -scores, parameters={}, caveat="", directions=("t2v",)
+    )
     results = evaluate_postprocessed(plain_scores, features, reverse, {"metrics": {"|J|=1": plain}}, logit_scale=1.0)
     metrics = results["metrics"]["|J|=1"]
     assert metrics["t2v_r1"] == retrieval_metrics(-HUB, ONE_CAPTION_EACH)["t2v_r1"] != plain["t2v_r1"]
@@ -193,12 +197,29 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def _evaluate(model_dir, dataset_dir, output, *options):
-    return msam(["evaluate", str(model_dir), str(dataset_dir), "--split", "test", "--text-context-size", "4",
-                 "--num-workers", "0", "--attention-queries", "1", "--output-dir", str(output), *options])
+    return msam(
+        [
+            "evaluate",
+            str(model_dir),
+            str(dataset_dir),
+            "--split",
+            "test",
+            "--text-context-size",
+            "4",
+            "--num-workers",
+            "0",
+            "--attention-queries",
+            "1",
+            "--output-dir",
+            str(output),
+            *options,
+        ]
+    )
 
 
-def test_msam_evaluate_adds_labelled_postprocessed_rows_next_to_unchanged_plain_rows(model_dir, dataset_dir, tmp_path,
-                                                                                      capsys):
+def test_msam_evaluate_adds_labelled_postprocessed_rows_next_to_unchanged_plain_rows(
+    model_dir, dataset_dir, tmp_path, capsys
+):
     assert _evaluate(model_dir, dataset_dir, tmp_path / "plain") == 0
     assert _evaluate(model_dir, dataset_dir, tmp_path / "post", "--postprocess", "dsl", "qbnorm,sinkhorn") == 0
     printed = capsys.readouterr().out
@@ -219,7 +240,8 @@ def test_msam_evaluate_adds_labelled_postprocessed_rows_next_to_unchanged_plain_
     for key, metrics in post["tiny-msam (+QB-Norm)"]["metrics"].items():
         plain_metrics = plain["tiny-msam"]["metrics"][key]
         assert {name: value for name, value in metrics.items() if name.startswith("v2t_")} == {
-            name: value for name, value in plain_metrics.items() if name.startswith("v2t_")}
+            name: value for name, value in plain_metrics.items() if name.startswith("v2t_")
+        }
         assert metrics["rsum"] == pytest.approx(metrics["t2v_rsum"] + metrics["v2t_rsum"])
     report = (tmp_path / "post" / "results.md").read_text()
     assert report.count("| tiny-msam") == 8  # 4 rows (plain + 3 methods) × 2 caption-set sizes

@@ -27,7 +27,9 @@ def test_tokenizer_gives_openai_clip_ids():
     assert tokenizer("a photo of a cat")["input_ids"] == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 
-@pytest.mark.skipif(not SHARED_BPE.exists(), reason="needs ../shared/data/clip_bpe (the development checkout's reference data)")
+@pytest.mark.skipif(
+    not SHARED_BPE.exists(), reason="needs ../shared/data/clip_bpe (the development checkout's reference data)"
+)
 def test_shipped_vocabulary_is_exactly_what_the_build_script_makes_from_openai_bpe(tmp_path):
     sys.path.insert(0, str(REPO / "tools"))
     from build_clip_vocab import write_vocab

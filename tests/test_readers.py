@@ -37,8 +37,11 @@ def test_usrd_has_the_published_counts_and_keeps_ids_with_trailing_spaces(usrd_d
     assert len(ids) == len(set(ids)) == 2864
     # Two different videos whose ids differ only by a trailing " 1".
     assert "Party_042 " in ids and "Party_042 1" in ids
-    by_id = {row["video_id"]: row for row in dataset["train"]} | {row["video_id"]: row for row in dataset["test"]} | {
-        row["video_id"]: row for row in dataset["validation"]}
+    by_id = (
+        {row["video_id"]: row for row in dataset["train"]}
+        | {row["video_id"]: row for row in dataset["test"]}
+        | {row["video_id"]: row for row in dataset["validation"]}
+    )
     assert by_id["Party_042 "]["captions"][0] == "there are many people"
     assert by_id["Party_042 "]["captions"] != by_id["Party_042 1"]["captions"]
     # No Videos/ folder: rows are kept for statistics, without video.
@@ -163,7 +166,9 @@ def test_videofolder_csv_with_one_caption_per_row_is_grouped_per_file(tmp_path):
     with (root / "metadata.csv").open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["file_name", "caption"])
-        writer.writerows([["x.mp4", "first of x"], ["y.mp4", "only y"], ["x.mp4", "second of x"], ["gone.mp4", "no file"]])
+        writer.writerows(
+            [["x.mp4", "first of x"], ["y.mp4", "only y"], ["x.mp4", "second of x"], ["gone.mp4", "no file"]]
+        )
     source = read_video_text_source(root)
     rows = {record.video_id: record.captions for record in source.splits["train"]}
     assert rows == {"x": ["first of x", "second of x"], "y": ["only y"], "gone": ["no file"]}
@@ -179,7 +184,10 @@ def test_videofolder_split_subfolders(tmp_path):
         (root / split / "metadata.jsonl").write_text(json.dumps(row) + "\n")
     dataset = load_video_text_dataset(root)
     assert {split: rows["video_id"] for split, rows in dataset.items()} == {
-        "train": ["train/t1"], "validation": ["val/v1"], "test": ["test/s1"]}
+        "train": ["train/t1"],
+        "validation": ["val/v1"],
+        "test": ["test/s1"],
+    }
 
 
 def test_videofolder_file_names_must_stay_inside(tmp_path):
@@ -202,10 +210,17 @@ def test_msrvtt_annotation_json(tmp_path):
     write_video(root / "TrainValVideo" / "video1.mp4", seconds=1.0, rate=4)
     write_video(root / "TestVideo" / "video2.mp4", seconds=1.0, rate=4)
     annotation = {
-        "videos": [{"video_id": "video0", "split": "train"}, {"video_id": "video1", "split": "validate"},
-                   {"video_id": "video2", "split": "test"}],
-        "sentences": [{"video_id": "video0", "caption": "a man sings"}, {"video_id": "video1", "caption": "a dog runs"},
-                      {"video_id": "video0", "caption": "someone is singing"}, {"video_id": "video2", "caption": "rain"}],
+        "videos": [
+            {"video_id": "video0", "split": "train"},
+            {"video_id": "video1", "split": "validate"},
+            {"video_id": "video2", "split": "test"},
+        ],
+        "sentences": [
+            {"video_id": "video0", "caption": "a man sings"},
+            {"video_id": "video1", "caption": "a dog runs"},
+            {"video_id": "video0", "caption": "someone is singing"},
+            {"video_id": "video2", "caption": "rain"},
+        ],
     }
     (root / "train_val_videodatainfo.json").write_text(json.dumps(annotation))
     assert detect_layout(root) == "msrvtt"

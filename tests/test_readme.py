@@ -21,8 +21,13 @@ def test_the_readme_quickstart_runs_as_written(tmp_path):
     for line in shell.splitlines():
         command = shlex.split(line.split("#", 1)[0])
         assert command[0] == "msam", line  # the shell block only calls the package's own command
-        result = subprocess.run([sys.executable, "-m", "msam_hf.cli", *command[1:]], cwd=tmp_path,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "msam_hf.cli", *command[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -36,8 +36,17 @@ BUILD = {"shard_size": 4, "batch_size": 3, "num_workers": 0, "progress": False}
 @pytest.fixture(scope="module")
 def video_dir(tmp_path_factory) -> Path:
     # one video per site and no twins: every video looks different
-    config = SynthConfig(num_videos=10, width=48, height=48, duration=3.0, fps=2.0, seed=5,
-                         split_fractions=(0.4, 0.1, 0.5), videos_per_site=1, hard_negative_fraction=0.0)
+    config = SynthConfig(
+        num_videos=10,
+        width=48,
+        height=48,
+        duration=3.0,
+        fps=2.0,
+        seed=5,
+        split_fractions=(0.4, 0.1, 0.5),
+        videos_per_site=1,
+        hard_negative_fraction=0.0,
+    )
     root = generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
     return root / "Videos"
 
@@ -122,8 +131,22 @@ def test_caption_search_returns_the_models_own_ranking(built, video_dir, model_a
 
 
 def test_cli_index_and_search(tmp_path, videos, model_dir, capsys):
-    assert msam(["index", str(videos), "--model", str(model_dir), "--out", str(tmp_path / "index"),
-                 "--num-workers", "0", "--no-progress"]) == 0
+    assert (
+        msam(
+            [
+                "index",
+                str(videos),
+                "--model",
+                str(model_dir),
+                "--out",
+                str(tmp_path / "index"),
+                "--num-workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "added 10 video(s)" in capsys.readouterr().out
     assert msam(["search", str(tmp_path / "index"), "a boat on the lake", "-k", "3", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -132,8 +155,9 @@ def test_cli_index_and_search(tmp_path, videos, model_dir, capsys):
     assert all(Path(hit["path"]).parent == videos and hit["timestamps"] for hit in printed["hits"])
 
 
-def test_update_adds_new_skips_unchanged_follows_moves_and_drops_deleted(tmp_path, videos, model_and_processor,
-                                                                         monkeypatch):
+def test_update_adds_new_skips_unchanged_follows_moves_and_drops_deleted(
+    tmp_path, videos, model_and_processor, monkeypatch
+):
     model, processor = model_and_processor
     index = VideoIndex.build(videos, tmp_path / "index", model, processor, **BUILD)
     paths = sorted(videos.glob("*.mp4"))
@@ -167,8 +191,22 @@ def test_bad_files_are_reported_and_never_stop_the_run(tmp_path, videos, model_d
     (videos / "text.mp4").write_text("not a video")
     whole = (videos / "synth_00000.mp4").read_bytes()
     (videos / "truncated.mkv").write_bytes(whole[: len(whole) // 3])
-    assert msam(["index", str(videos), "--model", str(model_dir), "--out", str(tmp_path / "index"),
-                 "--num-workers", "2", "--no-progress"]) == 0
+    assert (
+        msam(
+            [
+                "index",
+                str(videos),
+                "--model",
+                str(model_dir),
+                "--out",
+                str(tmp_path / "index"),
+                "--num-workers",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "index" / "report.json").read_text())
     bad = {videos / name for name in ("empty.mp4", "text.mp4", "truncated.mkv")}
@@ -178,8 +216,9 @@ def test_bad_files_are_reported_and_never_stop_the_run(tmp_path, videos, model_d
     assert len(report["added"]) == 10 and report["num_videos"] == 10
 
 
-def test_an_interrupted_run_resumes_without_redoing_finished_shards(tmp_path, built, video_dir, model_and_processor,
-                                                                    monkeypatch):
+def test_an_interrupted_run_resumes_without_redoing_finished_shards(
+    tmp_path, built, video_dir, model_and_processor, monkeypatch
+):
     model, processor = model_and_processor
     original = model.get_video_features
     calls = []
@@ -204,11 +243,37 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(tmp_path, bu
 
 def test_two_processes_index_like_one(tmp_path, built, video_dir, model_dir):
     # `--cpu --num_processes 2` would start one process; `--multi_gpu` with cpu=True in the code starts two (gloo).
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-               "-m", "msam_hf.cli", "index", str(video_dir), "--model", str(model_dir),
-               "--out", str(tmp_path / "index"), "--shard-size", "4", "--batch-size", "3", "--num-workers", "0",
-               "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        "-m",
+        "msam_hf.cli",
+        "index",
+        str(video_dir),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(tmp_path / "index"),
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "3",
+        "--num-workers",
+        "0",
+        "--no-progress",
+    ]
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=300)
     two = VideoIndex.load(tmp_path / "index")
     assert json.loads((tmp_path / "index" / "report.json").read_text())["processes"] == 2
@@ -279,8 +344,12 @@ def random_features(count: int, frames: int, dim: int, seed: int = 0) -> dict[st
     video_embeds = frame_embeds.sum(1)
     video_embeds /= np.linalg.norm(video_embeds, axis=-1, keepdims=True)
     timestamps = np.broadcast_to(np.arange(frames, dtype=np.float32), (count, frames))
-    return {"frame_embeds": frame_embeds.astype(np.float16), "video_mask": video_mask,
-            "video_embeds": video_embeds.astype(np.float16), "timestamps": timestamps}
+    return {
+        "frame_embeds": frame_embeds.astype(np.float16),
+        "video_mask": video_mask,
+        "video_embeds": video_embeds.astype(np.float16),
+        "timestamps": timestamps,
+    }
 
 
 def test_key_vectors_are_unit_centroids_of_each_videos_frame_groups():
@@ -309,8 +378,13 @@ def test_compressed_stage_one_finds_each_videos_frames_and_survives_save_remove_
 
     def found_from_own_frames(index: VideoIndex) -> float:
         videos = range(0, 1000, 50)
-        return np.mean([index.search(features["frame_embeds"][video, 0].astype(np.float32), k=1, candidates=20)[0].path
-                        == paths[video] for video in videos])
+        return np.mean(
+            [
+                index.search(features["frame_embeds"][video, 0].astype(np.float32), k=1, candidates=20)[0].path
+                == paths[video]
+                for video in videos
+            ]
+        )
 
     assert found_from_own_frames(index) >= 0.95
     loaded = VideoIndex.load(tmp_path / "index", model, processor)

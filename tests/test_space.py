@@ -32,11 +32,20 @@ from msam_hf.hub import prepare_space_folder
 
 MODEL_ID = "someone/msam-tiny"
 # Runs app.py as the Space does, with msam_hf made unimportable: the model's code must come from its folder.
-RUN_WITHOUT_MSAM_HF = ("import runpy, sys; sys.modules['msam_hf'] = None; "
-                       "runpy.run_path(sys.argv[1], run_name='__main__')")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,1400"]
+RUN_WITHOUT_MSAM_HF = (
+    "import runpy, sys; sys.modules['msam_hf'] = None; runpy.run_path(sys.argv[1], run_name='__main__')"
+)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1400",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +58,28 @@ def space(tmp_path_factory):
     model.save_pretrained(root / "model")
     default_processor(model.config).save_pretrained(root / "model")
     repo = prepare_hub_folder(root / "model", root / "repo", repo_id=MODEL_ID)
-    synth = generate_synthetic_dataset(root / "synth", SynthConfig(
-        num_videos=4, width=64, height=64, duration=4.0, fps=4.0, videos_per_site=1, hard_negative_fraction=0.0,
-        split_fractions=(1.0, 0.0, 0.0)), num_workers=1, progress=False)
+    synth = generate_synthetic_dataset(
+        root / "synth",
+        SynthConfig(
+            num_videos=4,
+            width=64,
+            height=64,
+            duration=4.0,
+            fps=4.0,
+            videos_per_site=1,
+            hard_negative_fraction=0.0,
+            split_fractions=(1.0, 0.0, 0.0),
+        ),
+        num_workers=1,
+        progress=False,
+    )
     rows = [json.loads(line) for line in (synth / "metadata.jsonl").read_text().splitlines()]
     videos = [synth / row["file_name"] for row in rows]
     folder = prepare_space_folder(root / "space_repo", MODEL_ID, sample_videos=videos[:3])
     samples = sorted((folder / "samples").iterdir())
-    return SimpleNamespace(model=root / "model", repo=repo, folder=folder, samples=samples, upload=videos[3],
-                           query=rows[1]["captions"][0])
+    return SimpleNamespace(
+        model=root / "model", repo=repo, folder=folder, samples=samples, upload=videos[3], query=rows[1]["captions"][0]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +125,8 @@ def test_the_ranking_matches_the_pipeline_and_the_list_shows_every_frame(space, 
         assert sum(hit.attention) == pytest.approx(1.0, abs=1e-5)
         assert hit.timestamps[hit.best_frame] == entry["timestamp"]
     assert search.rank(space.query, [str(videos[2])])[0].score == pytest.approx(
-        next(hit.score for hit in hits if hit.name == videos[2].name), abs=1e-6)  # other videos change nothing
+        next(hit.score for hit in hits if hit.name == videos[2].name), abs=1e-6
+    )  # other videos change nothing
 
     # Where msam_hf is installed, a plain save_pretrained folder (no `custom_pipelines`) serves the same ranking.
     plain = app.VideoSearch(str(space.model)).rank(space.query, [str(video) for video in videos])
@@ -121,12 +144,24 @@ def served_space(space, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MSAM_MODEL": str(space.repo), "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SSR_MODE": "False",
-           "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    env = {
+        **os.environ,
+        "MSAM_MODEL": str(space.repo),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_SSR_MODE": "False",
+        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+    }
     log = (tmp_path / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, "-c", RUN_WITHOUT_MSAM_HF, str(space.folder / "app.py")],
-                               cwd=space.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", RUN_WITHOUT_MSAM_HF, str(space.folder / "app.py")],
+        cwd=space.folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 90
@@ -154,8 +189,10 @@ def served_space(space, tmp_path):
 def browser(tmp_path):
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and chromedriver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install -y chromium "
-                    "chromium-driver; .ci/run installs them); the Space's browser test needs them")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (apt-get install -y chromium "
+            "chromium-driver; .ci/run installs them); the Space's browser test needs them"
+        )
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
@@ -184,16 +221,20 @@ def test_a_person_searches_the_space_in_headless_chromium(browser, space, served
     results = wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#results .msam-result") or None)
     expected = pipeline_ranking(space.repo, [*space.samples, space.upload], space.query)
     assert [result.get_attribute("data-video") for result in results] == [
-        Path(entry["video"]).name for entry in expected]
+        Path(entry["video"]).name for entry in expected
+    ]
     scores = [float(result.get_attribute("data-score")) for result in results]
     assert scores == sorted(scores, reverse=True)
     assert scores == pytest.approx([entry["score"] for entry in expected], abs=1e-5)
     for result in results:
-        weights = [float(frame.get_attribute("data-attention"))
-                   for frame in result.find_elements(By.CSS_SELECTOR, ".msam-frame")]
+        weights = [
+            float(frame.get_attribute("data-attention"))
+            for frame in result.find_elements(By.CSS_SELECTOR, ".msam-frame")
+        ]
         assert len(weights) == 4 and sum(weights) == pytest.approx(1.0, abs=1e-4)
     loaded = browser.execute_script(
-        "return [...document.querySelectorAll('#results img')].map(image => image.complete && image.naturalWidth)")
+        "return [...document.querySelectorAll('#results img')].map(image => image.complete && image.naturalWidth)"
+    )
     assert len(loaded) == 5 * len(results) and all(width > 0 for width in loaded)  # thumbnail + 4 strip frames
     assert f"{len(expected)} videos ranked" in browser.find_element(By.CSS_SELECTOR, "#results .msam-summary").text
 

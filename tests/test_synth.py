@@ -25,15 +25,17 @@ from msam_hf.data.synth_render import render_frames
 from msam_hf.data.synth_scene import sample_scene
 from msam_hf.video_io import read_frames
 
-SMALL = dict(num_videos=12, width=48, height=48, duration=2.0, fps=4.0, videos_per_site=2,
-             hard_negative_fraction=0.25, seed=11)
+SMALL = dict(
+    num_videos=12, width=48, height=48, duration=2.0, fps=4.0, videos_per_site=2, hard_negative_fraction=0.25, seed=11
+)
 SITE_FIELDS = ("terrain", "landmark", "camera", "texture")
 
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory) -> Path:
-    return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), SynthConfig(**SMALL), num_workers=1,
-                                      progress=False)
+    return generate_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), SynthConfig(**SMALL), num_workers=1, progress=False
+    )
 
 
 def ground_truth(folder: Path) -> dict[str, dict]:
@@ -46,7 +48,10 @@ def rows(dataset) -> dict:
 
 
 def decoded(folder: Path) -> dict[str, np.ndarray]:
-    return {path.stem: read_frames(path, fps=4.0, max_frames=None).frames for path in sorted((folder / "Videos").glob("*.mp4"))}
+    return {
+        path.stem: read_frames(path, fps=4.0, max_frames=None).frames
+        for path in sorted((folder / "Videos").glob("*.mp4"))
+    }
 
 
 def test_both_layouts_hold_the_same_rows(synth_dir):
@@ -101,11 +106,14 @@ def test_hard_negative_twins_differ_in_exactly_their_edit(synth_dir):
             assert twin[key] == original[key], key
         edited = twin["edit"]["entity"]
         assert twin["entities"][edited] != original["entities"][edited]
-        assert [e for i, e in enumerate(twin["entities"]) if i != edited] == \
-               [e for i, e in enumerate(original["entities"]) if i != edited]
+        assert [e for i, e in enumerate(twin["entities"]) if i != edited] == [
+            e for i, e in enumerate(original["entities"]) if i != edited
+        ]
         if twin["edit"]["kind"] == "colour":
-            assert (original["entities"][edited]["colour"], twin["entities"][edited]["colour"]) == \
-                   (twin["edit"]["from"], twin["edit"]["to"])
+            assert (original["entities"][edited]["colour"], twin["entities"][edited]["colour"]) == (
+                twin["edit"]["from"],
+                twin["edit"]["to"],
+            )
         assert twin["captions"] != original["captions"]
 
 
@@ -122,10 +130,20 @@ def test_object_scale_multiplies_every_object_size(tmp_path):
 
 
 def test_videos_of_a_site_share_the_background_and_split_but_not_the_objects(tmp_path):
-    folder = generate_synthetic_dataset(tmp_path, SynthConfig(**{**SMALL, "videos_per_site": 4, "num_videos": 10,
-                                                                 "hard_negative_fraction": 0.0,
-                                                                 "split_fractions": (0.4, 0.3, 0.3)}),
-                                        num_workers=1, progress=False)
+    folder = generate_synthetic_dataset(
+        tmp_path,
+        SynthConfig(
+            **{
+                **SMALL,
+                "videos_per_site": 4,
+                "num_videos": 10,
+                "hard_negative_fraction": 0.0,
+                "split_fractions": (0.4, 0.3, 0.3),
+            }
+        ),
+        num_workers=1,
+        progress=False,
+    )
     sites = {}
     for record in ground_truth(folder).values():
         sites.setdefault(record["site_id"], []).append(record)
@@ -164,25 +182,48 @@ def test_listing_captions_name_every_object_with_its_colour(tmp_path):
     assert all(same_scenes[key]["entities"] == record["entities"] for key, record in truth.items())  # only words differ
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"width": 33}, "width must be an even number"),
-    ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions must be three"),
-    ({"hard_negative_fraction": 0.7}, "hard_negative_fraction must be in"),
-    ({"num_videos": 0}, "num_videos must be at least 1"),
-    ({"videos_per_site": 1, "hard_negative_fraction": 0.1}, "lower hard_negative_fraction or raise videos_per_site"),
-    ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
-    ({"object_scale": 0}, "object_scale must be positive"),
-    ({"caption_style": "poetry"}, "caption_style must be one of"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"width": 33}, "width must be an even number"),
+        ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions must be three"),
+        ({"hard_negative_fraction": 0.7}, "hard_negative_fraction must be in"),
+        ({"num_videos": 0}, "num_videos must be at least 1"),
+        (
+            {"videos_per_site": 1, "hard_negative_fraction": 0.1},
+            "lower hard_negative_fraction or raise videos_per_site",
+        ),
+        ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
+        ({"object_scale": 0}, "object_scale must be positive"),
+        ({"caption_style": "poetry"}, "caption_style must be one of"),
+    ],
+)
 def test_bad_settings_name_the_field(override, message):
     with pytest.raises(ValueError, match=message):
         SynthConfig(**override)
 
 
 def test_cli_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path, capsys):
-    arguments = ["data", "synth", str(tmp_path), "--num-videos", "3", "--duration", "1", "--width", "32",
-                 "--height", "32", "--videos-per-site", "1", "--hard-negative-fraction", "0", "--workers", "1",
-                 "--quiet"]
+    arguments = [
+        "data",
+        "synth",
+        str(tmp_path),
+        "--num-videos",
+        "3",
+        "--duration",
+        "1",
+        "--width",
+        "32",
+        "--height",
+        "32",
+        "--videos-per-site",
+        "1",
+        "--hard-negative-fraction",
+        "0",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     assert msam(arguments) == 0
     assert "wrote 3 videos" in capsys.readouterr().out
     assert len(list((tmp_path / "Videos").glob("*.mp4"))) == 3
@@ -213,7 +254,9 @@ def test_background_histograms_remove_only_the_objects(synth_dir):
     truth = ground_truth(synth_dir)
     ids = sorted(truth)
     backgrounds = dict(zip(ids, background_histograms(synth_dir, ids, progress=False)))
-    whole = {video_id: colour_histogram(read_frames(synth_dir / "Videos" / f"{video_id}.mp4").frames) for video_id in ids}
+    whole = {
+        video_id: colour_histogram(read_frames(synth_dir / "Videos" / f"{video_id}.mp4").frames) for video_id in ids
+    }
     for video_id in ids:
         same_site = [other for other in ids if truth[other]["site_id"] == truth[video_id]["site_id"]]
         for other in same_site:  # one site, one background: identical without objects
@@ -226,8 +269,12 @@ def test_background_histograms_remove_only_the_objects(synth_dir):
 
 def test_baselines_score_the_test_split(synth_dir):
     results = run_baselines(load_video_text_dataset(synth_dir), "test", synthetic_dir=synth_dir, progress=False)
-    assert set(results) == {"colour histogram (whole frame)", "background only (objects removed)",
-                            "caption length only", "chance"}
+    assert set(results) == {
+        "colour histogram (whole frame)",
+        "background only (objects removed)",
+        "caption length only",
+        "chance",
+    }
     test_videos = len(load_video_text_dataset(synth_dir)["test"])
     assert results["chance"]["t2v_r1"] == pytest.approx(100.0 / test_videos)
     for metrics in results.values():
@@ -242,17 +289,24 @@ def test_synth_to_hub_loads_in_a_fresh_process_with_the_same_rows(synth_dir, tmp
     assert "msam data synth" in (output / "README.md").read_text()
     first_video = tmp_path / "first.mp4"
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-c", READ_WITH_DATASETS, str(output), str(first_video)],
-                            capture_output=True, text=True, env=environment, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", READ_WITH_DATASETS, str(output), str(first_video)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     original = load_video_text_dataset(synth_dir)
     for split in original:
-        assert loaded["rows"][split] == [{key: value for key, value in row.items() if key != "video"}
-                                         for row in original[split]]
+        assert loaded["rows"][split] == [
+            {key: value for key, value in row.items() if key != "video"} for row in original[split]
+        ]
         assert all(row["attributes"]["entities"] for row in loaded["rows"][split])
-    np.testing.assert_array_equal(read_frames(first_video).frames,
-                                  read_frames(original["train"][0]["video"]["path"]).frames)
+    np.testing.assert_array_equal(
+        read_frames(first_video).frames, read_frames(original["train"][0]["video"]["path"]).frames
+    )
 
 
 def test_rendering_chosen_frames_gives_the_pixels_of_the_whole_video():
@@ -264,4 +318,3 @@ def test_rendering_chosen_frames_gives_the_pixels_of_the_whole_video():
         assert len(chosen) == 3
         for index, frame in zip([0, 5, 15], chosen):
             np.testing.assert_array_equal(frame, every[index])
-

@@ -61,8 +61,9 @@ def test_the_corpus_depends_on_the_seed_only_and_its_listings_name_every_object(
     colours = {colour for spec in ENTITY_KINDS.values() for colour in spec["colours"]}
     for caption in captions:  # listings: "a red sedan, a house with a white roof and two people in blue"
         assert set(caption.replace(",", "").split()) & colours, caption
-    _, drone_captions, drone_listed = render_corpus(TinyClipRecipe(**{**recipe.__dict__, "drone_caption_fraction": 1.0}),
-                                                    num_workers=1, progress=False)
+    _, drone_captions, drone_listed = render_corpus(
+        TinyClipRecipe(**{**recipe.__dict__, "drone_caption_fraction": 1.0}), num_workers=1, progress=False
+    )
     assert not drone_listed.any() and drone_captions != captions
 
 
@@ -71,8 +72,11 @@ def test_augmentation_is_one_of_the_eight_symmetries_of_the_square():
     rng = np.random.default_rng(0)
     seen = {tuple(tiny_clip._flipped_and_rotated(image, rng).flatten().tolist()) for _ in range(200)}
     as_array = image.permute(1, 2, 0).numpy()  # the same symmetries, written in numpy on (height, width, channels)
-    symmetries = {tuple(np.rot90(flipped, k).transpose(2, 0, 1).flatten().tolist())
-                  for flipped in (as_array, as_array[:, ::-1]) for k in range(4)}
+    symmetries = {
+        tuple(np.rot90(flipped, k).transpose(2, 0, 1).flatten().tolist())
+        for flipped in (as_array, as_array[:, ::-1])
+        for k in range(4)
+    }
     assert seen == symmetries
 
 

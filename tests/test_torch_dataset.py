@@ -12,7 +12,9 @@ from msam_hf.data import load_video_text_dataset
 from msam_hf.video_io import VideoDecodeError
 
 IMAGE_SIZE = 32
-CAPTIONS = {f"clip_{index}": [f"caption {caption} of clip {index}" for caption in range(1 + index % 3)] for index in range(8)}
+CAPTIONS = {
+    f"clip_{index}": [f"caption {caption} of clip {index}" for caption in range(1 + index % 3)] for index in range(8)
+}
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +129,23 @@ def test_attribute_labels_per_caption_and_per_video_over_all_its_captions(make_v
     from msam_hf.data.attributes import AttributeVocabulary
 
     vocabulary = AttributeVocabulary(
-        levels={"entity": ["car", "boat", "lake"], "action": ["drive"], "relationship": ["car on road", "boat on lake"]},
-        counts={"entity": [], "action": [], "relationship": []}, tagger_name="lexicon",
+        levels={
+            "entity": ["car", "boat", "lake"],
+            "action": ["drive"],
+            "relationship": ["car on road", "boat on lake"],
+        },
+        counts={"entity": [], "action": [], "relationship": []},
+        tagger_name="lexicon",
     )
     captions = {"road": ["a red car drives on the road", "a boat on the lake"], "lake": ["the lake"]}
     split = load_video_text_dataset(make_videofolder(captions))["train"]
     collate = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
     # columns: car boat lake | drive | car-on-road boat-on-lake
-    expected = {"a red car drives on the road": [1, 0, 0, 1, 1, 0], "a boat on the lake": [0, 1, 1, 0, 0, 1],
-                "the lake": [0, 0, 1, 0, 0, 0]}
+    expected = {
+        "a red car drives on the road": [1, 0, 0, 1, 1, 0],
+        "a boat on the lake": [0, 1, 1, 0, 0, 1],
+        "the lake": [0, 0, 1, 0, 0, 0],
+    }
 
     dataset = VideoTextDataset(split, mode="train")
     batch = collate([dataset[0], dataset[1]])

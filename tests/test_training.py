@@ -31,14 +31,16 @@ FAST = ["--batch_size", "4", "--num_workers", "0", "--log_with", "none", "--max_
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory) -> Path:
     # 17 videos: 12 train (3 full steps of 4 per epoch: every video is read), 2 validation, 3 test
-    config = SynthConfig(num_videos=17, width=48, height=48, duration=3.0, fps=4.0, seed=3, videos_per_site=1,
-                         hard_negative_fraction=0.0)
+    config = SynthConfig(
+        num_videos=17, width=48, height=48, duration=3.0, fps=4.0, seed=3, videos_per_site=1, hard_negative_fraction=0.0
+    )
     return generate_synthetic_dataset(tmp_path_factory.mktemp("synth"), config, num_workers=1, progress=False)
 
 
 def run_training(*arguments, check=True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(TRAIN), *map(str, arguments)], capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), *map(str, arguments)], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"train.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -49,13 +51,28 @@ def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(dataset_dir, tmp_path):
-    arguments = ["--data_dir", dataset_dir, *FAST, "--num_epochs", "2", "--eval_every_epoch", "false",
-                 "--checkpointing_steps", "1", "--checkpoints_total_limit", "10"]
+    arguments = [
+        "--data_dir",
+        dataset_dir,
+        *FAST,
+        "--num_epochs",
+        "2",
+        "--eval_every_epoch",
+        "false",
+        "--checkpointing_steps",
+        "1",
+        "--checkpoints_total_limit",
+        "10",
+    ]
     run_training(*arguments, "--output_dir", tmp_path / "straight")
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen([sys.executable, str(TRAIN), *map(str, arguments), "--output_dir", str(interrupted)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, str(TRAIN), *map(str, arguments), "--output_dir", str(interrupted)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     first_checkpoint = interrupted / "checkpoints" / "step-1" / "train_state.json"
     deadline = time.monotonic() + 300
     while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -92,9 +109,24 @@ train.main(sys.argv[1:])
 
 def test_nan_loss_stops_the_run_naming_step_videos_and_parts(dataset_dir, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", NAN_AT_SECOND_STEP, "--data_dir", str(dataset_dir), *FAST, "--num_epochs", "1",
-         "--checkpointing_steps", "1", "--output_dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            NAN_AT_SECOND_STEP,
+            "--data_dir",
+            str(dataset_dir),
+            *FAST,
+            "--num_epochs",
+            "1",
+            "--checkpointing_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("FloatingPointError")]
@@ -114,8 +146,9 @@ def test_undecodable_training_video_is_skipped_and_counted(dataset_dir, tmp_path
     broken = sorted(line for line in (data / "train_list.txt").read_text().splitlines())[0]
     video = data / "Videos" / f"{broken}.mp4"
     video.write_bytes(video.read_bytes()[:300])  # truncated: the header survives, the frames do not
-    result = run_training("--data_dir", data, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false",
-                          "--output_dir", tmp_path / "run")
+    result = run_training(
+        "--data_dir", data, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false", "--output_dir", tmp_path / "run"
+    )
     assert "skipped 1 undecodable video(s)" in result.stdout
     assert broken in result.stderr  # the warning names the video
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path / "run").values())
@@ -144,15 +177,21 @@ def random_batch(size: int = 6, frames: int = 3) -> dict[str, torch.Tensor]:
     attention_mask[1, 4:] = 0
     video_mask = torch.ones(size, frames, dtype=torch.long)
     video_mask[2, 1:] = 0
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "video_mask": video_mask,
-            "pixel_values_videos": torch.randn(size, frames, 3, 64, 64, generator=generator)}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "video_mask": video_mask,
+        "pixel_values_videos": torch.randn(size, frames, 3, 64, 64, generator=generator),
+    }
 
 
-@pytest.mark.parametrize("head,semantic_tokens", [("ciffp", "frames"), ("ciffp", "patches"), ("mean", "frames"),
-                                                   ("attention", "frames")])
+@pytest.mark.parametrize(
+    "head,semantic_tokens", [("ciffp", "frames"), ("ciffp", "patches"), ("mean", "frames"), ("attention", "frames")]
+)
 def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
-    config = MsamConfig.tiny(similarity_head=head, semantic_tokens=semantic_tokens, semantic_dropout=0.0,
-                             attention_head_dropout=0.0)
+    config = MsamConfig.tiny(
+        similarity_head=head, semantic_tokens=semantic_tokens, semantic_dropout=0.0, attention_head_dropout=0.0
+    )
     torch.manual_seed(0)
     reference = MsamModel(config).train()
     accumulated = MsamModel(config).train()
@@ -169,17 +208,29 @@ def test_gradient_caching_equals_the_full_batch_step(head, semantic_tokens):
         if expected.grad is None:
             assert actual.grad is None or not actual.grad.any(), name
             continue
-        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
-SMALL_VOCABULARY = {"entity": ["car", "boat", "house", "tree", "person"], "action": ["drive", "sail", "walk"],
-                    "relationship": ["car on road", "boat on lake", "person near house", "car next to car"]}
+SMALL_VOCABULARY = {
+    "entity": ["car", "boat", "house", "tree", "person"],
+    "action": ["drive", "sail", "walk"],
+    "relationship": ["car on road", "boat on lake", "person near house", "car next to car"],
+}
 
 
-@pytest.mark.parametrize("model_class,config", [
-    (McsanModel, McsanConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY)),
-    (MsamModel, MsamConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY, semantic_dropout=0.0)),  # auxiliary objective
-], ids=["mcsan", "msam-attributes"])
+@pytest.mark.parametrize(
+    "model_class,config",
+    [
+        (McsanModel, McsanConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY)),
+        (
+            MsamModel,
+            MsamConfig.tiny(attribute_vocabulary=SMALL_VOCABULARY, semantic_dropout=0.0),
+        ),  # auxiliary objective
+    ],
+    ids=["mcsan", "msam-attributes"],
+)
 def test_gradient_caching_equals_the_full_batch_step_with_attribute_losses(model_class, config):
     torch.manual_seed(0)
     reference = model_class(config)
@@ -197,7 +248,9 @@ def test_gradient_caching_equals_the_full_batch_step_with_attribute_losses(model
     for name in ("loss", "contrastive_loss", "attribute_loss", "kl_loss"):
         torch.testing.assert_close(parts[name], getattr(output, name).detach(), atol=1e-5, rtol=1e-5)
     for (name, expected), actual in zip(reference.named_parameters(), accumulated.parameters()):
-        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            actual.grad, expected.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def test_gradient_caching_refuses_a_model_that_is_not_msam_or_mcsan():
@@ -219,10 +272,31 @@ def test_batch_size_must_split_over_processes_and_accumulation():
 def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_path):
     # A real 2-process CPU run (gloo): global-batch gather, gradient caching, the collective skip/NaN checks,
     # evaluation on the main process and the saves must all line up across processes.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(TRAIN), "--cpu",
-               "--data_dir", str(dataset_dir), *FAST, "--gradient_accumulation_steps", "2", "--num_epochs", "1",
-               "--output_dir", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(TRAIN),
+        "--cpu",
+        "--data_dir",
+        str(dataset_dir),
+        *FAST,
+        "--gradient_accumulation_steps",
+        "2",
+        "--num_epochs",
+        "1",
+        "--output_dir",
+        str(tmp_path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "epoch 0: validation text-to-video R@1" in result.stdout
@@ -235,8 +309,9 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
 def test_model_options_reach_the_config_and_frozen_keeps_only_the_logit_scale_of_clip():
     train = load_train_module()
     model = train.build_model(
-        train.ModelArguments(similarity_head="ciffp", semantic_loss=False, frame_attention_temperature=0.1,
-                             finetune="frozen"),
+        train.ModelArguments(
+            similarity_head="ciffp", semantic_loss=False, frame_attention_temperature=0.1, finetune="frozen"
+        ),
         train.DataArguments(data_dir="unused", max_frames=5),
     )
     assert model.config.frame_attention_temperature == 0.1 and model.config.max_frames == 5
@@ -256,9 +331,23 @@ def load_train_module():
 def test_mcsan_trains_on_mined_attributes_and_msam_evaluate_reports_attribute_map(dataset_dir, tmp_path, capsys):
     from msam_hf.cli import main as msam
 
-    result = run_training("--model", "mcsan", "--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--max_steps", "2",
-                          "--output_dir", tmp_path / "run")
-    assert "no --attribute_vocab: mined the attribute vocabulary from the 60 captions of the 'train' split" in result.stdout
+    result = run_training(
+        "--model",
+        "mcsan",
+        "--data_dir",
+        dataset_dir,
+        *FAST,
+        "--num_epochs",
+        "1",
+        "--max_steps",
+        "2",
+        "--output_dir",
+        tmp_path / "run",
+    )
+    assert (
+        "no --attribute_vocab: mined the attribute vocabulary from the 60 captions of the 'train' split"
+        in result.stdout
+    )
     assert "attribute mAP (video labels)" in result.stdout
     best = tmp_path / "run" / "best"
     # The vocabulary travels in the config; the file beside it adds the tagger that mined it.
@@ -268,8 +357,22 @@ def test_mcsan_trains_on_mined_attributes_and_msam_evaluate_reports_attribute_ma
     assert set(json.loads((best / "eval_results.json").read_text())["attribute_map"]) >= {"video", "caption"}
 
     report = tmp_path / "report"
-    assert msam(["evaluate", str(best), str(dataset_dir), "--split", "test", "--num-workers", "0",
-                 "--output-dir", str(report)]) == 0
+    assert (
+        msam(
+            [
+                "evaluate",
+                str(best),
+                str(dataset_dir),
+                "--split",
+                "test",
+                "--num-workers",
+                "0",
+                "--output-dir",
+                str(report),
+            ]
+        )
+        == 0
+    )
     assert "| best | multi_level | 32 |" in capsys.readouterr().out
     attribute_map = json.loads((report / "results.json").read_text())["best"]["attribute_map"]
     assert set(attribute_map) == {"tagger", "video", "caption", "ground_truth"}  # synthetic data: ground truth too
@@ -285,10 +388,31 @@ def test_mcsan_with_a_vocabulary_file_lora_and_gradient_caching(dataset_dir, tmp
 
     vocabulary = mine_dataset_attributes(dataset_dir, min_count=1, sizes={"entity": 4, "action": 3, "relationship": 2})
     vocabulary.save(tmp_path / "vocab.json")
-    result = run_training("--model", "mcsan", "--attribute_vocab", tmp_path / "vocab.json", "--finetune", "lora",
-                          "--lora_r", "2", "--levels", "global", "entity", "action", "--data_dir", dataset_dir, *FAST,
-                          "--gradient_accumulation_steps", "2", "--max_steps", "1", "--eval_every_epoch", "false",
-                          "--output_dir", tmp_path / "run")
+    result = run_training(
+        "--model",
+        "mcsan",
+        "--attribute_vocab",
+        tmp_path / "vocab.json",
+        "--finetune",
+        "lora",
+        "--lora_r",
+        "2",
+        "--levels",
+        "global",
+        "entity",
+        "action",
+        "--data_dir",
+        dataset_dir,
+        *FAST,
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_steps",
+        "1",
+        "--eval_every_epoch",
+        "false",
+        "--output_dir",
+        tmp_path / "run",
+    )
     assert "mined" not in result.stdout
     config = McsanModel.from_pretrained(tmp_path / "run" / "final").config  # LoRA merged: a plain McsanModel
     assert config.attribute_vocabulary == vocabulary.levels and config.levels == ["global", "entity", "action"]
@@ -296,8 +420,20 @@ def test_mcsan_with_a_vocabulary_file_lora_and_gradient_caching(dataset_dir, tmp
 
 
 def test_msam_attribute_loss_mines_a_vocabulary_and_trains_the_auxiliary_objective(dataset_dir, tmp_path):
-    result = run_training("--attribute_loss", "--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--max_steps", "2",
-                          "--gradient_accumulation_steps", "2", "--output_dir", tmp_path / "run")
+    result = run_training(
+        "--attribute_loss",
+        "--data_dir",
+        dataset_dir,
+        *FAST,
+        "--num_epochs",
+        "1",
+        "--max_steps",
+        "2",
+        "--gradient_accumulation_steps",
+        "2",
+        "--output_dir",
+        tmp_path / "run",
+    )
     assert "mined the attribute vocabulary" in result.stdout and "attribute mAP (video labels)" in result.stdout
     model = MsamModel.from_pretrained(tmp_path / "run" / "best")
     assert model.config.attribute_vocabulary and model.config.similarity_head == "ciffp"

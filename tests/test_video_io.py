@@ -100,8 +100,14 @@ def test_paths_bytes_file_objects_and_dataset_values_give_the_same_frames(videos
     expected = read_frames(path).frames
     with path.open("rb") as file:
         from_file = read_frames(file).frames
-    sources = [str(path), data, bytearray(data), io.BytesIO(data), {"path": "clip.mp4", "bytes": data},
-               {"path": str(path), "bytes": None}]
+    sources = [
+        str(path),
+        data,
+        bytearray(data),
+        io.BytesIO(data),
+        {"path": "clip.mp4", "bytes": data},
+        {"path": str(path), "bytes": None},
+    ]
     for source in sources:
         np.testing.assert_array_equal(read_frames(source).frames, expected)
     np.testing.assert_array_equal(from_file, expected)
@@ -156,7 +162,15 @@ def text_file(folder):
         (lambda folder: write_audio(folder / "sound.wav"), "no video stream"),
         (lambda folder: write_audio(folder / "sound.mp3"), "no video stream"),
     ],
-    ids=["zero-bytes", "truncated-mp4", "truncated-faststart-mp4", "truncated-mkv", "text-file", "audio-wav", "audio-mp3"],
+    ids=[
+        "zero-bytes",
+        "truncated-mp4",
+        "truncated-faststart-mp4",
+        "truncated-mkv",
+        "text-file",
+        "audio-wav",
+        "audio-mp3",
+    ],
 )
 def test_bad_files_raise_one_error_naming_the_file_and_reason(tmp_path, make_bad_file, reason):
     path = make_bad_file(tmp_path)
@@ -219,7 +233,9 @@ def test_the_frame_cache_returns_the_decoded_frames_and_decodes_each_video_once(
     path = write_video(tmp_path / "clip.mp4", seconds=3.5, rate=10)
     decodes = []
     real_read_frames = video_io.read_frames
-    monkeypatch.setattr(video_io, "read_frames", lambda *args, **kwargs: decodes.append(args) or real_read_frames(*args, **kwargs))
+    monkeypatch.setattr(
+        video_io, "read_frames", lambda *args, **kwargs: decodes.append(args) or real_read_frames(*args, **kwargs)
+    )
     cache = video_io.FrameCache(tmp_path / "cache")
     expected = real_read_frames(path, fps=2.0, max_frames=3)
     for source in (path, str(path), {"path": str(path), "bytes": None}):  # one entry for one file, however named

@@ -83,8 +83,10 @@ class ModelArguments:
     model: str = field(default="msam", metadata={"help": "msam | mcsan"})
     clip_model: str | None = field(
         default=None,
-        metadata={"help": "Hub id or local folder of pretrained CLIP weights (e.g. openai/clip-vit-base-patch32); "
-                  "unset: the tiny random-weight preset, trained from scratch."},
+        metadata={
+            "help": "Hub id or local folder of pretrained CLIP weights (e.g. openai/clip-vit-base-patch32); "
+            "unset: the tiny random-weight preset, trained from scratch."
+        },
     )
     similarity_head: str = field(default="ciffp", metadata={"help": "mean | seq_transformer | attention | ciffp"})
     semantic_loss: bool = field(default=True, metadata={"help": "train with MSAM's adaptive semantic branch"})
@@ -93,25 +95,34 @@ class ModelArguments:
         default=None, metadata={"help": "CIFFP's frame-attention temperature τ (default: the paper's 0.01)"}
     )
     levels: list[str] | None = field(
-        default=None, metadata={"help": "MCSAN: semantic levels to use (default all: global entity action relationship)"}
+        default=None,
+        metadata={"help": "MCSAN: semantic levels to use (default all: global entity action relationship)"},
     )
-    entity_tokens: str = field(default="patches", metadata={"help": "MCSAN: entity-level video tokens, patches | frames"})
+    entity_tokens: str = field(
+        default="patches", metadata={"help": "MCSAN: entity-level video tokens, patches | frames"}
+    )
     focal_alpha: float = field(default=0.25, metadata={"help": "MCSAN: α of the focal BCE (0.5 with γ 0: plain BCE)"})
     focal_gamma: float = field(default=2.0, metadata={"help": "MCSAN: γ of the focal BCE"})
     attribute_loss: bool = field(
         default=False,
-        metadata={"help": "MSAM: add MCSAN's attribute objective (focal BCE + KL through a shared projection of the "
-                  "global embeddings) as an auxiliary loss; not in the MSAM paper"},
+        metadata={
+            "help": "MSAM: add MCSAN's attribute objective (focal BCE + KL through a shared projection of the "
+            "global embeddings) as an auxiliary loss; not in the MSAM paper"
+        },
     )
     attribute_vocab: str | None = field(
         default=None,
-        metadata={"help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); unset: MCSAN "
-                  "and MSAM with --attribute_loss mine one from the training captions"},
+        metadata={
+            "help": "attribute vocabulary JSON (`msam data attributes DATA --out vocab.json`); unset: MCSAN "
+            "and MSAM with --attribute_loss mine one from the training captions"
+        },
     )
     finetune: str = field(
         default="full",
-        metadata={"help": "full | frozen (CLIP's towers fixed; its logit scale learns with the new modules) | lora "
-                  "(PEFT adapters)"},
+        metadata={
+            "help": "full | frozen (CLIP's towers fixed; its logit scale learns with the new modules) | lora "
+            "(PEFT adapters)"
+        },
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
@@ -125,14 +136,20 @@ class DataArguments:
     max_frames: int = field(default=12, metadata={"help": "frames per video at most (uniformly subsampled)"})
     num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes (decoding)"})
     frame_cache_dir: str | None = field(
-        default=None, metadata={"help": "keep decoded frames here (.npz per video): epochs after the first do not "
-                                        "decode again; share it between runs on the same data and sampling"}
+        default=None,
+        metadata={
+            "help": "keep decoded frames here (.npz per video): epochs after the first do not "
+            "decode again; share it between runs on the same data and sampling"
+        },
     )
     feature_cache_dir: str | None = field(
-        default=None, metadata={"help": "with --finetune frozen: encode every video and caption of the train and eval "
-                                        "splits once with the frozen backbone, store the features here (safetensors, "
-                                        "reused by later runs with the same backbone, data and sampling) and train "
-                                        "the new modules from them"}
+        default=None,
+        metadata={
+            "help": "with --finetune frozen: encode every video and caption of the train and eval "
+            "splits once with the frozen backbone, store the features here (safetensors, "
+            "reused by later runs with the same backbone, data and sampling) and train "
+            "the new modules from them"
+        },
     )
     train_split: str = field(default="train", metadata={"help": "split trained on"})
     eval_split: str = field(default="validation", metadata={"help": "split evaluated each epoch for model selection"})
@@ -165,8 +182,10 @@ class TrainArguments:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder or 'latest'"})
     eval_every_epoch: bool = field(default=True, metadata={"help": "evaluate and keep the best model each epoch"})
     log_with: str = field(
-        default="auto", metadata={"help": "accelerate tracker (tensorboard, wandb, ...), 'auto' (tensorboard when "
-                                  "installed) or 'none'"}
+        default="auto",
+        metadata={
+            "help": "accelerate tracker (tensorboard, wandb, ...), 'auto' (tensorboard when installed) or 'none'"
+        },
     )
     cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
 
@@ -209,12 +228,16 @@ def _check_model_options(model_args: ModelArguments) -> None:
         raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {model_args.model!r}")
     defaults = {option.name: option.default for option in fields(ModelArguments)}
     for other, options in MODEL_OPTIONS.items():
-        changed = [f"--{name}" for name in options if other != model_args.model and getattr(model_args, name) != defaults[name]]
+        changed = [
+            f"--{name}" for name in options if other != model_args.model and getattr(model_args, name) != defaults[name]
+        ]
         if changed:
             raise ValueError(f"{', '.join(changed)} apply to --model {other} only, not --model {model_args.model}")
 
 
-def attribute_vocabulary_for(model_args: ModelArguments, train_split, split_name: str, log) -> AttributeVocabulary | None:
+def attribute_vocabulary_for(
+    model_args: ModelArguments, train_split, split_name: str, log
+) -> AttributeVocabulary | None:
     """The attribute vocabulary of the run: `--attribute_vocab`, else for MCSAN (and MSAM with `--attribute_loss`)
     mined from the training captions (deterministic, so every process mines the same), else None (no attribute
     labels; MSAM as in the paper)."""
@@ -227,14 +250,18 @@ def attribute_vocabulary_for(model_args: ModelArguments, train_split, split_name
     started = time.perf_counter()
     vocabulary = mine_attributes([caption for captions in train_split["captions"] for caption in captions])
     sizes = ", ".join(f"{level} {size}" for level, size in vocabulary.sizes.items())
-    log(f"no --attribute_vocab: mined the attribute vocabulary from the {vocabulary.num_captions} captions of the "
+    log(
+        f"no --attribute_vocab: mined the attribute vocabulary from the {vocabulary.num_captions} captions of the "
         f"{split_name!r} split in {time.perf_counter() - started:.1f} s ({sizes} attributes, {vocabulary.tagger_name}); "
-        "it is stored in the model config")
+        "it is stored in the model config"
+    )
     empty = [level for level, size in vocabulary.sizes.items() if size == 0]
     if empty:
-        raise ValueError(f"the {split_name!r} captions give no {' / '.join(empty)} attribute that occurs in at least "
-                         f"{vocabulary.min_count} captions; mine a vocabulary with `msam data attributes DATA --out "
-                         "vocab.json --min-count 1` and pass --attribute_vocab vocab.json")
+        raise ValueError(
+            f"the {split_name!r} captions give no {' / '.join(empty)} attribute that occurs in at least "
+            f"{vocabulary.min_count} captions; mine a vocabulary with `msam data attributes DATA --out "
+            "vocab.json --min-count 1` and pass --attribute_vocab vocab.json"
+        )
     return vocabulary
 
 
@@ -251,8 +278,9 @@ def load_attribute_vocabulary(path: str) -> AttributeVocabulary:
     for level in ATTRIBUTE_LEVELS:
         names = levels.get(level) if isinstance(levels, dict) else None
         if not names or not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise ValueError(f"--attribute_vocab {path}: levels.{level} must be a non-empty list of attribute names; "
-                             f"{remedy}")
+            raise ValueError(
+                f"--attribute_vocab {path}: levels.{level} must be a non-empty list of attribute names; {remedy}"
+            )
     try:
         return AttributeVocabulary.load(path)
     except KeyError as error:
@@ -267,8 +295,12 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")):
         recipe = yaml.safe_load(Path(argv.pop(0)).read_text()) or {}
-        argv = [item for name, value in recipe.items() if value is not None
-                for item in (f"--{name}", *map(str, value if isinstance(value, list) else [value]))] + argv
+        argv = [
+            item
+            for name, value in recipe.items()
+            if value is not None
+            for item in (f"--{name}", *map(str, value if isinstance(value, list) else [value]))
+        ] + argv
     return parser.parse_args_into_dataclasses(argv)
 
 
@@ -290,10 +322,13 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = load_video_text_dataset(data_args.data_dir)
     for split in (data_args.train_split, data_args.eval_split if train_args.eval_every_epoch else None):
         if split is not None and split not in dataset:
-            raise ValueError(f"{data_args.data_dir} has no {split!r} split (it has {list(dataset)}); "
-                             "pass --train_split / --eval_split")
-    vocabulary = attribute_vocabulary_for(model_args, dataset[data_args.train_split], data_args.train_split,
-                                          accelerator.print)
+            raise ValueError(
+                f"{data_args.data_dir} has no {split!r} split (it has {list(dataset)}); "
+                "pass --train_split / --eval_split"
+            )
+    vocabulary = attribute_vocabulary_for(
+        model_args, dataset[data_args.train_split], data_args.train_split, accelerator.print
+    )
     model = build_model(model_args, data_args, vocabulary)
     processor = default_processor(_base_model(model).config)
     cached_splits = _encode_feature_cache(accelerator, model, processor, dataset, model_args, data_args, train_args)
@@ -304,8 +339,12 @@ def main(argv: list[str] | None = None) -> dict:
         num_workers = 0  # batches are slices of tensors in memory: worker processes would only copy them
     else:
         train_dataset = VideoTextDataset(
-            dataset[data_args.train_split], mode="train", fps=data_args.fps, max_frames=data_args.max_frames,
-            seed=train_args.seed, frame_cache_dir=data_args.frame_cache_dir,
+            dataset[data_args.train_split],
+            mode="train",
+            fps=data_args.fps,
+            max_frames=data_args.max_frames,
+            seed=train_args.seed,
+            frame_cache_dir=data_args.frame_cache_dir,
         )
         # The vocabulary is in the model's config: the batches carry its labels, made by the vocabulary's own tagger.
         collator = VideoTextCollator(processor, attribute_vocabulary=vocabulary)
@@ -316,8 +355,10 @@ def main(argv: list[str] | None = None) -> dict:
         collator.label_captions(captions)  # before the workers start: they inherit the labels
         accelerator.print(f"labelled {len(captions)} training captions in {time.perf_counter() - started:.1f} s")
     if len(train_dataset) < train_args.batch_size:
-        raise ValueError(f"the {data_args.train_split!r} split has {len(train_dataset)} videos, fewer than one batch "
-                         f"(--batch_size {train_args.batch_size})")
+        raise ValueError(
+            f"the {data_args.train_split!r} split has {len(train_dataset)} videos, fewer than one batch "
+            f"(--batch_size {train_args.batch_size})"
+        )
     train_loader = torch.utils.data.DataLoader(
         train_dataset,
         batch_size=micro_batch_size * train_args.gradient_accumulation_steps,
@@ -331,9 +372,13 @@ def main(argv: list[str] | None = None) -> dict:
     if train_args.max_steps:
         total_steps = min(total_steps, train_args.max_steps)
     optimizer, scheduler = build_optimizer_and_scheduler(
-        model, total_steps, learning_rate=train_args.learning_rate,
-        backbone_lr_coefficient=train_args.backbone_lr_coefficient, weight_decay=train_args.weight_decay,
-        betas=(train_args.adam_beta1, train_args.adam_beta2), eps=train_args.adam_epsilon,
+        model,
+        total_steps,
+        learning_rate=train_args.learning_rate,
+        backbone_lr_coefficient=train_args.backbone_lr_coefficient,
+        weight_decay=train_args.weight_decay,
+        betas=(train_args.adam_beta1, train_args.adam_beta2),
+        eps=train_args.adam_epsilon,
         warmup_ratio=train_args.warmup_ratio,
     )
     # The scheduler steps once per optimiser step on every process: it must not be advanced num_processes times.
@@ -349,10 +394,17 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.load_state(str(checkpoint))
         state.update(json.loads((checkpoint / "train_state.json").read_text()))
         start_epoch, skip_batches = divmod(state["step"], steps_per_epoch)
-        accelerator.print(f"resumed from {checkpoint} at step {state['step']} (epoch {start_epoch}, batch {skip_batches})")
+        accelerator.print(
+            f"resumed from {checkpoint} at step {state['step']} (epoch {start_epoch}, batch {skip_batches})"
+        )
 
-    progress = tqdm(total=total_steps, initial=state["step"], desc="training", unit="step",
-                    disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=total_steps,
+        initial=state["step"],
+        desc="training",
+        unit="step",
+        disable=not accelerator.is_local_main_process,
+    )
     history = []
     for epoch in range(start_epoch, train_args.num_epochs):
         if state["step"] >= total_steps:
@@ -385,9 +437,18 @@ def main(argv: list[str] | None = None) -> dict:
                 accelerator.backward(output.loss)
             else:
                 parts = accumulated_contrastive_step(
-                    accelerator, model, batch, train_args.gradient_accumulation_steps,
-                    check_finite=partial(_stop_if_not_finite, accelerator, step=state["step"], epoch=epoch,
-                                         video_ids=video_ids, output_dir=output_dir),
+                    accelerator,
+                    model,
+                    batch,
+                    train_args.gradient_accumulation_steps,
+                    check_finite=partial(
+                        _stop_if_not_finite,
+                        accelerator,
+                        step=state["step"],
+                        epoch=epoch,
+                        video_ids=video_ids,
+                        output_dir=output_dir,
+                    ),
                 )
             accelerator.clip_grad_norm_(model.parameters(), train_args.max_grad_norm)
             optimizer.step()
@@ -411,26 +472,43 @@ def main(argv: list[str] | None = None) -> dict:
             step_started = time.perf_counter()
         _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
         if train_args.eval_every_epoch:
-            results = _evaluate(accelerator, model, processor, dataset, data_args, vocabulary,
-                                cached_splits.get(data_args.eval_split))
+            results = _evaluate(
+                accelerator, model, processor, dataset, data_args, vocabulary, cached_splits.get(data_args.eval_split)
+            )
             metrics = results["metrics"][results["primary"]]
             history.append({"epoch": epoch, "step": state["step"], **metrics})
             in_site = f", in-site R@1 {metrics['in_site_r1']:.1f}" if "in_site_r1" in metrics else ""
-            accelerator.print(f"epoch {epoch}: {data_args.eval_split} text-to-video R@1 {metrics['t2v_r1']:.2f} "
-                              f"({results['primary']}), rsum {metrics['rsum']:.1f}{in_site}{_attribute_summary(results)}")
+            accelerator.print(
+                f"epoch {epoch}: {data_args.eval_split} text-to-video R@1 {metrics['t2v_r1']:.2f} "
+                f"({results['primary']}), rsum {metrics['rsum']:.1f}{in_site}{_attribute_summary(results)}"
+            )
             if state["best"] is None or metrics["t2v_r1"] > state["best"]["t2v_r1"]:
                 state["best"] = {"epoch": epoch, "step": state["step"], "t2v_r1": metrics["t2v_r1"]}
-                _save_model(accelerator, model, processor, output_dir / "best",
-                            {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results},
-                            (model_args, data_args, train_args), vocabulary)
+                _save_model(
+                    accelerator,
+                    model,
+                    processor,
+                    output_dir / "best",
+                    {"epoch": epoch, "step": state["step"], "split": data_args.eval_split, **results},
+                    (model_args, data_args, train_args),
+                    vocabulary,
+                )
             # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
             _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
     progress.close()
-    _save_model(accelerator, model, processor, output_dir / "final",
-                {"step": state["step"], "train_seconds": state["train_seconds"]}, (model_args, data_args, train_args),
-                vocabulary)
+    _save_model(
+        accelerator,
+        model,
+        processor,
+        output_dir / "final",
+        {"step": state["step"], "train_seconds": state["train_seconds"]},
+        (model_args, data_args, train_args),
+        vocabulary,
+    )
     if state["skipped_videos"] or state["skipped_steps"]:
-        accelerator.print(f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)")
+        accelerator.print(
+            f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)"
+        )
     accelerator.end_training()
     return {"history": history, **state}
 
@@ -441,23 +519,36 @@ def _encode_feature_cache(accelerator, model, processor, dataset, model_args, da
     if not data_args.feature_cache_dir:
         return {}
     if model_args.finetune != "frozen":
-        raise ValueError(f"--feature_cache_dir trains from features of a fixed backbone: it needs --finetune frozen "
-                         f"(got --finetune {model_args.finetune})")
+        raise ValueError(
+            f"--feature_cache_dir trains from features of a fixed backbone: it needs --finetune frozen "
+            f"(got --finetune {model_args.finetune})"
+        )
     splits = {data_args.train_split: True}
     if train_args.eval_every_epoch:
         splits[data_args.eval_split] = False  # evaluation needs every video: a decoding failure is an error
     cached = {}
     for split, is_train in splits.items():
         cached[split] = encode_split(
-            _base_model(model), dataset[split], processor, data_args.feature_cache_dir, split, fps=data_args.fps,
-            max_frames=data_args.max_frames, skip_undecodable=is_train, batch_size=data_args.eval_batch_size,
-            num_workers=data_args.num_workers, frame_cache_dir=data_args.frame_cache_dir, accelerator=accelerator,
+            _base_model(model),
+            dataset[split],
+            processor,
+            data_args.feature_cache_dir,
+            split,
+            fps=data_args.fps,
+            max_frames=data_args.max_frames,
+            skip_undecodable=is_train,
+            batch_size=data_args.eval_batch_size,
+            num_workers=data_args.num_workers,
+            frame_cache_dir=data_args.frame_cache_dir,
+            accelerator=accelerator,
             progress=accelerator.is_local_main_process,
         )
         skipped = cached[split].skipped_video_ids
-        accelerator.print(f"{split} features: {len(cached[split].video_ids)} videos, {len(cached[split].captions)} "
-                          f"captions from {cached[split].path}" + (f"; {len(skipped)} undecodable video(s) left out: "
-                                                                   f"{list(skipped)[:10]}" if skipped else ""))
+        accelerator.print(
+            f"{split} features: {len(cached[split].video_ids)} videos, {len(cached[split].captions)} "
+            f"captions from {cached[split].path}"
+            + (f"; {len(skipped)} undecodable video(s) left out: {list(skipped)[:10]}" if skipped else "")
+        )
     return cached
 
 
@@ -470,8 +561,10 @@ def _tracker(log_with: str) -> str | None:
 def _micro_batch_size(train_args: TrainArguments, num_processes: int) -> int:
     shares = num_processes * train_args.gradient_accumulation_steps
     if train_args.batch_size % shares:
-        raise ValueError(f"--batch_size {train_args.batch_size} must split evenly into {num_processes} process(es) "
-                         f"× {train_args.gradient_accumulation_steps} accumulation step(s)")
+        raise ValueError(
+            f"--batch_size {train_args.batch_size} must split evenly into {num_processes} process(es) "
+            f"× {train_args.gradient_accumulation_steps} accumulation step(s)"
+        )
     return train_args.batch_size // shares
 
 
@@ -492,8 +585,15 @@ def _stop_if_not_finite(accelerator, parts: dict, step: int, epoch: int, video_i
     )
 
 
-def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: AttributeVocabulary | None,
-              cached: CachedSplit | None = None) -> dict:
+def _evaluate(
+    accelerator,
+    model,
+    processor,
+    dataset,
+    data_args,
+    vocabulary: AttributeVocabulary | None,
+    cached: CachedSplit | None = None,
+) -> dict:
     """Evaluate on the main process (every process waits): the split is encoded once, not sharded (or read from the
     feature cache). With a vocabulary, attribute mAP per level too (against the synthetic benchmark's ground truth
     when the data has it)."""
@@ -505,13 +605,22 @@ def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: Att
             features = retrieval_features(unwrapped, cached)
         else:
             features = extract_features(
-                unwrapped, dataset[data_args.eval_split], processor,
-                batch_size=data_args.eval_batch_size, num_workers=data_args.num_workers, fps=data_args.fps,
-                max_frames=data_args.max_frames, frame_cache_dir=data_args.frame_cache_dir,
+                unwrapped,
+                dataset[data_args.eval_split],
+                processor,
+                batch_size=data_args.eval_batch_size,
+                num_workers=data_args.num_workers,
+                fps=data_args.fps,
+                max_frames=data_args.max_frames,
+                frame_cache_dir=data_args.frame_cache_dir,
             )
         ground_truth = read_ground_truth(data_args.data_dir)
-        results = evaluate_retrieval(unwrapped, features, text_context_sizes=(data_args.eval_text_context_size, 1),
-                                     video_sites=sites_of(ground_truth, features.video_ids))
+        results = evaluate_retrieval(
+            unwrapped,
+            features,
+            text_context_sizes=(data_args.eval_text_context_size, 1),
+            video_sites=sites_of(ground_truth, features.video_ids),
+        )
         if vocabulary is not None and has_attribute_head(unwrapped):
             results["attribute_map"] = evaluate_attributes(unwrapped, features, vocabulary, ground_truth)
     accelerator.wait_for_everyone()
@@ -519,7 +628,7 @@ def _evaluate(accelerator, model, processor, dataset, data_args, vocabulary: Att
 
 
 def _attribute_summary(results: dict) -> str:
-    """", attribute mAP (video labels) entity 41.2, ..." for the epoch line; empty without attribute results."""
+    """ ", attribute mAP (video labels) entity 41.2, ..." for the epoch line; empty without attribute results."""
     if "attribute_map" not in results:
         return ""
     scores = results["attribute_map"]["video"]
@@ -528,7 +637,12 @@ def _attribute_summary(results: dict) -> str:
 
 
 def _save_model(
-    accelerator, model, processor, folder: Path, results: dict, arguments: tuple,
+    accelerator,
+    model,
+    processor,
+    folder: Path,
+    results: dict,
+    arguments: tuple,
     vocabulary: AttributeVocabulary | None,
 ) -> None:
     """`save_pretrained` a self-contained model folder (LoRA adapters merged) with the processor, the results and
@@ -552,8 +666,10 @@ def _save_model(
 def _training_args(arguments: tuple, num_processes: int) -> dict:
     """The argument dataclasses merged, values as given (None stays null; no argument holds a token), and the
     process count, which the arguments do not record but which splits the global batch."""
-    return {**{name: value for group in arguments for name, value in asdict(group).items()},
-            "num_processes": num_processes}
+    return {
+        **{name: value for group in arguments for name, value in asdict(group).items()},
+        "num_processes": num_processes,
+    }
 
 
 def _save_checkpoint(accelerator, output_dir: Path, state: dict, total_limit: int | None) -> None:
@@ -589,8 +705,12 @@ def _flat_config(*arguments) -> dict:
     """Tracker hyper-parameters: tensorboard accepts only scalars and strings."""
     flat = {}
     for group in arguments:
-        flat.update({name: value if isinstance(value, (int, float, str, bool)) else str(value)
-                     for name, value in asdict(group).items()})
+        flat.update(
+            {
+                name: value if isinstance(value, (int, float, str, bool)) else str(value)
+                for name, value in asdict(group).items()
+            }
+        )
     return flat
 
 

@@ -50,8 +50,10 @@ def default_model() -> str:
         return os.environ["MSAM_MODEL"]
     models = SpaceCard.load(HERE / "README.md").data.models
     if not models:
-        raise ValueError("set MSAM_MODEL to a model folder or Hub repo id, or list the model under `models:` in "
-                         f"{HERE / 'README.md'}")
+        raise ValueError(
+            "set MSAM_MODEL to a model folder or Hub repo id, or list the model under `models:` in "
+            f"{HERE / 'README.md'}"
+        )
     return models[0]
 
 
@@ -107,10 +109,18 @@ class VideoSearch:
         hits = []
         for path in paths:
             video = self.encode(str(path))
-            logits, attention = self.model.similarity(text, video.features, text_context_size=1,
-                                                      return_frame_attention=True)
-            hits.append(Hit(video.name, logits[0, 0].item(), video.timestamps,
-                            None if attention is None else attention[0, 0].tolist(), video.thumbnails))
+            logits, attention = self.model.similarity(
+                text, video.features, text_context_size=1, return_frame_attention=True
+            )
+            hits.append(
+                Hit(
+                    video.name,
+                    logits[0, 0].item(),
+                    video.timestamps,
+                    None if attention is None else attention[0, 0].tolist(),
+                    video.thumbnails,
+                )
+            )
         return sorted(hits, key=lambda hit: -hit.score)
 
 
@@ -145,8 +155,11 @@ def render_hits(query: str, hits: list[Hit]) -> str:
                 f'style="height:48px;opacity:{opacity:.2f};border:2px solid {border}">'
                 f"<figcaption>{caption}</figcaption></figure>"
             )
-        best_note = (f"most attended frame at {hit.timestamps[best]:g} s" if hit.attention is not None
-                     else "this model's similarity head has no frame attention")
+        best_note = (
+            f"most attended frame at {hit.timestamps[best]:g} s"
+            if hit.attention is not None
+            else "this model's similarity head has no frame attention"
+        )
         name = html.escape(hit.name)
         rows.append(
             f'<li class="msam-result" data-video="{name}" data-score="{hit.score!r}" '
@@ -157,8 +170,10 @@ def render_hits(query: str, hits: list[Hit]) -> str:
             f'</div><div class="msam-strip" style="display:flex;gap:4px;margin-top:6px">{"".join(strip)}</div></div>'
             "</li>"
         )
-    return (f'<p class="msam-summary">{len(hits)} videos ranked for “{html.escape(query)}”</p>'
-            f'<ol class="msam-results" style="list-style:none;padding:0">{"".join(rows)}</ol>')
+    return (
+        f'<p class="msam-summary">{len(hits)} videos ranked for “{html.escape(query)}”</p>'
+        f'<ol class="msam-results" style="list-style:none;padding:0">{"".join(rows)}</ol>'
+    )
 
 
 def build_demo(model_path_or_id: str, samples_dir: Path = SAMPLES_DIR) -> gr.Blocks:
@@ -190,10 +205,13 @@ def build_demo(model_path_or_id: str, samples_dir: Path = SAMPLES_DIR) -> gr.Blo
         with gr.Row():
             with gr.Column(scale=1):
                 query = gr.Textbox(label="Query", placeholder=EXAMPLE_QUERIES[0], elem_id="query")
-                uploads = gr.File(label="Your videos", file_count="multiple", file_types=["video"],
-                                  elem_id="uploads")
-                use_samples = gr.Checkbox(label=f"Search the {len(samples)} sample videos", value=bool(samples),
-                                          visible=bool(samples), elem_id="use-samples")
+                uploads = gr.File(label="Your videos", file_count="multiple", file_types=["video"], elem_id="uploads")
+                use_samples = gr.Checkbox(
+                    label=f"Search the {len(samples)} sample videos",
+                    value=bool(samples),
+                    visible=bool(samples),
+                    elem_id="use-samples",
+                )
                 button = gr.Button("Search", variant="primary", elem_id="search")
                 gr.Examples(EXAMPLE_QUERIES, inputs=query)
             with gr.Column(scale=2):

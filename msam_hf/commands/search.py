@@ -13,7 +13,8 @@ from .parsing import defer
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `msam index` and `msam search` to the top-level commands."""
     parser = subparsers.add_parser(
-        "index", help="index a folder of videos for text search (incremental, resumable, distributable)",
+        "index",
+        help="index a folder of videos for text search (incremental, resumable, distributable)",
         description="Encode every video under VIDEO_DIR with MODEL into INDEX: float16 frame features in safetensors "
         "shards, a manifest and a FAISS index. Re-running adds new files, skips unchanged ones and drops deleted ones; "
         "files that cannot be decoded are reported. Spread over processes with "
@@ -22,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defer(parser, _index_arguments)
 
     parser = subparsers.add_parser(
-        "search", help="search an index by text",
+        "search",
+        help="search an index by text",
         description="The K videos of INDEX that best match QUERY, with the model's own similarity head (|J| = 1) "
         "and the seconds of the frames it attended to.",
     )
@@ -38,9 +40,12 @@ def _index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process")
-    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
-                        help="videos per feature shard (a new index only; an interrupted run redoes at most one "
-                             "shard per process)")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="videos per feature shard (a new index only; an interrupted run redoes at most one shard per process)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_index)
 
@@ -51,8 +56,11 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", metavar="INDEX", help="folder written by `msam index`")
     parser.add_argument("query", metavar="QUERY", help="the caption to search for")
     parser.add_argument("-k", "--top-k", type=int, default=10, help="results to return (default 10)")
-    parser.add_argument("--candidates", type=int, help="R, videos stage 1 passes to the similarity head "
-                                                       f"(default: the index's, {DEFAULT_CANDIDATES} unless set)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        help=f"R, videos stage 1 passes to the similarity head (default: the index's, {DEFAULT_CANDIDATES} unless set)",
+    )
     parser.add_argument("--model", help="the model to encode the query with (default: the one the index records)")
     parser.add_argument("--json", action="store_true", help="print the hits as JSON")
     parser.set_defaults(func=run_search)
@@ -67,9 +75,17 @@ def run_index(args: argparse.Namespace) -> int:
     model, processor = load_model_and_processor(args.model)
     model.name_or_path = args.model  # what `msam search` reloads: for a LoRA adapter, the adapter, not its base
     model.to(state.device)
-    index = VideoIndex.build(args.video_dir, args.out, model, processor, fps=args.fps, shard_size=args.shard_size,
-                             batch_size=args.batch_size, num_workers=args.num_workers,
-                             progress=not args.no_progress and state.is_main_process)
+    index = VideoIndex.build(
+        args.video_dir,
+        args.out,
+        model,
+        processor,
+        fps=args.fps,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        progress=not args.no_progress and state.is_main_process,
+    )
     if state.is_main_process:
         print(index.report.summary())
         print(f"index: {Path(args.out).absolute()} (report: report.json)")

@@ -54,40 +54,77 @@ TAGGER_CHOICES = ("auto", "lexicon", "spacy")
 SPACY_PIPELINES = ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf")
 
 # Lemmas about the footage, not its content: the medium, directions in the frame, verbs of perceiving it.
-STOP_LEMMAS = frozenset({
-    "view", "footage", "shot", "video", "clip", "image", "picture", "scene", "frame", "drone", "camera", "aerial",
-    "left", "right", "top", "bottom", "up", "down",
-    "see", "show", "film", "capture", "record", "look", "be", "have", "do",
-})
+STOP_LEMMAS = frozenset(
+    {
+        "view",
+        "footage",
+        "shot",
+        "video",
+        "clip",
+        "image",
+        "picture",
+        "scene",
+        "frame",
+        "drone",
+        "camera",
+        "aerial",
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "up",
+        "down",
+        "see",
+        "show",
+        "film",
+        "capture",
+        "record",
+        "look",
+        "be",
+        "have",
+        "do",
+    }
+)
 STOP_PREDICATES = frozenset({"of"})
 
 # Closed-class words (not in lemminflect's open-class lexicon), by Universal Dependencies tag.
 CLOSED_CLASS = {
     "DET": "a an the this that these those some any each every another no all both either neither its their his her "
-           "our my your such",
+    "our my your such",
     "NUM": "one two three four five six seven eight nine ten eleven twelve dozen",
     "PRON": "i we you he she it they me us him them there something someone anyone everything which who what",
     "ADP": "about above across after against along alongside amid among amongst around at before behind below "
-           "beneath beside between beyond by during for from in inside into near of off on onto opposite outside "
-           "over past through throughout to toward towards under underneath upon via with within without",
+    "beneath beside between beyond by during for from in inside into near of off on onto opposite outside "
+    "over past through throughout to toward towards under underneath upon via with within without",
     "CCONJ": "and or but nor",
     "SCONJ": "as while when where because if than whereas",
-    "AUX": "am is are was were be been being do does did have has had can could will would shall should may might "
-           "must",
+    "AUX": "am is are was were be been being do does did have has had can could will would shall should may might must",
     "PART": "not",
 }
 CLOSED_TAGS = {word: tag for tag, words in CLOSED_CLASS.items() for word in words.split()}
 MODALS = frozenset("can could will would shall should may might must".split())
 # Multi-word prepositions, longest first when matched, and the predicate each one normalises to.
 MULTIWORD_PREPOSITIONS = {
-    "to the left of": "left of", "on the left of": "left of", "left of": "left of",
-    "to the right of": "right of", "on the right of": "right of", "right of": "right of",
-    "in front of": "in front of", "on top of": "on top of", "in the middle of": "in the middle of",
-    "next to": "next to", "close to": "close to", "near to": "near", "away from": "away from", "out of": "out of",
-    "on both sides of": "on both sides of", "at the edge of": "at the edge of",
+    "to the left of": "left of",
+    "on the left of": "left of",
+    "left of": "left of",
+    "to the right of": "right of",
+    "on the right of": "right of",
+    "right of": "right of",
+    "in front of": "in front of",
+    "on top of": "on top of",
+    "in the middle of": "in the middle of",
+    "next to": "next to",
+    "close to": "close to",
+    "near to": "near",
+    "away from": "away from",
+    "out of": "out of",
+    "on both sides of": "on both sides of",
+    "at the edge of": "at the edge of",
 }
-_PREPOSITION_PATTERNS = sorted(((tuple(key.split()), value) for key, value in MULTIWORD_PREPOSITIONS.items()),
-                               key=lambda item: -len(item[0]))
+_PREPOSITION_PATTERNS = sorted(
+    ((tuple(key.split()), value) for key, value in MULTIWORD_PREPOSITIONS.items()), key=lambda item: -len(item[0])
+)
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+")
 
 
@@ -120,7 +157,9 @@ class LexiconTagger:
             following = candidates[index + 1] if index + 1 < len(words) else {}
             # the next word may be an inflected verb ("stands", "parks"): then this word ends a noun phrase
             verb_follows = "VERB" in following and following["VERB"] != words[index + 1]
-            if any(tuple(words[index + 1 : index + 1 + len(pattern)]) == pattern for pattern, _ in _PREPOSITION_PATTERNS):
+            if any(
+                tuple(words[index + 1 : index + 1 + len(pattern)]) == pattern for pattern, _ in _PREPOSITION_PATTERNS
+            ):
                 following = {"ADP": words[index + 1]}  # "house right of car": a preposition follows, not an adjective
             opener = next((earlier.pos for earlier in reversed(tagged) if earlier.pos != "ADJ"), None)
             after_determiner = opener in ("DET", "NUM")  # inside "a white ...", "two red ..."
@@ -137,21 +176,37 @@ class LexiconTagger:
         lemmas = {tag: list(values) for tag, values in self._lemminflect.getAllLemmas(word).items() if tag != "AUX"}
         lemmas.pop("PROPN", None)
         if not lemmas:  # out of the lexicon: guess from the ending
-            tag = "VERB" if word.endswith(("ing", "ed")) else "ADV" if word.endswith(("ly", "ward", "wards")) else "NOUN"
+            tag = (
+                "VERB" if word.endswith(("ing", "ed")) else "ADV" if word.endswith(("ly", "ward", "wards")) else "NOUN"
+            )
             lemmas = {tag: list(self._lemminflect.getAllLemmasOOV(word, tag).get(tag, (word,)))}
         elif word.endswith("ing") and "VERB" not in lemmas:  # the lexicon lists some gerunds as nouns only ("jogging")
             lemmas["VERB"] = list(self._lemminflect.getAllLemmasOOV(word, "VERB").get("VERB", (word,)))
         if len(lemmas.get("NOUN", ())) > 1:  # "leaves": the noun lemma that is not the verb's ("leaf", not "leave")
-            lemmas["NOUN"] = [lemma for lemma in lemmas["NOUN"] if lemma not in lemmas.get("VERB", ())] or lemmas["NOUN"]
+            lemmas["NOUN"] = [lemma for lemma in lemmas["NOUN"] if lemma not in lemmas.get("VERB", ())] or lemmas[
+                "NOUN"
+            ]
         return {tag: values[0] for tag, values in lemmas.items()}
 
-    def _choose(self, word: str, options: dict[str, str], previous: TaggedWord | None, following: dict[str, str],
-                verb_follows: bool = False, after_determiner: bool = False) -> str:
+    def _choose(
+        self,
+        word: str,
+        options: dict[str, str],
+        previous: TaggedWord | None,
+        following: dict[str, str],
+        verb_follows: bool = False,
+        after_determiner: bool = False,
+    ) -> str:
         if len(options) == 1:
             tag = next(iter(options))
             # A participle between a determiner / adjective and a noun modifies it: "the parking lot".
-            if tag == "VERB" and word.endswith(("ing", "ed")) and "NOUN" in following and previous is not None \
-                    and previous.pos in ("DET", "NUM", "ADJ", "ADP"):
+            if (
+                tag == "VERB"
+                and word.endswith(("ing", "ed"))
+                and "NOUN" in following
+                and previous is not None
+                and previous.pos in ("DET", "NUM", "ADJ", "ADP")
+            ):
                 return "ADJ"
             return tag
         before = previous.pos if previous is not None else None
@@ -334,8 +389,9 @@ class AttributeVocabulary:
     _index: dict[str, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        self._index = {level: {name: position for position, name in enumerate(self.levels[level])}
-                       for level in ATTRIBUTE_LEVELS}
+        self._index = {
+            level: {name: position for position, name in enumerate(self.levels[level])} for level in ATTRIBUTE_LEVELS
+        }
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -351,15 +407,20 @@ class AttributeVocabulary:
         if self._tagger is None:
             self._tagger = load_tagger(self.tagger_name)
             if self._tagger.name != self.tagger_name:
-                logger.warning("vocabulary mined with %s, labelling with %s: labels may differ from the mined "
-                               "vocabulary's", self.tagger_name, self._tagger.name)
+                logger.warning(
+                    "vocabulary mined with %s, labelling with %s: labels may differ from the mined vocabulary's",
+                    self.tagger_name,
+                    self._tagger.name,
+                )
         return self._tagger
 
     def caption_attributes(self, caption: str) -> dict[str, list[str]]:
         """The vocabulary's attributes found in one caption, per level (empty for a blank caption)."""
         if not isinstance(caption, str):
             raise ValueError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
-        found = extract_attributes(self.tagger(caption)) if caption.strip() else {level: [] for level in ATTRIBUTE_LEVELS}
+        found = (
+            extract_attributes(self.tagger(caption)) if caption.strip() else {level: [] for level in ATTRIBUTE_LEVELS}
+        )
         return {level: [name for name in found[level] if name in self._index[level]] for level in ATTRIBUTE_LEVELS}
 
     def labels(self, captions: Sequence[str]) -> np.ndarray:
@@ -379,13 +440,22 @@ class AttributeVocabulary:
     def decode(self, labels: np.ndarray) -> dict[str, list[str]]:
         """The attribute names of one multi-hot row, per level."""
         offsets = np.cumsum([0] + [self.sizes[level] for level in ATTRIBUTE_LEVELS])
-        return {level: [self.levels[level][int(position)] for position in np.flatnonzero(labels[start:end])]
-                for level, start, end in zip(ATTRIBUTE_LEVELS, offsets[:-1], offsets[1:])}
+        return {
+            level: [self.levels[level][int(position)] for position in np.flatnonzero(labels[start:end])]
+            for level, start, end in zip(ATTRIBUTE_LEVELS, offsets[:-1], offsets[1:])
+        }
 
     def to_dict(self) -> dict:
-        return {"format": VOCABULARY_FORMAT, "version": 1, "tagger": self.tagger_name,
-                "num_captions": self.num_captions, "skipped_captions": self.skipped_captions,
-                "min_count": self.min_count, "levels": self.levels, "counts": self.counts}
+        return {
+            "format": VOCABULARY_FORMAT,
+            "version": 1,
+            "tagger": self.tagger_name,
+            "num_captions": self.num_captions,
+            "skipped_captions": self.skipped_captions,
+            "min_count": self.min_count,
+            "levels": self.levels,
+            "counts": self.counts,
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -396,11 +466,18 @@ class AttributeVocabulary:
     def load(cls, path: str | Path) -> AttributeVocabulary:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("format") != VOCABULARY_FORMAT:
-            raise ValueError(f"{path} is not an attribute vocabulary (no \"format\": \"{VOCABULARY_FORMAT}\"); "
-                             "write one with `msam data attributes DATA --out vocab.json`.")
-        return cls(levels=data["levels"], counts=data["counts"], tagger_name=data["tagger"],
-                   num_captions=data["num_captions"], skipped_captions=data["skipped_captions"],
-                   min_count=data["min_count"])
+            raise ValueError(
+                f'{path} is not an attribute vocabulary (no "format": "{VOCABULARY_FORMAT}"); '
+                "write one with `msam data attributes DATA --out vocab.json`."
+            )
+        return cls(
+            levels=data["levels"],
+            counts=data["counts"],
+            tagger_name=data["tagger"],
+            num_captions=data["num_captions"],
+            skipped_captions=data["skipped_captions"],
+            min_count=data["min_count"],
+        )
 
 
 def mine_attributes(
@@ -427,8 +504,10 @@ def mine_attributes(
     for position, caption in enumerate(captions):
         if not isinstance(caption, str) or not caption.strip():
             if strict:
-                raise ValueError(f"caption {position} is empty or not a string ({caption!r}); fix the data or mine "
-                                 "with strict=False to skip and count such captions.")
+                raise ValueError(
+                    f"caption {position} is empty or not a string ({caption!r}); fix the data or mine "
+                    "with strict=False to skip and count such captions."
+                )
             skipped += 1
             continue
         used += 1
@@ -440,7 +519,9 @@ def mine_attributes(
         raise ValueError("no usable caption to mine attributes from")
     levels, counts = {}, {}
     for level in ATTRIBUTE_LEVELS:
-        ranked = sorted((item for item in counters[level].items() if item[1] >= min_count), key=lambda item: (-item[1], item[0]))
+        ranked = sorted(
+            (item for item in counters[level].items() if item[1] >= min_count), key=lambda item: (-item[1], item[0])
+        )
         ranked = ranked[: sizes[level]]
         levels[level] = [name for name, _ in ranked]
         counts[level] = [count for _, count in ranked]
@@ -491,8 +572,11 @@ def compare_with_ground_truth(
     the ground truth's "car" or "truck"; relationships map their subject, predicate and object (with the entity map
     for the nouns).
     """
-    records = [json.loads(line) for line in (Path(data_dir) / "ground_truth.jsonl").read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+    records = [
+        json.loads(line)
+        for line in (Path(data_dir) / "ground_truth.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     if not records:
         raise ValueError(f"{Path(data_dir) / 'ground_truth.jsonl'} has no video")
     synonyms = synonyms or {}
@@ -540,10 +624,19 @@ def normalise_ground_truth(record: dict, tagger: Tagger) -> dict[str, set[str]]:
     from .synth_captions import scene_attributes
 
     attributes = scene_attributes(record)
-    entities = {found for name in attributes["entities"] for found in extract_attributes(tagger(name), frozenset())["entity"][-1:]}
-    actions = {found for name in attributes["actions"] for found in extract_attributes(tagger(name), frozenset())["action"][:1]}
-    relationships = {found for name in attributes["relations"]
-                     for found in extract_attributes(tagger(name), frozenset())["relationship"][:1]}
+    entities = {
+        found
+        for name in attributes["entities"]
+        for found in extract_attributes(tagger(name), frozenset())["entity"][-1:]
+    }
+    actions = {
+        found for name in attributes["actions"] for found in extract_attributes(tagger(name), frozenset())["action"][:1]
+    }
+    relationships = {
+        found
+        for name in attributes["relations"]
+        for found in extract_attributes(tagger(name), frozenset())["relationship"][:1]
+    }
     return {"entity": entities, "action": actions, "relationship": relationships}
 
 
@@ -576,19 +669,28 @@ def synth_synonyms(tagger: Tagger) -> dict[str, dict[str, set[str]]]:
                 _, predicate, target = _split_relationship(relationship)
                 add(predicates, [predicate], ["on"])
                 add(nouns, [target], canonical_object)
-    relation_tables = {**{name: phrases for name, phrases in tables.RELATION_PHRASES.items() if "after verb" not in name},
-                       "beside": tables.BESIDE_PHRASES}
+    relation_tables = {
+        **{name: phrases for name, phrases in tables.RELATION_PHRASES.items() if "after verb" not in name},
+        "beside": tables.BESIDE_PHRASES,
+    }
     for name, phrases in relation_tables.items():
         truth = extract_attributes(tagger(f"car {name} house"), frozenset())["relationship"][:1]
         for relationship in truth:
             canonical_predicate = _split_relationship(relationship)[1]
             for phrase in phrases:
                 text = "car " + (phrase.format("the house") if "{}" in phrase else phrase.replace("bridge", "house"))
-                add(predicates, [_split_relationship(found)[1] for found in
-                                 extract_attributes(tagger(text), frozenset())["relationship"][:1]], [canonical_predicate])
+                add(
+                    predicates,
+                    [
+                        _split_relationship(found)[1]
+                        for found in extract_attributes(tagger(text), frozenset())["relationship"][:1]
+                    ],
+                    [canonical_predicate],
+                )
     actions: dict[str, set[str]] = {}
-    for canonical, phrase_table in ((name, [*tables.ACTION_PARTICIPLES[name], *tables.ACTION_PRESENT[name]])
-                                    for name in tables.ACTION_PARTICIPLES):
+    for canonical, phrase_table in (
+        (name, [*tables.ACTION_PARTICIPLES[name], *tables.ACTION_PRESENT[name]]) for name in tables.ACTION_PARTICIPLES
+    ):
         canonical_verb = extract_attributes(tagger(canonical), frozenset())["action"][:1]
         add(actions, [verb for phrase in phrase_table for verb in verbs_of(phrase)], canonical_verb)
     return {"entity": nouns, "action": actions, "predicate": predicates}
@@ -604,14 +706,20 @@ def _split_relationship(relationship: str) -> tuple[str, str, str]:
 def _relationship_forms(relationship: str, synonyms: dict[str, dict[str, set[str]]]) -> list[tuple[str, str, str]]:
     subject, predicate, target = _split_relationship(relationship)
     nouns, predicates = synonyms.get("entity", {}), synonyms.get("predicate", {})
-    return [(s, p, o) for s in nouns.get(subject, set()) | {subject} for p in predicates.get(predicate, set()) | {predicate}
-            for o in nouns.get(target, set()) | {target}]
+    return [
+        (s, p, o)
+        for s in nouns.get(subject, set()) | {subject}
+        for p in predicates.get(predicate, set()) | {predicate}
+        for o in nouns.get(target, set()) | {target}
+    ]
 
 
 def format_comparison(results_by_view: dict[str, dict[str, dict[str, float]]]) -> str:
     """A markdown table: one row per (matching, level)."""
-    lines = ["| matching | level | vocabulary size | vocabulary P | vocabulary R | label P | label R |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| matching | level | vocabulary size | vocabulary P | vocabulary R | label P | label R |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for view, results in results_by_view.items():
         for level, scores in results.items():
             lines.append(

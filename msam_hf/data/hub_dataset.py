@@ -149,7 +149,8 @@ def export_hub_dataset(
         pretty_name=pretty_name or source_dir.resolve().name,
         repo_id=repo_id or f"<user>/{output_dir.resolve().name}",
         captions_per_split={
-            split: sum(len(captions) for captions in part.data.column("captions").to_pylist()) for split, part in dataset.items()
+            split: sum(len(captions) for captions in part.data.column("captions").to_pylist())
+            for split, part in dataset.items()
         },
         videos_with_file={split: len(part) - part.data.column("video").null_count for split, part in dataset.items()},
     )
@@ -166,7 +167,9 @@ def _write_split(split: str, dataset: datasets.Dataset, data_dir: Path, max_shar
     rows_per_group = get_writer_batch_size_from_data_size(len(dataset), num_bytes)
     for index in tqdm(range(num_shards), desc=f"writing {split}", unit="shard"):
         shard = dataset.shard(num_shards=num_shards, index=index, contiguous=True)
-        shard = shard.with_format("arrow").map(embed_table_storage, batched=True, batch_size=rows_per_group, keep_in_memory=True)
+        shard = shard.with_format("arrow").map(
+            embed_table_storage, batched=True, batch_size=rows_per_group, keep_in_memory=True
+        )
         shard.to_parquet(data_dir / f"{split}-{index:05d}-of-{num_shards:05d}.parquet", batch_size=rows_per_group)
     return SplitInfo(name=split, num_bytes=num_bytes, num_examples=len(dataset))
 
@@ -202,12 +205,14 @@ def build_dataset_card(
     has_attributes = "attributes" in info.features
     attribute_row = (
         f"| `attributes` | ground-truth {' / '.join(ATTRIBUTE_KINDS)} of the video, each a list of strings |\n"
-        if has_attributes else ""
+        if has_attributes
+        else ""
     )
     missing = sum(info.splits[split].num_examples - videos_with_file[split] for split in split_names)
     missing_note = (
         f"\n{missing:,} row(s) have no video file (`video` is null): the source provided only their captions.\n"
-        if missing else ""
+        if missing
+        else ""
     )
     citation = f"\n## Citation\n\n{source.citation}\n" if source.citation else ""
     body = f"""
@@ -292,7 +297,9 @@ def _guess_source(source_dir: Path) -> DatasetSource:
 def _prepare_output(output_dir: Path, overwrite: bool) -> None:
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
-            raise ValueError(f"{output_dir} exists and is not empty; choose a new folder or pass overwrite (--overwrite)")
+            raise ValueError(
+                f"{output_dir} exists and is not empty; choose a new folder or pass overwrite (--overwrite)"
+            )
         # Only what an export writes is removed; anything else in the folder stays (and would be uploaded).
         shutil.rmtree(output_dir / DATA_DIR, ignore_errors=True)
         (output_dir / "README.md").unlink(missing_ok=True)

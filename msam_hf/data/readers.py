@@ -111,17 +111,25 @@ class LoadReport:
             lines.append(f"no video folder: all {count:,} rows are kept without video (captions only)")
         else:
             for split, ids in self.missing_videos.items():
-                lines.append(f"{split}: {len(ids):,} video(s) have no file in {self.video_folder}; "
-                             f"rows kept without video: {_quote(ids)}")
+                lines.append(
+                    f"{split}: {len(ids):,} video(s) have no file in {self.video_folder}; "
+                    f"rows kept without video: {_quote(ids)}"
+                )
         if self.unassigned_ids:
-            lines.append(f"{len(self.unassigned_ids):,} captioned video(s) are in no split and were left out: "
-                         f"{_quote(self.unassigned_ids)}")
+            lines.append(
+                f"{len(self.unassigned_ids):,} captioned video(s) are in no split and were left out: "
+                f"{_quote(self.unassigned_ids)}"
+            )
         if self.duplicate_ids:
-            lines.append(f"{len(self.duplicate_ids):,} video id(s) are listed more than once (first kept): "
-                         f"{_quote(self.duplicate_ids)}")
+            lines.append(
+                f"{len(self.duplicate_ids):,} video id(s) are listed more than once (first kept): "
+                f"{_quote(self.duplicate_ids)}"
+            )
         if self.unreferenced_videos:
-            lines.append(f"{len(self.unreferenced_videos):,} video file(s) are not named in the metadata: "
-                         f"{_quote(self.unreferenced_videos)}")
+            lines.append(
+                f"{len(self.unreferenced_videos):,} video file(s) are not named in the metadata: "
+                f"{_quote(self.unreferenced_videos)}"
+            )
         return lines
 
     def summary(self) -> str:
@@ -150,7 +158,9 @@ class VideoTextSource:
         for split, records in self.splits.items():
             columns = {
                 "video_id": [record.video_id for record in records],
-                "video": [{"path": str(record.video_path), "bytes": None} if record.video_path else None for record in records],
+                "video": [
+                    {"path": str(record.video_path), "bytes": None} if record.video_path else None for record in records
+                ],
                 "captions": [record.captions for record in records],
             }
             if with_attributes:
@@ -159,7 +169,9 @@ class VideoTextSource:
         return datasets.DatasetDict(splits)
 
 
-def load_video_text_dataset(path: str | os.PathLike, layout: str = "auto", strict: bool = False) -> datasets.DatasetDict:
+def load_video_text_dataset(
+    path: str | os.PathLike, layout: str = "auto", strict: bool = False
+) -> datasets.DatasetDict:
     """Load a video-caption dataset from a folder (any supported layout) or a Hub dataset repo id.
 
     Args:
@@ -280,7 +292,9 @@ def _read_id_list(path: Path) -> list[str]:
 def _read_clip4clip(root: Path) -> VideoTextSource:
     report = LoadReport(source=str(root), layout="clip4clip")
     captions = read_caption_pickle(root / CLIP4CLIP_CAPTIONS)
-    split_ids = {split: _read_id_list(root / name) for split, name in CLIP4CLIP_SPLIT_FILES.items() if (root / name).is_file()}
+    split_ids = {
+        split: _read_id_list(root / name) for split, name in CLIP4CLIP_SPLIT_FILES.items() if (root / name).is_file()
+    }
     if not split_ids:
         raise ValueError(f"{root} has {CLIP4CLIP_CAPTIONS} but none of {sorted(CLIP4CLIP_SPLIT_FILES.values())}")
     video_folders = _existing_folders(root, ("Videos", "videos"))[:1]
@@ -404,7 +418,9 @@ def _read_videofolder(root: Path) -> VideoTextSource:
 def _metadata_files(root: Path) -> list[tuple[Path, str | None]]:
     """metadata.jsonl / metadata.csv at the root and in split sub-folders, with the folder's split."""
     found = []
-    split_folders = [(path, path.name) for path in sorted(root.iterdir()) if path.is_dir() and path.name.lower() in SPLIT_ALIASES]
+    split_folders = [
+        (path, path.name) for path in sorted(root.iterdir()) if path.is_dir() and path.name.lower() in SPLIT_ALIASES
+    ]
     for folder, split in [(root, None)] + split_folders:
         files = [folder / name for name in METADATA_FILES if (folder / name).is_file()]
         if len(files) > 1:
@@ -435,7 +451,9 @@ def _metadata_rows(path: Path) -> Iterable[tuple[int, dict]]:
                     try:
                         row["captions"] = json.loads(captions)
                     except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}, row {line_number}: 'captions' is not a JSON list ({error})") from error
+                        raise ValueError(
+                            f"{path}, row {line_number}: 'captions' is not a JSON list ({error})"
+                        ) from error
                 yield line_number, row
 
 
@@ -486,8 +504,10 @@ def _load_hub_dataset(path: str | os.PathLike) -> datasets.DatasetDict:
     for split, split_dataset in dataset.items():
         missing = {"video_id", "video", "captions"} - set(split_dataset.column_names)
         if missing:
-            raise ValueError(f"{path} split {split!r} lacks column(s) {sorted(missing)}; "
-                             "expected a dataset written by `msam data to-hub`")
+            raise ValueError(
+                f"{path} split {split!r} lacks column(s) {sorted(missing)}; "
+                "expected a dataset written by `msam data to-hub`"
+            )
     # A repo written elsewhere may declare Video() with decoding, which needs torchcodec.
     return dataset.cast_column("video", datasets.Video(decode=False))
 

@@ -74,24 +74,34 @@ def format_statistics(statistics: list[SplitStatistics]) -> str:
             f"{per_video:>10.2f} {split.over_limit:>12,}"
         )
     lines.append("")
-    lines.append("captions per video: " + ", ".join(
-        f"{count} captions: {videos:,} videos" for count, videos in sorted(total.captions_per_video.items())))
+    lines.append(
+        "captions per video: "
+        + ", ".join(
+            f"{count} captions: {videos:,} videos" for count, videos in sorted(total.captions_per_video.items())
+        )
+    )
     lines.append("")
     lengths = total.token_lengths
     if lengths:
-        lines.append(f"caption length in CLIP tokens (start/end included): min {min(lengths)}, "
-                     f"mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}")
+        lines.append(
+            f"caption length in CLIP tokens (start/end included): min {min(lengths)}, "
+            f"mean {sum(lengths) / len(lengths):.1f}, max {max(lengths)}"
+        )
         lines.extend(_histogram(lengths))
         over = total.over_limit
-        lines.append(f"{over:,} of {len(lengths):,} captions ({100 * over / len(lengths):.2f}%) exceed "
-                     f"{MAX_TEXT_TOKENS} tokens and are truncated by the processor")
+        lines.append(
+            f"{over:,} of {len(lengths):,} captions ({100 * over / len(lengths):.2f}%) exceed "
+            f"{MAX_TEXT_TOKENS} tokens and are truncated by the processor"
+        )
     return "\n".join(lines)
 
 
 def _histogram(lengths: list[int], width: int = 40) -> list[str]:
     bounds = [(1, TOKEN_BINS[0])] + [(low + 1, high) for low, high in zip(TOKEN_BINS, TOKEN_BINS[1:])]
     bounds.append((TOKEN_BINS[-1] + 1, None))
-    counts = [sum(1 for length in lengths if low <= length and (high is None or length <= high)) for low, high in bounds]
+    counts = [
+        sum(1 for length in lengths if low <= length and (high is None or length <= high)) for low, high in bounds
+    ]
     largest = max(counts) or 1
     lines = []
     for (low, high), count in zip(bounds, counts):

@@ -74,8 +74,13 @@ SPLITS = ("train", "validation", "test")
 CAPTION_STYLES = ("drone", "listing")
 SPLIT_LIST_FILES = {"train": "train_list.txt", "validation": "val_list.txt", "test": "test_list.txt"}
 VIDEO_FOLDER = "Videos"
-OUTPUT_FILES = ("raw-captions.pkl", *SPLIT_LIST_FILES.values(), "metadata.jsonl", "ground_truth.jsonl",
-                "synth_config.json")
+OUTPUT_FILES = (
+    "raw-captions.pkl",
+    *SPLIT_LIST_FILES.values(),
+    "metadata.jsonl",
+    "ground_truth.jsonl",
+    "synth_config.json",
+)
 # Random streams of a video: (seed, purpose, video index) seeds each, so nothing depends on order.
 _SCENE, _CAPTIONS, _EDIT, _SPLIT, _SITE = range(5)
 DEFAULT_DURATION = 8.0  # seconds, without events
@@ -90,8 +95,11 @@ class SynthConfig:
     height: int = field(default=128, metadata={"help": "Frame height in pixels (even)."})
     duration: float | None = field(
         default=None,
-        metadata={"help": f"Seconds per video (default: {DEFAULT_DURATION:g}, or {EVENTS_MIN_DURATION:g} with "
-                          "--events, the least events allow).", "type": float},
+        metadata={
+            "help": f"Seconds per video (default: {DEFAULT_DURATION:g}, or {EVENTS_MIN_DURATION:g} with "
+            "--events, the least events allow).",
+            "type": float,
+        },
     )
     fps: float = field(default=8.0, metadata={"help": "Frames per second (MSAM samples 1 per second)."})
     split_fractions: tuple[float, float, float] = field(
@@ -99,33 +107,43 @@ class SynthConfig:
     )
     videos_per_site: int = field(
         default=10,
-        metadata={"help": "Videos filmed at the same site: same terrain, landmark and camera path, different "
-                          "objects. The background then identifies at best a site, never a video."},
+        metadata={
+            "help": "Videos filmed at the same site: same terrain, landmark and camera path, different "
+            "objects. The background then identifies at best a site, never a video."
+        },
     )
     hard_negative_fraction: float = field(
         default=0.2,
-        metadata={"help": "Fraction of videos made as minimal-edit twins of another video of the same site "
-                          "(one object's colour, action, direction or relation changed); at most 0.5."},
+        metadata={
+            "help": "Fraction of videos made as minimal-edit twins of another video of the same site "
+            "(one object's colour, action, direction or relation changed); at most 0.5."
+        },
     )
     captions_per_video: int = field(default=5, metadata={"help": "Captions written for each video."})
     caption_style: str = field(
         default="drone",
-        metadata={"help": "'drone': partial, varied captions like USRD's (the benchmark); 'listing': each caption names "
-                          "every object by colour and kind, in a random order, like image alt text (a corpus to "
-                          "pretrain a tiny CLIP on before the benchmark)."},
+        metadata={
+            "help": "'drone': partial, varied captions like USRD's (the benchmark); 'listing': each caption names "
+            "every object by colour and kind, in a random order, like image alt text (a corpus to "
+            "pretrain a tiny CLIP on before the benchmark)."
+        },
     )
     object_scale: float = field(
         default=1.0,
-        metadata={"help": "Factor on every object's length and width: at 1.0 a car covers about 1 %% of the frame and "
-                          "a house about 3 %%."},
+        metadata={
+            "help": "Factor on every object's length and width: at 1.0 a car covers about 1 %% of the frame and "
+            "a house about 3 %%."
+        },
     )
     seed: int = field(default=0, metadata={"help": "Random seed: the same seed gives the same dataset."})
     events: bool = field(
         default=False,
-        metadata={"help": "Videos of several events in time (msam_hf.data.synth_events): 3-5 objects each enter and "
-                          "leave the view (crossing it, parking, or passed by a panning camera), each seen in 2-8 of "
-                          "the 12 seconds a 1-fps sampler reads; ground_truth.jsonl records every event's interval "
-                          "and visible seconds and the event each caption describes."},
+        metadata={
+            "help": "Videos of several events in time (msam_hf.data.synth_events): 3-5 objects each enter and "
+            "leave the view (crossing it, parking, or passed by a panning camera), each seen in 2-8 of "
+            "the 12 seconds a 1-fps sampler reads; ground_truth.jsonl records every event's interval "
+            "and visible seconds and the event each caption describes."
+        },
     )
 
     def __post_init__(self):
@@ -133,9 +151,11 @@ class SynthConfig:
         if self.duration is None:
             self.duration = EVENTS_MIN_DURATION if self.events else DEFAULT_DURATION
         if self.events and self.duration < EVENTS_MIN_DURATION:
-            raise ValueError(f"duration must be at least {EVENTS_MIN_DURATION:g} s with events=True (a 1-fps sampler "
-                             f"reads 12 frames and each event fills only some of them), got {self.duration}; pass "
-                             f"--duration {EVENTS_MIN_DURATION:g} or more, or leave it out")
+            raise ValueError(
+                f"duration must be at least {EVENTS_MIN_DURATION:g} s with events=True (a 1-fps sampler "
+                f"reads 12 frames and each event fills only some of them), got {self.duration}; pass "
+                f"--duration {EVENTS_MIN_DURATION:g} or more, or leave it out"
+            )
         if self.num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {self.num_videos}")
         for name in ("width", "height"):
@@ -145,19 +165,25 @@ class SynthConfig:
         if self.duration <= 0 or self.fps <= 0:
             raise ValueError(f"duration and fps must be positive, got duration={self.duration}, fps={self.fps}")
         if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or abs(sum(self.split_fractions) - 1) > 1e-6:
-            raise ValueError(f"split_fractions must be three non-negative numbers (train, validation, test) "
-                             f"summing to 1, got {self.split_fractions}")
+            raise ValueError(
+                f"split_fractions must be three non-negative numbers (train, validation, test) "
+                f"summing to 1, got {self.split_fractions}"
+            )
         if not 0 <= self.hard_negative_fraction <= 0.5:
-            raise ValueError(f"hard_negative_fraction must be in [0, 0.5] (each twin needs its own original), "
-                             f"got {self.hard_negative_fraction}")
+            raise ValueError(
+                f"hard_negative_fraction must be in [0, 0.5] (each twin needs its own original), "
+                f"got {self.hard_negative_fraction}"
+            )
         if self.videos_per_site < 1:
             raise ValueError(f"videos_per_site must be at least 1, got {self.videos_per_site}")
         pairs_that_fit = sum(len(site) // 2 for site in _sites(self))
         if round(self.hard_negative_fraction * self.num_videos) > pairs_that_fit:
-            raise ValueError(f"hard_negative_fraction={self.hard_negative_fraction} asks for "
-                             f"{round(self.hard_negative_fraction * self.num_videos)} twin pairs but sites of "
-                             f"videos_per_site={self.videos_per_site} hold only {pairs_that_fit} (a pair shares a "
-                             "site); lower hard_negative_fraction or raise videos_per_site")
+            raise ValueError(
+                f"hard_negative_fraction={self.hard_negative_fraction} asks for "
+                f"{round(self.hard_negative_fraction * self.num_videos)} twin pairs but sites of "
+                f"videos_per_site={self.videos_per_site} hold only {pairs_that_fit} (a pair shares a "
+                "site); lower hard_negative_fraction or raise videos_per_site"
+            )
         if self.object_scale <= 0:
             raise ValueError(f"object_scale must be positive, got {self.object_scale}")
         if self.caption_style not in CAPTION_STYLES:
@@ -213,8 +239,10 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> None:
         raise ValueError(f"{output_dir} is a file; pass a folder for the synthetic dataset")
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
-            raise ValueError(f"{output_dir} exists and is not empty; choose a new folder or pass --overwrite "
-                             "(overwrite=True) to replace a previous synthetic dataset there")
+            raise ValueError(
+                f"{output_dir} exists and is not empty; choose a new folder or pass --overwrite "
+                "(overwrite=True) to replace a previous synthetic dataset there"
+            )
         for name in OUTPUT_FILES:
             (output_dir / name).unlink(missing_ok=True)
         if (output_dir / VIDEO_FOLDER).is_dir():
@@ -254,16 +282,25 @@ def _plan(config: SynthConfig) -> list[dict]:
         split_of_site[site_index] = SPLITS[split]
     for split, target, count in zip(SPLITS, targets, filled):
         if target > 0 and count == 0:
-            raise ValueError(f"the {split} split gets no video: {len(sites)} sites of up to {config.videos_per_site} "
-                             f"videos cannot be dealt to splits {config.split_fractions}; lower videos_per_site or "
-                             "raise num_videos")
+            raise ValueError(
+                f"the {split} split gets no video: {len(sites)} sites of up to {config.videos_per_site} "
+                f"videos cannot be dealt to splits {config.split_fractions}; lower videos_per_site or "
+                "raise num_videos"
+            )
     jobs = []
     for site_index, site in enumerate(sites):
         for position, index in enumerate(site):
             in_pair = position < 2 * pairs_in_site[site_index]
-            jobs.append({"index": index, "video_id": f"synth_{index:05d}", "split": split_of_site[site_index],
-                         "site": site_index, "pair": site[position - position % 2:][:2] if in_pair else None,
-                         "is_twin": in_pair and position % 2 == 1})
+            jobs.append(
+                {
+                    "index": index,
+                    "video_id": f"synth_{index:05d}",
+                    "split": split_of_site[site_index],
+                    "site": site_index,
+                    "pair": site[position - position % 2 :][:2] if in_pair else None,
+                    "is_twin": in_pair and position % 2 == 1,
+                }
+            )
     return jobs
 
 
@@ -271,11 +308,21 @@ def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
     """Build the scene and captions of one job, write its video, return its ground-truth record."""
     scene_and_captions = _events_scene_and_captions if config.events else _scene_and_captions
     scene, captions, fields_after_captions = scene_and_captions(job, config)
-    write_video(video_dir / f"{job['video_id']}.mp4",
-                render_frames(scene, config.seed, config.width, config.height, config.num_frames),
-                config.width, config.height, config.fps)
-    return {"video_id": job["video_id"], "split": job["split"], "site_id": f"site_{job['site']:05d}",
-            "captions": captions, **fields_after_captions, **scene}
+    write_video(
+        video_dir / f"{job['video_id']}.mp4",
+        render_frames(scene, config.seed, config.width, config.height, config.num_frames),
+        config.width,
+        config.height,
+        config.fps,
+    )
+    return {
+        "video_id": job["video_id"],
+        "split": job["split"],
+        "site_id": f"site_{job['site']:05d}",
+        "captions": captions,
+        **fields_after_captions,
+        **scene,
+    }
 
 
 def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
@@ -292,21 +339,26 @@ def _scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str]
     original = sample_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect, site)
     result = make_twin(np.random.default_rng([config.seed, _EDIT, twin_index]), original, aspect)
     if result is None:  # no valid edit: the twin slot gets an unrelated scene
-        scene = original if not job["is_twin"] else sample_scene(
-            np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
+        scene = (
+            original
+            if not job["is_twin"]
+            else sample_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site)
+        )
         captions = _captions(config, index, scene)
         return scene, captions, {"twin_of": None, "hard_negative": None, "edit": None}
     twin, edit = result
     scene = twin if job["is_twin"] else original
     focus = {"entity": edit["entity"], "aspect": edit["kind"]}
     if edit["kind"] == "relation":
-        focus["relation"] = {"subject": edit["entity"], "predicate": edit["to" if job["is_twin"] else "from"],
-                             "object": edit["object"]}
+        focus["relation"] = {
+            "subject": edit["entity"],
+            "predicate": edit["to" if job["is_twin"] else "from"],
+            "object": edit["object"],
+        }
     # Both videos draw captions from the original's stream: parallel phrasings that differ where the scenes do.
     captions = _captions(config, original_index, scene, focus)
     other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
-    return scene, captions, {"twin_of": other if job["is_twin"] else None,
-                             "hard_negative": other, "edit": edit}
+    return scene, captions, {"twin_of": other if job["is_twin"] else None, "hard_negative": other, "edit": edit}
 
 
 def _events_scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, list[str], dict]:
@@ -315,8 +367,9 @@ def _events_scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, li
     aspect = config.height / config.width
     index = job["index"]
     timeline = Timeline(config.num_frames, config.fps, config.width)
-    site = sample_events_site(np.random.default_rng([config.seed, _SITE, job["site"]]), aspect, timeline,
-                              config.object_scale)
+    site = sample_events_site(
+        np.random.default_rng([config.seed, _SITE, job["site"]]), aspect, timeline, config.object_scale
+    )
     if job["pair"] is None:
         scene = sample_events_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site, timeline)
         captions, described = _event_captions(config, index, scene)
@@ -325,8 +378,11 @@ def _events_scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, li
     original = sample_events_scene(np.random.default_rng([config.seed, _SCENE, original_index]), aspect, site, timeline)
     result = make_events_twin(np.random.default_rng([config.seed, _EDIT, twin_index]), original, aspect, timeline)
     if result is None:  # no valid edit: the twin slot gets an unrelated scene
-        scene = original if not job["is_twin"] else sample_events_scene(
-            np.random.default_rng([config.seed, _SCENE, index]), aspect, site, timeline)
+        scene = (
+            original
+            if not job["is_twin"]
+            else sample_events_scene(np.random.default_rng([config.seed, _SCENE, index]), aspect, site, timeline)
+        )
         captions, described = _event_captions(config, index, scene)
         return scene, captions, {"caption_events": described, "twin_of": None, "hard_negative": None, "edit": None}
     twin, edit = result
@@ -335,12 +391,21 @@ def _events_scene_and_captions(job: dict, config: SynthConfig) -> tuple[dict, li
     focus = {"entity": edit["entity"], "aspect": edit["kind"]}
     captions, described = _event_captions(config, original_index, scene, focus)
     other = f"synth_{(original_index if job['is_twin'] else twin_index):05d}"
-    return scene, captions, {"caption_events": described, "twin_of": other if job["is_twin"] else None,
-                             "hard_negative": other, "edit": edit}
+    return (
+        scene,
+        captions,
+        {
+            "caption_events": described,
+            "twin_of": other if job["is_twin"] else None,
+            "hard_negative": other,
+            "edit": edit,
+        },
+    )
 
 
-def _event_captions(config: SynthConfig, index: int, scene: dict,
-                    focus: dict | None = None) -> tuple[list[str], list[int | None]]:
+def _event_captions(
+    config: SynthConfig, index: int, scene: dict, focus: dict | None = None
+) -> tuple[list[str], list[int | None]]:
     rng = np.random.default_rng([config.seed, _CAPTIONS, index])
     if config.caption_style == "listing":  # each names every object: no caption is about one event
         return listing_captions(rng, scene, config.captions_per_video), [None] * config.captions_per_video
@@ -356,15 +421,22 @@ def _captions(config: SynthConfig, index: int, scene: dict, focus: dict | None =
 
 def _write_annotations(output_dir: Path, config: SynthConfig, records: list[dict]) -> None:
     with (output_dir / "raw-captions.pkl").open("wb") as file:
-        pickle.dump({record["video_id"]: [caption.split() for caption in record["captions"]] for record in records}, file)
+        pickle.dump(
+            {record["video_id"]: [caption.split() for caption in record["captions"]] for record in records}, file
+        )
     for split, name in SPLIT_LIST_FILES.items():
         ids = [record["video_id"] for record in records if record["split"] == split]
         if ids:
             (output_dir / name).write_text("".join(f"{video_id}\n" for video_id in ids), encoding="utf-8")
     with (output_dir / "metadata.jsonl").open("w", encoding="utf-8") as file:
         for record in records:
-            row = {"file_name": f"{VIDEO_FOLDER}/{record['video_id']}.mp4", "video_id": record["video_id"],
-                   "split": record["split"], "captions": record["captions"], "attributes": scene_attributes(record)}
+            row = {
+                "file_name": f"{VIDEO_FOLDER}/{record['video_id']}.mp4",
+                "video_id": record["video_id"],
+                "split": record["split"],
+                "captions": record["captions"],
+                "attributes": scene_attributes(record),
+            }
             file.write(json.dumps(row) + "\n")
     with (output_dir / "ground_truth.jsonl").open("w", encoding="utf-8") as file:
         for record in records:

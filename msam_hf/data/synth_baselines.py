@@ -48,16 +48,21 @@ def colour_histogram(frames: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.ndarr
     return histogram / histogram.sum()
 
 
-def video_histograms(split: datasets.Dataset, fps: float = 1.0, max_frames: int = 12, progress: bool = True) -> np.ndarray:
+def video_histograms(
+    split: datasets.Dataset, fps: float = 1.0, max_frames: int = 12, progress: bool = True
+) -> np.ndarray:
     """(videos, bins³) colour histograms of a split's videos, decoded with `read_frames`."""
-    return np.stack([
-        colour_histogram(read_frames(row["video"], fps=fps, max_frames=max_frames).frames)
-        for row in tqdm(split, desc="colour histograms", unit="video", disable=not progress)
-    ])
+    return np.stack(
+        [
+            colour_histogram(read_frames(row["video"], fps=fps, max_frames=max_frames).frames)
+            for row in tqdm(split, desc="colour histograms", unit="video", disable=not progress)
+        ]
+    )
 
 
-def background_histograms(dataset_dir: str | Path, video_ids: list[str], max_frames: int = 12,
-                          progress: bool = True) -> np.ndarray:
+def background_histograms(
+    dataset_dir: str | Path, video_ids: list[str], max_frames: int = 12, progress: bool = True
+) -> np.ndarray:
     """(videos, bins³) colour histograms of synthetic videos re-rendered without their objects.
 
     The frames are the ones `read_frames` picks from the real video (1 per second, at most `max_frames`).
@@ -74,8 +79,10 @@ def background_histograms(dataset_dir: str | Path, video_ids: list[str], max_fra
     histograms = []
     for video_id in tqdm(video_ids, desc="background histograms", unit="video", disable=not progress):
         if video_id not in scenes:
-            raise KeyError(f"video {video_id!r} is not in {dataset_dir / 'ground_truth.jsonl'}; the background-only "
-                           "baseline needs the synthetic dataset the split was read from")
+            raise KeyError(
+                f"video {video_id!r} is not in {dataset_dir / 'ground_truth.jsonl'}; the background-only "
+                "baseline needs the synthetic dataset the split was read from"
+            )
         empty = {**scenes[video_id], "entities": []}
         frames = render_frames(empty, settings["seed"], settings["width"], settings["height"], num_frames, picked)
         histograms.append(colour_histogram(np.stack(list(frames))))
@@ -110,8 +117,12 @@ def colour_histogram_similarity(
     train_captions: list[list[str]], train_histograms: np.ndarray, test_captions: list[str], test_histograms: np.ndarray
 ) -> np.ndarray:
     """(test captions, test videos) scores of the colour-histogram baselines (module docstring)."""
-    vocabulary = {word: index for index, word in enumerate(sorted({w for captions in train_captions
-                                                                    for caption in captions for w in words(caption)}))}
+    vocabulary = {
+        word: index
+        for index, word in enumerate(
+            sorted({w for captions in train_captions for caption in captions for w in words(caption)})
+        )
+    }
     flat_captions = [caption for captions in train_captions for caption in captions]
     caption_targets = np.repeat(np.sqrt(train_histograms), [len(captions) for captions in train_captions], axis=0)
     weights = ridge_fit(bag_of_words(flat_captions, vocabulary), caption_targets)
@@ -131,8 +142,9 @@ def caption_length_similarity(
     return -np.abs(lengths[:, None] - predicted[None, :])
 
 
-def background_only_metrics(dataset: datasets.DatasetDict, synthetic_dir: str | Path, split: str = "test",
-                            progress: bool = True) -> dict[str, float]:
+def background_only_metrics(
+    dataset: datasets.DatasetDict, synthetic_dir: str | Path, split: str = "test", progress: bool = True
+) -> dict[str, float]:
     """Metrics (`ties="mean"`) on `split` of the background-only baseline, fit on `train`: the colour-histogram model
     on the videos re-rendered without their objects (`synthetic_dir`: the `msam data synth` folder)."""
     train, test = dataset["train"], dataset[split]
@@ -140,13 +152,15 @@ def background_only_metrics(dataset: datasets.DatasetDict, synthetic_dir: str | 
     background = background_histograms(synthetic_dir, [*train["video_id"], *test["video_id"]], progress=progress)
     test_captions = [caption for captions in test["captions"] for caption in captions]
     caption_to_video = np.repeat(np.arange(len(test)), [len(captions) for captions in test["captions"]])
-    similarity = colour_histogram_similarity(train["captions"], background[:len(train)], test_captions,
-                                             background[len(train):])
+    similarity = colour_histogram_similarity(
+        train["captions"], background[: len(train)], test_captions, background[len(train) :]
+    )
     return retrieval_metrics(similarity, caption_to_video, ties="mean")
 
 
-def run_baselines(dataset: datasets.DatasetDict, split: str = "test", synthetic_dir: str | Path | None = None,
-                  progress: bool = True) -> dict[str, dict]:
+def run_baselines(
+    dataset: datasets.DatasetDict, split: str = "test", synthetic_dir: str | Path | None = None, progress: bool = True
+) -> dict[str, dict]:
     """Metrics (`ties="mean"`) of the baselines on `split`, fit on `train`, plus chance level.
 
     `synthetic_dir`, the folder of a `msam data synth` dataset, adds the background-only row.
@@ -154,8 +168,12 @@ def run_baselines(dataset: datasets.DatasetDict, split: str = "test", synthetic_
     train, test = dataset["train"], dataset[split]
     test_captions = [caption for captions in test["captions"] for caption in captions]
     caption_to_video = np.repeat(np.arange(len(test)), [len(captions) for captions in test["captions"]])
-    histograms = {"colour histogram (whole frame)": (video_histograms(train, progress=progress),
-                                                     video_histograms(test, progress=progress))}
+    histograms = {
+        "colour histogram (whole frame)": (
+            video_histograms(train, progress=progress),
+            video_histograms(test, progress=progress),
+        )
+    }
     results = {}
     for name, (train_histograms, test_histograms) in histograms.items():
         similarity = colour_histogram_similarity(train["captions"], train_histograms, test_captions, test_histograms)

@@ -117,8 +117,12 @@ CAMERA_PHRASES = {
     "zoom in": ("the camera zooms in on {t}", "the drone descends towards {t}", "zooming in on {t}"),
     "zoom out": ("the camera zooms out over {t}", "the drone rises above {t}", "zooming out from {t}"),
 }
-PAN_WORDS = {"left": ("left", "to the left"), "right": ("right", "to the right"),
-             "up": ("forward", "upward"), "down": ("backward", "downward")}
+PAN_WORDS = {
+    "left": ("left", "to the left"),
+    "right": ("right", "to the right"),
+    "up": ("forward", "upward"),
+    "down": ("backward", "downward"),
+}
 PREFIXES = ("aerial view of", "we can see", "drone footage of", "top down view of", "a drone shot of", "here is")
 TREE_COLOUR_PHRASES = {"green": ("green", "leafy green"), "yellow": ("yellow",), "orange": ("orange",), "red": ("red",)}
 
@@ -156,8 +160,10 @@ def listing_captions(rng: np.random.Generator, scene: dict, count: int = 5, vari
     writer = _CaptionWriter(rng, scene)
     captions = []
     for _ in range(count):
-        phrases = [writer.noun_phrase(index, colour=True) if varied else _listing_phrase(entity)
-                   for index, entity in enumerate(scene["entities"])]
+        phrases = [
+            writer.noun_phrase(index, colour=True) if varied else _listing_phrase(entity)
+            for index, entity in enumerate(scene["entities"])
+        ]
         ordered = [phrases[i] for i in rng.permutation(len(phrases))]
         captions.append(ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " and " + ordered[-1])
     return captions
@@ -187,8 +193,11 @@ def scene_attributes(scene: dict) -> dict[str, list[str]]:
         target = relation["object"]
         target_name = names[target] if isinstance(target, int) else target
         relations.append(f"{names[relation['subject']]} {relation['predicate']} {target_name}")
-    return {"entities": list(dict.fromkeys(entities)), "actions": list(dict.fromkeys(actions)),
-            "relations": list(dict.fromkeys(relations))}
+    return {
+        "entities": list(dict.fromkeys(entities)),
+        "actions": list(dict.fromkeys(actions)),
+        "relations": list(dict.fromkeys(relations)),
+    }
 
 
 def _canonical(entity: dict) -> str:
@@ -240,8 +249,14 @@ class _CaptionWriter:
             elif definite:
                 head = "the " + self.pick(("people", "group of people", "pedestrians"))
             else:
-                head = self.pick((f"{COUNT_WORDS[entity['count']]} {self.pick(GROUP_NOUNS)}",
-                                  "a group of people", "some people", "a few people"))
+                head = self.pick(
+                    (
+                        f"{COUNT_WORDS[entity['count']]} {self.pick(GROUP_NOUNS)}",
+                        "a group of people",
+                        "some people",
+                        "a few people",
+                    )
+                )
             plural = entity["count"] > 1 and not head.startswith(("a group", "the group"))
             if colour:
                 head += self.pick((f" in {shade}", f" wearing {shade}", f" dressed in {shade}"))
@@ -276,8 +291,11 @@ class _CaptionWriter:
             chosen = self.pick(others) if others and self.chance(0.55) else None
         moving_relation = chosen is not None and chosen["predicate"] in ("approaching", "moving away from", "following")
         extras = []
-        if say_action and entity["direction"] and entity["motion"]["kind"] in ("straight", "stop") and (
-            aspect == "direction" or (not moving_relation and self.chance(0.55 if rich else 0.4))
+        if (
+            say_action
+            and entity["direction"]
+            and entity["motion"]["kind"] in ("straight", "stop")
+            and (aspect == "direction" or (not moving_relation and self.chance(0.55 if rich else 0.4)))
         ):
             extras.append(self.pick(DIRECTION_PHRASES[entity["direction"]]))
         if chosen is not None:
@@ -306,8 +324,10 @@ class _CaptionWriter:
             forms.append(lambda: _join(subject, self.pick(ACTION_PRESENT[action]), tail))
         caption = self.pick(forms)()
         if self.chance(0.08):
-            caption = _join(caption, "as the drone flies over" if self.scene["camera"]["motion"] in ("pan", "drift")
-                            else "seen from above")
+            caption = _join(
+                caption,
+                "as the drone flies over" if self.scene["camera"]["motion"] in ("pan", "drift") else "seen from above",
+            )
         return caption
 
     def relation_phrase(self, relation: dict, after_verb: bool = False) -> str:
@@ -323,41 +343,54 @@ class _CaptionWriter:
     def pair(self) -> str:
         first, second = (int(i) for i in self.rng.choice(len(self.entities), size=2, replace=False))
         both = f"{self.noun_phrase(first, self.chance(0.7))} and {self.noun_phrase(second, self.chance(0.7))}"
-        where = self.pick(SURFACE_PHRASES[self._surface(first)]) if self._surface(first) == self._surface(second) else ""
-        return self.pick((
-            lambda: _join(self.pick(PREFIXES), both, where),
-            lambda: _join("there are", both, where),
-            lambda: _join(both, "seen from above"),
-        ))()
+        where = (
+            self.pick(SURFACE_PHRASES[self._surface(first)]) if self._surface(first) == self._surface(second) else ""
+        )
+        return self.pick(
+            (
+                lambda: _join(self.pick(PREFIXES), both, where),
+                lambda: _join("there are", both, where),
+                lambda: _join(both, "seen from above"),
+            )
+        )()
 
     def count(self) -> str:
         kind, number = self.pick(self._repeated_kinds())
         noun = PLURAL[kind]
-        where = self.pick(SURFACE_PHRASES[self._surface(next(
-            i for i, entity in enumerate(self.entities) if entity["kind"] == kind))])
-        return self.pick((
-            lambda: _join("there are", COUNT_WORDS[number], noun, where),
-            lambda: _join("we can see", COUNT_WORDS[number], noun),
-            lambda: _join(COUNT_WORDS[number], noun, where),
-        ))()
+        where = self.pick(
+            SURFACE_PHRASES[self._surface(next(i for i, entity in enumerate(self.entities) if entity["kind"] == kind))]
+        )
+        return self.pick(
+            (
+                lambda: _join("there are", COUNT_WORDS[number], noun, where),
+                lambda: _join("we can see", COUNT_WORDS[number], noun),
+                lambda: _join(COUNT_WORDS[number], noun, where),
+            )
+        )()
 
     def scene_phrase(self) -> str:
         terrain, landmark = self.scene["terrain"], self.scene["landmark"]
         kind = landmark["kind"] if landmark else None
-        key = {"road": {"lanes": "highway", "parking_lot": "parking lot"}.get(kind, "highway"),
-               "sand": "beach" if kind == "shore" else "sand"}.get(terrain, terrain)
+        key = {
+            "road": {"lanes": "highway", "parking_lot": "parking lot"}.get(kind, "highway"),
+            "sand": "beach" if kind == "shore" else "sand",
+        }.get(terrain, terrain)
         phrase = self.pick(TERRAIN_PHRASES[key])
         if kind in LANDMARK_PHRASES and self.chance(0.7):
             phrase = _join(phrase, self.pick(LANDMARK_PHRASES[kind]))
         return phrase
 
     def landscape(self) -> str:
-        return self.pick((
-            lambda: _join(self.pick(("aerial view of", "top down view of", "drone footage of", "we can see")),
-                          self.scene_phrase()),
-            lambda: _join("the drone flies over", self.scene_phrase()),
-            lambda: _join(self.scene_phrase(), "seen from above"),
-        ))()
+        return self.pick(
+            (
+                lambda: _join(
+                    self.pick(("aerial view of", "top down view of", "drone footage of", "we can see")),
+                    self.scene_phrase(),
+                ),
+                lambda: _join("the drone flies over", self.scene_phrase()),
+                lambda: _join(self.scene_phrase(), "seen from above"),
+            )
+        )()
 
     def camera(self) -> str:
         camera = self.scene["camera"]

@@ -68,25 +68,48 @@ VISIBLE_SECONDS = (2, 8)  # fewest and most sampled seconds an event is seen in
 CAMERA_MOTIONS = {"hover": 1.0, "drift": 1.0, "pan": 2.0}
 PAN_LENGTH = (0.6, 0.8)  # world units (a view is 1 wide): a pan passes over most of the site
 # Speeds in world units per second (a view is 1 unit wide); for parking, the speed at which it enters.
-SPEEDS = {"driving": (0.2, 0.35), "turning left": (0.15, 0.25), "turning right": (0.15, 0.25),
-          "parking": (0.15, 0.5), "sailing": (0.16, 0.28), "walking": (0.15, 0.2), "running": (0.28, 0.38)}
-ACTION_SWAPS = {"walking": ("running",), "running": ("walking",), "turning left": ("turning right",),
-                "turning right": ("turning left",)}
+SPEEDS = {
+    "driving": (0.2, 0.35),
+    "turning left": (0.15, 0.25),
+    "turning right": (0.15, 0.25),
+    "parking": (0.15, 0.5),
+    "sailing": (0.16, 0.28),
+    "walking": (0.15, 0.2),
+    "running": (0.28, 0.38),
+}
+ACTION_SWAPS = {
+    "walking": ("running",),
+    "running": ("walking",),
+    "turning left": ("turning right",),
+    "turning right": ("turning left",),
+}
 EDIT_KINDS = {"colour": 1.0, "action": 1.0, "direction": 1.0, "time": 1.0}
 
-TIME_PREFIXES = {"first": ("at first", "at the start", "in the beginning", "first"),
-                 "later": ("then", "later", "after that", "next"),
-                 "last": ("at the end", "finally", "in the end", "towards the end")}
-TIME_SUFFIXES = {"first": ("at the start of the video", "at the beginning", "early in the video"),
-                 "later": ("later in the video", "later on", "afterwards"),
-                 "last": ("at the end of the video", "at the very end", "near the end")}
-ENTER_VERBS = {False: ("enters the view", "comes into view", "appears"),
-               True: ("enter the view", "come into view", "appear")}
-LEAVE_VERBS = {False: ("leaves the view", "goes out of view", "disappears"),
-               True: ("leave the view", "go out of view", "disappear")}
+TIME_PREFIXES = {
+    "first": ("at first", "at the start", "in the beginning", "first"),
+    "later": ("then", "later", "after that", "next"),
+    "last": ("at the end", "finally", "in the end", "towards the end"),
+}
+TIME_SUFFIXES = {
+    "first": ("at the start of the video", "at the beginning", "early in the video"),
+    "later": ("later in the video", "later on", "afterwards"),
+    "last": ("at the end of the video", "at the very end", "near the end"),
+}
+ENTER_VERBS = {
+    False: ("enters the view", "comes into view", "appears"),
+    True: ("enter the view", "come into view", "appear"),
+}
+LEAVE_VERBS = {
+    False: ("leaves the view", "goes out of view", "disappears"),
+    True: ("leave the view", "go out of view", "disappear"),
+}
 PARK_VERBS = ("parks", "comes to a stop", "pulls over and stops")
-EDGE_PHRASES = {"left": ("the left", "the left side"), "right": ("the right", "the right side"),
-                "top": ("the top", "the top of the frame"), "bottom": ("the bottom", "the bottom of the frame")}
+EDGE_PHRASES = {
+    "left": ("the left", "the left side"),
+    "right": ("the right", "the right side"),
+    "top": ("the top", "the top of the frame"),
+    "bottom": ("the bottom", "the bottom of the frame"),
+}
 REGION_CAPTION_CHANCE = 0.5  # for a caption slot left once every event has one
 
 _OUT, _IN, _UNCLEAR = 0, 1, 2
@@ -151,9 +174,14 @@ def _sample_camera(rng: np.random.Generator, aspect: float) -> dict:
         length = min(float(rng.uniform(*PAN_LENGTH)), WORLD_SIZE - extent - 0.1)  # the view stays on the site
         shift = length * np.array([math.cos(heading), math.sin(heading)])
     start = centre - shift / 2
-    return {"motion": motion, "direction": direction, "start": [float(v) for v in start],
-            "end": [float(v) for v in start + shift], "zoom": [1.0, 1.0],
-            "sway_phase": float(rng.uniform(0, 2 * np.pi))}
+    return {
+        "motion": motion,
+        "direction": direction,
+        "start": [float(v) for v in start],
+        "end": [float(v) for v in start + shift],
+        "zoom": [1.0, 1.0],
+        "sway_phase": float(rng.uniform(0, 2 * np.pi)),
+    }
 
 
 def sample_events_scene(rng: np.random.Generator, aspect: float, site: dict, timeline: Timeline) -> dict:
@@ -162,8 +190,10 @@ def sample_events_scene(rng: np.random.Generator, aspect: float, site: dict, tim
         scene = _try_events_scene(rng, aspect, site, timeline)
         if scene is not None:
             return scene
-    raise RuntimeError(f"fewer than {min(EVENT_COUNTS)} events fit on the site {site['terrain']} / {site['landmark']} "
-                       "after 20 attempts")
+    raise RuntimeError(
+        f"fewer than {min(EVENT_COUNTS)} events fit on the site {site['terrain']} / {site['landmark']} "
+        "after 20 attempts"
+    )
 
 
 def _try_events_scene(rng: np.random.Generator, aspect: float, site: dict, timeline: Timeline) -> dict | None:
@@ -232,8 +262,17 @@ def _sample_heading(rng: np.random.Generator, scene: dict, kind: str) -> float:
     return heading + (float(rng.uniform(-10, 10)) if kind in ("boat", "people") else 0.0)
 
 
-def moving_event(scene: dict, look: dict, action: str, heading: float, through: list[float], at: float, speed: float,
-                 aspect: float, timeline: Timeline) -> dict | None:
+def moving_event(
+    scene: dict,
+    look: dict,
+    action: str,
+    heading: float,
+    through: list[float],
+    at: float,
+    speed: float,
+    aspect: float,
+    timeline: Timeline,
+) -> dict | None:
     """`look` doing `action` along `heading` (degrees) at `speed`, passing world point `through` at `at` seconds (a
     turn starts there; a parking vehicle comes to rest there), on screen only part of the video; None if it does
     not fit (off its ground, colliding, on an edge at a sampled second, seen too long or too briefly)."""
@@ -263,12 +302,21 @@ def _crossing(scene: dict, entity: dict, aspect: float, timeline: Timeline) -> d
     (and one clearly off screen on either side, so it never pops in or out)."""
     heading = math.radians(entity["heading"])
     direction = np.array([math.cos(heading), math.sin(heading)])
-    long_path = {**entity, "start": [float(v) for v in np.array(entity["through"]) - _LONG_PATH * direction],
-                 "present": [timeline.tau(entity["at"] - _LONG_PATH / entity["speed"]),
-                             timeline.tau(entity["at"] + _LONG_PATH / entity["speed"])]}
+    long_path = {
+        **entity,
+        "start": [float(v) for v in np.array(entity["through"]) - _LONG_PATH * direction],
+        "present": [
+            timeline.tau(entity["at"] - _LONG_PATH / entity["speed"]),
+            timeline.tau(entity["at"] + _LONG_PATH / entity["speed"]),
+        ],
+    }
     if entity["action"].startswith("turning"):
-        long_path["motion"] = {"kind": "turn", "turn": entity["action"].split()[1], "turn_at": _LONG_PATH,
-                               "length": 2 * _LONG_PATH}
+        long_path["motion"] = {
+            "kind": "turn",
+            "turn": entity["action"].split()[1],
+            "turn_at": _LONG_PATH,
+            "length": 2 * _LONG_PATH,
+        }
     else:
         long_path["motion"] = {"kind": "straight", "length": 2 * _LONG_PATH}
     on_screen = np.flatnonzero(_frame_states(scene, long_path, aspect, timeline) != _OUT)
@@ -298,12 +346,17 @@ def _parking(entity: dict, timeline: Timeline) -> dict | None:
     length = entity["speed"] * (entity["at"] - enters) / 2  # braking evenly from `speed` to rest
     heading = math.radians(entity["heading"])
     start = np.array(entity["through"]) - length * np.array([math.cos(heading), math.sin(heading)])
-    return {**entity, "start": [float(v) for v in start], "motion": {"kind": "stop", "length": length},
-            "present": [timeline.tau(enters), 1.0]}
+    return {
+        **entity,
+        "start": [float(v) for v in start],
+        "motion": {"kind": "stop", "length": length},
+        "present": [timeline.tau(enters), 1.0],
+    }
 
 
-def _still_event(rng: np.random.Generator, scene: dict, look: dict, action: str | None, aspect: float,
-                 timeline: Timeline) -> dict | None:
+def _still_event(
+    rng: np.random.Generator, scene: dict, look: dict, action: str | None, aspect: float, timeline: Timeline
+) -> dict | None:
     """A still object somewhere along the camera's path, so that the pan brings it into view and out of it."""
     kind = look["kind"]
     camera = scene["camera"]
@@ -350,8 +403,9 @@ class _Shape:
         edge middles and centre of a box; the centre and eight points of the outline of an ellipse."""
         along, across = np.maximum(self.along - inset, 0.0), np.maximum(self.across - inset, 0.0)
         if self.rounded:
-            return [(along * math.cos(angle), across * math.sin(angle)) for angle in np.arange(8) * math.pi / 4] + \
-                   [(0.0, 0.0)]
+            return [(along * math.cos(angle), across * math.sin(angle)) for angle in np.arange(8) * math.pi / 4] + [
+                (0.0, 0.0)
+            ]
         return [(along * u, across * v) for u in (-1, 0, 1) for v in (-1, 0, 1)]
 
 
@@ -367,8 +421,9 @@ def _parts(entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray) -
         outline = _Shape(width / 2 + sway, length / 2 + sway, True)
         painted = _Shape(width / 2 - sway, length / 2 - sway, True)
         members = [(xs + dx, ys + dy) for dx, dy in entity["members"]]
-        return [part for x, y in members
-                for part in ((x, y, outline, painted), (x + shadow_x, y + shadow_y, outline, None))]
+        return [
+            part for x, y in members for part in ((x, y, outline, painted), (x + shadow_x, y + shadow_y, outline, None))
+        ]
     if kind == "tree":
         outline = painted = _Shape(length / 2, length / 2, True)
     elif kind == "boat":  # a square stern, a pointed bow
@@ -432,8 +487,9 @@ def _fits(scene: dict, entity: dict, aspect: float, timeline: Timeline) -> bool:
         cx, cy, _ = camera_view(scene["camera"], taus, aspect)
         first, last = on_screen[0], on_screen[-1]
         heading = math.radians(entity["heading"])
-        forward = ((xs[last] - cx[last]) - (xs[first] - cx[first])) * math.cos(heading) + \
-                  ((ys[last] - cy[last]) - (ys[first] - cy[first])) * math.sin(heading)
+        forward = ((xs[last] - cx[last]) - (xs[first] - cx[first])) * math.cos(heading) + (
+            (ys[last] - cy[last]) - (ys[first] - cy[first])
+        ) * math.sin(heading)
         if forward <= 0:
             return False
     radius = _radius(entity)
@@ -463,15 +519,24 @@ def finish_events_scene(scene: dict, aspect: float, timeline: Timeline) -> None:
         seen = [second for second, frame in enumerate(timeline.sampled_frames) if states[frame] == _IN]
         xs, ys, _ = entity_poses(entity, taus[timeline.sampled_frames[seen]])
         relations += landmark_relations(scene, index, xs, ys)
-        events.append({
-            "kind": entity["kind"], "colour": entity["colour"], "count": entity["count"], "size": entity["size"],
-            "action": entity["action"], "direction": entity["direction"],
-            "interval": [round(timeline.seconds(taus[frame]), 3) for frame in (on_screen[0], on_screen[-1])],
-            "enters": _edge_beyond(scene, entity, on_screen[0] - 1, aspect, timeline) if on_screen[0] > 0 else None,
-            "leaves": (_edge_beyond(scene, entity, on_screen[-1] + 1, aspect, timeline)
-                       if on_screen[-1] < len(taus) - 1 else None),
-            "visible_seconds": seen,
-        })
+        events.append(
+            {
+                "kind": entity["kind"],
+                "colour": entity["colour"],
+                "count": entity["count"],
+                "size": entity["size"],
+                "action": entity["action"],
+                "direction": entity["direction"],
+                "interval": [round(timeline.seconds(taus[frame]), 3) for frame in (on_screen[0], on_screen[-1])],
+                "enters": _edge_beyond(scene, entity, on_screen[0] - 1, aspect, timeline) if on_screen[0] > 0 else None,
+                "leaves": (
+                    _edge_beyond(scene, entity, on_screen[-1] + 1, aspect, timeline)
+                    if on_screen[-1] < len(taus) - 1
+                    else None
+                ),
+                "visible_seconds": seen,
+            }
+        )
     for event in events:
         event["when"] = _when(event, events)
     scene["relations"] = relations
@@ -480,7 +545,7 @@ def finish_events_scene(scene: dict, aspect: float, timeline: Timeline) -> None:
 
 def _edge_beyond(scene: dict, entity: dict, frame: int, aspect: float, timeline: Timeline) -> str:
     """The edge of the frame ("left", "right", "top", "bottom") the entity's centre is beyond at `frame`."""
-    tau = timeline.taus[frame:frame + 1]
+    tau = timeline.taus[frame : frame + 1]
     (x,), (y,), _ = entity_poses(entity, tau)
     (cx,), (cy,), _ = camera_view(scene["camera"], tau, aspect)
     if abs(x - cx) >= abs(y - cy) / aspect:
@@ -489,7 +554,7 @@ def _edge_beyond(scene: dict, entity: dict, frame: int, aspect: float, timeline:
 
 
 def _when(event: dict, events: list[dict]) -> str | None:
-    """"first": the only one seen first; "last": the only one seen last (and not first); "later": seen after
+    """ "first": the only one seen first; "last": the only one seen last (and not first); "later": seen after
     another started; None: first together with another."""
     starts = [other["visible_seconds"][0] for other in events]
     ends = [other["visible_seconds"][-1] for other in events]
@@ -504,8 +569,9 @@ def _when(event: dict, events: list[dict]) -> str | None:
 # ----------------------------------------------------------------------------- hard negatives
 
 
-def make_events_twin(rng: np.random.Generator, scene: dict, aspect: float,
-                     timeline: Timeline) -> tuple[dict, dict] | None:
+def make_events_twin(
+    rng: np.random.Generator, scene: dict, aspect: float, timeline: Timeline
+) -> tuple[dict, dict] | None:
     """A minimal-edit twin: the same scene with one event changed — its object's colour, its action, its direction
     or its time (the first event moved to the end or the last to the start). Returns (twin scene, edit) or None
     when no edit keeps the scene valid."""
@@ -531,8 +597,17 @@ def _rebuilt(scene: dict, index: int, aspect: float, timeline: Timeline, **chang
     others = {**scene, "entities": [other for position, other in enumerate(scene["entities"]) if position != index]}
     settings = {name: entity[name] for name in ("action", "heading", "through", "at", "speed")} | changes
     look = {name: entity[name] for name in ("kind", "colour", "count", "members", "size") if name in entity}
-    return moving_event(others, look, settings["action"], settings["heading"], settings["through"], settings["at"],
-                        settings["speed"], aspect, timeline)
+    return moving_event(
+        others,
+        look,
+        settings["action"],
+        settings["heading"],
+        settings["through"],
+        settings["at"],
+        settings["speed"],
+        aspect,
+        timeline,
+    )
 
 
 def _edit_colour(rng, scene, index, aspect, timeline):
@@ -565,8 +640,12 @@ def _edit_direction(rng, scene, index, aspect, timeline):
     twin = _with_entity(scene, index, reversed_entity, aspect, timeline)
     if twin["entities"][index]["direction"] != OPPOSITE[entity["direction"]]:
         return None
-    return twin, {"kind": "direction", "entity": index, "from": entity["direction"],
-                  "to": twin["entities"][index]["direction"]}
+    return twin, {
+        "kind": "direction",
+        "entity": index,
+        "from": entity["direction"],
+        "to": twin["entities"][index]["direction"],
+    }
 
 
 def _edit_time(rng, scene, index, aspect, timeline):
@@ -586,8 +665,14 @@ def _edit_time(rng, scene, index, aspect, timeline):
             continue
         twin = _with_entity(scene, index, moved, aspect, timeline)
         if twin["events"][index]["when"] == target:
-            return twin, {"kind": "time", "entity": index, "from": event["when"], "to": target,
-                          "interval_from": event["interval"], "interval_to": twin["events"][index]["interval"]}
+            return twin, {
+                "kind": "time",
+                "entity": index,
+                "from": event["when"],
+                "to": target,
+                "interval_from": event["interval"],
+                "interval_to": twin["events"][index]["interval"],
+            }
     return None
 
 
@@ -597,8 +682,9 @@ _EDITORS = {"colour": _edit_colour, "action": _edit_action, "direction": _edit_d
 # ----------------------------------------------------------------------------- captions
 
 
-def event_captions(rng: np.random.Generator, scene: dict, count: int = 5,
-                   focus: dict | None = None) -> tuple[list[str], list[int | None]]:
+def event_captions(
+    rng: np.random.Generator, scene: dict, count: int = 5, focus: dict | None = None
+) -> tuple[list[str], list[int | None]]:
     """`count` distinct captions, each about one event (its object, what it does, maybe where and when) or about
     the place (None), and the event each describes. Every event gets a caption before any gets two.
 
@@ -653,8 +739,12 @@ class _EventCaptionWriter(_CaptionWriter):
         if event["action"] == "parking":
             parts += ["and" if enters else "", self.pick(PARK_VERBS)]
         elif leaves:
-            parts += ["and" if enters else "", self.pick(LEAVE_VERBS[plural]), self.pick(("on", "at")),
-                      self.pick(EDGE_PHRASES[leaves])]
+            parts += [
+                "and" if enters else "",
+                self.pick(LEAVE_VERBS[plural]),
+                self.pick(("on", "at")),
+                self.pick(EDGE_PHRASES[leaves]),
+            ]
         return _join(*parts)
 
     def timed(self, caption: str, when: str) -> str:

@@ -30,8 +30,14 @@ from .synth_scene import road_bands
 from .synth_scene import water_mask
 
 COLOURS = {
-    "red": (215, 35, 35), "blue": (35, 80, 215), "white": (242, 242, 238), "black": (28, 28, 32),
-    "yellow": (245, 212, 30), "orange": (245, 130, 20), "purple": (145, 50, 180), "green": (30, 95, 35),
+    "red": (215, 35, 35),
+    "blue": (35, 80, 215),
+    "white": (242, 242, 238),
+    "black": (28, 28, 32),
+    "yellow": (245, 212, 30),
+    "orange": (245, 130, 20),
+    "purple": (145, 50, 180),
+    "green": (30, 95, 35),
 }
 TREE_COLOURS = {"green": (32, 92, 36), "yellow": (220, 195, 45), "orange": (220, 120, 30), "red": (175, 40, 30)}
 _SHADOW_OFFSET = (0.018, 0.024)  # world units: the sun is up and to the left
@@ -115,7 +121,9 @@ def _forest(rng, size, ppu):
     crowns = _noise(rng, size, 0.045, ppu) + 0.4 * _noise(rng, size, 0.015, ppu)
     hue = _noise(rng, size, 0.5, ppu)
     lit = np.clip(0.5 + 0.45 * crowns, 0, 1)
-    colour = _mix(_mix((18, 44, 22), (30, 60, 26), 0.5 + 0.3 * hue), _mix((46, 96, 40), (70, 112, 42), 0.5 + 0.3 * hue), lit)
+    colour = _mix(
+        _mix((18, 44, 22), (30, 60, 26), 0.5 + 0.3 * hue), _mix((46, 96, 40), (70, 112, 42), 0.5 + 0.3 * hue), lit
+    )
     return colour
 
 
@@ -126,8 +134,9 @@ def _urban(rng, size, ppu):
     bx, by = np.floor(x / block), np.floor(y / block)
     fx, fy = x / block - bx, y / block - by
     roof_x, roof_y = np.floor(fx * 2), np.floor(fy * 2)
-    palette = np.array([(150, 80, 68), (128, 128, 132), (172, 162, 150), (96, 96, 104), (112, 74, 60),
-                        (160, 150, 120)], np.float32)
+    palette = np.array(
+        [(150, 80, 68), (128, 128, 132), (172, 162, 150), (96, 96, 104), (112, 74, 60), (160, 150, 120)], np.float32
+    )
     cells = int(size / (block * ppu)) + 2
     choice = rng.integers(0, len(palette), (cells, cells, 2, 2))
     colour = palette[choice[by.astype(int) % cells, bx.astype(int) % cells, roof_y.astype(int), roof_x.astype(int)]]
@@ -152,13 +161,22 @@ def _farmland(rng, size, ppu):
     colour = crops[choice[iy, ix]]
     along = np.where(rows_vertical[iy, ix], x, y)
     rows = np.sin(2 * np.pi * along / 0.03)
-    edge = (np.minimum(x / parcel - px, 1 - (x / parcel - px)) < 0.012) | (np.minimum(y / parcel - py, 1 - (y / parcel - py)) < 0.012)
+    edge = (np.minimum(x / parcel - px, 1 - (x / parcel - px)) < 0.012) | (
+        np.minimum(y / parcel - py, 1 - (y / parcel - py)) < 0.012
+    )
     colour = colour * (1 + 0.07 * rows + 0.04 * _noise(rng, size, 0.03, ppu))[..., None]
     return np.where(edge[..., None], np.float32(96), colour)
 
 
-_TEXTURES = {"grass": _grass, "sand": _sand, "water": _water, "road": _asphalt, "forest": _forest,
-             "urban": _urban, "farmland": _farmland}
+_TEXTURES = {
+    "grass": _grass,
+    "sand": _sand,
+    "water": _water,
+    "road": _asphalt,
+    "forest": _forest,
+    "urban": _urban,
+    "farmland": _farmland,
+}
 
 
 # ----------------------------------------------------------------------------- the world of one video
@@ -193,8 +211,9 @@ def world_map(scene: dict, seed: int, pixels_per_unit: int) -> np.ndarray:
     if kind in ("lanes", "parking_lot"):
         along, across = (x, y) if landmark["axis"] == "h" else (y, x)
         across, along = np.broadcast_arrays(across, along)
-        offset = np.abs((across - landmark["centre"] + landmark["spacing"] / 2) % landmark["spacing"]
-                        - landmark["spacing"] / 2)
+        offset = np.abs(
+            (across - landmark["centre"] + landmark["spacing"] / 2) % landmark["spacing"] - landmark["spacing"] / 2
+        )
         if kind == "lanes":
             marks = (offset < 0.005) & ((along % 0.14) < 0.07)
         else:  # rows of stalls: divider lines broken by driving aisles
@@ -225,8 +244,11 @@ def _paint_road(world, band, landmark, asphalt, x, y, soft) -> np.ndarray:
     road = np.clip((half - distance) / soft + 0.5, 0, 1)
     bridge = landmark["kind"] in ("bridge", "river")
     if bridge:
-        over_water = (np.ones_like(road, dtype=bool) if landmark["kind"] == "bridge"
-                      else water_mask(_grown(landmark, 0.03), x, y) & np.ones_like(road, dtype=bool))
+        over_water = (
+            np.ones_like(road, dtype=bool)
+            if landmark["kind"] == "bridge"
+            else water_mask(_grown(landmark, 0.03), x, y) & np.ones_like(road, dtype=bool)
+        )
         # the deck's shadow falls on the water beside it
         shadow = np.clip((half + 0.03 - np.abs(across - band["centre"] - 0.02)) / soft, 0, 1) * over_water
         world = _blend(world, np.zeros(3, np.float32), shadow * 0.35)
@@ -275,8 +297,11 @@ def render_frames(
     rows = np.arange(height, dtype=np.float64) + 0.5 - height / 2
     for frame_index, time in enumerate(times):
         scale = zoom[frame_index] * width  # pixels per world unit in this frame
-        frame = _sample(world, centre_x[frame_index] * width + columns / zoom[frame_index] - 0.5,
-                        centre_y[frame_index] * width + rows / zoom[frame_index] - 0.5)
+        frame = _sample(
+            world,
+            centre_x[frame_index] * width + columns / zoom[frame_index] - 0.5,
+            centre_y[frame_index] * width + rows / zoom[frame_index] - 0.5,
+        )
         for index in order:
             if not present[index][frame_index]:
                 continue
@@ -284,7 +309,9 @@ def render_frames(
             xs, ys, headings = poses[index]
             screen_x = (xs[frame_index] - centre_x[frame_index]) * scale + width / 2
             screen_y = (ys[frame_index] - centre_y[frame_index]) * scale + height / 2
-            _SPRITES[entity["kind"]](frame, entity, screen_x, screen_y, float(headings[frame_index]), scale, float(time))
+            _SPRITES[entity["kind"]](
+                frame, entity, screen_x, screen_y, float(headings[frame_index]), scale, float(time)
+            )
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -333,19 +360,24 @@ def _ellipse(half_length, half_width):
     def shape(u, v):
         radius = np.sqrt((u / half_length) ** 2 + (v / half_width) ** 2)
         return np.clip((1 - radius) * min(half_length, half_width) + 0.5, 0, 1)
+
     return shape
 
 
 def _hull(half_length, half_width):
     """A boat seen from above: a square stern and a bow that narrows to a point."""
+
     def shape(u, v):
         profile = half_width * np.where(u > 0, np.sqrt(np.clip(1 - (u / half_length) ** 2, 0, 1)), 0.92)
         return np.clip(profile - np.abs(v) + 0.5, 0, 1) * np.clip(half_length - np.abs(u) + 0.5, 0, 1)
+
     return shape
 
 
 def _offset(x, y, heading, forward, side=0.0):
-    return x + forward * math.cos(heading) - side * math.sin(heading), y + forward * math.sin(heading) + side * math.cos(heading)
+    return x + forward * math.cos(heading) - side * math.sin(heading), y + forward * math.sin(
+        heading
+    ) + side * math.cos(heading)
 
 
 def _shadow(frame, x, y, heading, reach, shape, scale, height=1.0):
@@ -386,8 +418,16 @@ def _draw_boat(frame, entity, x, y, heading, scale, time):
     reach = half_length + 2
     if entity["motion"]["kind"] != "still":  # foam trailing behind a moving boat
         wake_x, wake_y = _offset(x, y, heading, -1.6 * half_length)
-        _stamp(frame, wake_x, wake_y, heading, 2.2 * half_length, _ellipse(1.1 * half_length, 1.1 * half_width),
-               (225, 235, 238), opacity=0.55)
+        _stamp(
+            frame,
+            wake_x,
+            wake_y,
+            heading,
+            2.2 * half_length,
+            _ellipse(1.1 * half_length, 1.1 * half_width),
+            (225, 235, 238),
+            opacity=0.55,
+        )
     hull = _hull(half_length, half_width)
     _shadow(frame, x, y, heading, reach + 3, hull, scale, SHADOW_HEIGHTS["boat"])
     colour = COLOURS[entity["colour"]]
@@ -430,12 +470,26 @@ def _draw_tree(frame, entity, x, y, heading, scale, time):
     _shadow(frame, x, y, 0.0, radius + 8, crown, scale, SHADOW_HEIGHTS["tree"])
     colour = np.asarray(TREE_COLOURS[entity["colour"]], np.float32)
     _stamp(frame, x, y, 0.0, radius + 2, crown, colour, shading=0.45)
-    _stamp(frame, x - 0.3 * radius, y - 0.3 * radius, 0.0, radius, _ellipse(0.45 * radius, 0.45 * radius),
-           np.minimum(colour * 1.25 + 15, 255), opacity=0.6)
+    _stamp(
+        frame,
+        x - 0.3 * radius,
+        y - 0.3 * radius,
+        0.0,
+        radius,
+        _ellipse(0.45 * radius, 0.45 * radius),
+        np.minimum(colour * 1.25 + 15, 255),
+        opacity=0.6,
+    )
 
 
-_SPRITES = {"car": _draw_car, "truck": _draw_truck, "boat": _draw_boat, "people": _draw_people,
-            "house": _draw_house, "tree": _draw_tree}
+_SPRITES = {
+    "car": _draw_car,
+    "truck": _draw_truck,
+    "boat": _draw_boat,
+    "people": _draw_people,
+    "house": _draw_house,
+    "tree": _draw_tree,
+}
 _LAYERS = {"house": 0, "boat": 1, "truck": 2, "car": 3, "people": 4, "tree": 5}
 
 

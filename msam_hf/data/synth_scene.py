@@ -35,8 +35,15 @@ TERRAINS: dict[str, dict[str, Any]] = {
     "farmland": {"landmarks": (None, "road", "river"), "land_kinds": ("people", "house", "tree", "car", "truck")},
 }
 # The noun a caption would use for the land of a terrain / the surface of a landmark.
-TERRAIN_SURFACE = {"grass": "grass", "sand": "sand", "water": "water", "road": "road", "forest": "forest",
-                   "urban": "rooftops", "farmland": "field"}
+TERRAIN_SURFACE = {
+    "grass": "grass",
+    "sand": "sand",
+    "water": "water",
+    "road": "road",
+    "forest": "forest",
+    "urban": "rooftops",
+    "farmland": "field",
+}
 
 VEHICLE_COLOURS = ("red", "blue", "white", "black", "yellow", "orange", "purple")
 ROOF_COLOURS = ("red", "blue", "white", "orange", "purple", "black")
@@ -46,14 +53,34 @@ SHIRT_COLOURS = ("red", "blue", "white", "yellow", "orange", "purple")
 # length × width in world units (a car is ~1 % of the frame, a house ~3 %); `speed` is the
 # distance covered over the whole video when moving.
 ENTITY_KINDS: dict[str, dict[str, Any]] = {
-    "car": {"size": (0.15, 0.08), "colours": VEHICLE_COLOURS, "speed": 0.45, "moving_region": ROAD,
-            "actions": {"driving": 3.0, "turning left": 1.0, "turning right": 1.0, "parking": 1.0, "parked": 2.0}},
-    "truck": {"size": (0.21, 0.09), "colours": VEHICLE_COLOURS, "speed": 0.38, "moving_region": ROAD,
-              "actions": {"driving": 3.0, "parking": 1.0, "parked": 2.0}},
-    "boat": {"size": (0.18, 0.075), "colours": VEHICLE_COLOURS, "speed": 0.4, "moving_region": WATER,
-             "actions": {"sailing": 3.0, "turning left": 1.0, "turning right": 1.0, "anchored": 2.0}},
-    "people": {"size": (0.06, 0.04), "colours": SHIRT_COLOURS, "speed": 0.2, "moving_region": LAND,
-               "actions": {"walking": 3.0, "running": 1.5, "standing": 2.0}},
+    "car": {
+        "size": (0.15, 0.08),
+        "colours": VEHICLE_COLOURS,
+        "speed": 0.45,
+        "moving_region": ROAD,
+        "actions": {"driving": 3.0, "turning left": 1.0, "turning right": 1.0, "parking": 1.0, "parked": 2.0},
+    },
+    "truck": {
+        "size": (0.21, 0.09),
+        "colours": VEHICLE_COLOURS,
+        "speed": 0.38,
+        "moving_region": ROAD,
+        "actions": {"driving": 3.0, "parking": 1.0, "parked": 2.0},
+    },
+    "boat": {
+        "size": (0.18, 0.075),
+        "colours": VEHICLE_COLOURS,
+        "speed": 0.4,
+        "moving_region": WATER,
+        "actions": {"sailing": 3.0, "turning left": 1.0, "turning right": 1.0, "anchored": 2.0},
+    },
+    "people": {
+        "size": (0.06, 0.04),
+        "colours": SHIRT_COLOURS,
+        "speed": 0.2,
+        "moving_region": LAND,
+        "actions": {"walking": 3.0, "running": 1.5, "standing": 2.0},
+    },
     "house": {"size": (0.22, 0.16), "colours": ROOF_COLOURS, "speed": 0.0, "moving_region": None, "actions": {}},
     "tree": {"size": (0.13, 0.13), "colours": TREE_COLOURS, "speed": 0.0, "moving_region": None, "actions": {}},
 }
@@ -61,15 +88,29 @@ KIND_WEIGHTS = {"car": 3.0, "truck": 1.2, "boat": 2.5, "people": 2.0, "house": 1
 STILL_ACTIONS = ("parked", "anchored", "standing")
 # Actions a twin may swap to (a minimal edit of one object's action).
 ACTION_SWAPS = {
-    "driving": ("parked", "parking"), "parked": ("driving",), "parking": ("driving", "parked"),
-    "turning left": ("turning right",), "turning right": ("turning left",),
-    "sailing": ("anchored",), "anchored": ("sailing",),
-    "walking": ("standing", "running"), "running": ("walking",), "standing": ("walking",),
+    "driving": ("parked", "parking"),
+    "parked": ("driving",),
+    "parking": ("driving", "parked"),
+    "turning left": ("turning right",),
+    "turning right": ("turning left",),
+    "sailing": ("anchored",),
+    "anchored": ("sailing",),
+    "walking": ("standing", "running"),
+    "running": ("walking",),
+    "standing": ("walking",),
 }
 CAMERA_MOTIONS = {"hover": 1.0, "drift": 2.0, "pan": 2.0, "zoom in": 1.0, "zoom out": 1.0}
 DIRECTIONS = {"right": 0.0, "down": 90.0, "left": 180.0, "up": 270.0}  # heading in degrees, y down
-OPPOSITE = {"right": "left", "left": "right", "up": "down", "down": "up",
-            "left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+OPPOSITE = {
+    "right": "left",
+    "left": "right",
+    "up": "down",
+    "down": "up",
+    "left of": "right of",
+    "right of": "left of",
+    "above": "below",
+    "below": "above",
+}
 
 _TURN_RADIUS = 0.16
 _STOP_AT = 0.65  # a parking vehicle has stopped by this time
@@ -105,8 +146,12 @@ def visible_box(camera: dict, aspect: float) -> tuple[float, float, float, float
     """World box (x0, y0, x1, y1) seen in every frame."""
     cx, cy, zoom = camera_view(camera, _CHECK_TIMES, aspect)
     half_w, half_h = 0.5 / zoom, 0.5 * aspect / zoom
-    return (float(np.max(cx - half_w)), float(np.max(cy - half_h)),
-            float(np.min(cx + half_w)), float(np.min(cy + half_h)))
+    return (
+        float(np.max(cx - half_w)),
+        float(np.max(cy - half_h)),
+        float(np.min(cx + half_w)),
+        float(np.min(cy + half_h)),
+    )
 
 
 def region_codes(scene: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -177,8 +222,11 @@ def entity_poses(entity: dict, times: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """World x, y and heading (radians, 0 = right, y down) of an entity at times τ."""
     if entity["motion"]["kind"] == "still":  # equals the path table's answer, without building the table
         shape = np.shape(times)
-        return (np.full(shape, float(entity["start"][0])), np.full(shape, float(entity["start"][1])),
-                np.full(shape, math.radians(entity["heading"])))
+        return (
+            np.full(shape, float(entity["start"][0])),
+            np.full(shape, float(entity["start"][1])),
+            np.full(shape, math.radians(entity["heading"])),
+        )
     distance = _path_distance(entity, times)
     arc, xs, ys, headings = _path_table(entity)
     return np.interp(distance, arc, xs), np.interp(distance, arc, ys), np.interp(distance, arc, headings)
@@ -255,8 +303,10 @@ def sample_site(rng: np.random.Generator, aspect: float, object_scale: float = 1
         landmark_kind = TERRAINS[terrain]["landmarks"][rng.integers(len(TERRAINS[terrain]["landmarks"]))]
         site = {
             "terrain": terrain,
-            "texture": {"offset": [float(v) for v in rng.uniform(0, TEXTURE_SIZE - WORLD_SIZE, 2)],
-                        "flip": [bool(v) for v in rng.integers(0, 2, 2)]},
+            "texture": {
+                "offset": [float(v) for v in rng.uniform(0, TEXTURE_SIZE - WORLD_SIZE, 2)],
+                "flip": [bool(v) for v in rng.integers(0, 2, 2)],
+            },
             "landmark": _sample_landmark(rng, landmark_kind),
             "camera": _sample_camera(rng, aspect),
             "object_scale": object_scale,
@@ -294,8 +344,9 @@ def finish_entities(scene: dict, aspect: float) -> None:
     """Fill each entity's direction, screen positions at the first and last frame, and share of the frame."""
     for entity in scene["entities"]:
         entity["direction"] = _direction_label(entity)
-        u, v, zoom = world_to_screen(scene["camera"], *entity_poses(entity, np.array([0.0, 1.0]))[:2],
-                                     np.array([0.0, 1.0]), aspect)
+        u, v, zoom = world_to_screen(
+            scene["camera"], *entity_poses(entity, np.array([0.0, 1.0]))[:2], np.array([0.0, 1.0]), aspect
+        )
         entity["position_start"] = [round(float(u[0]), 4), round(float(v[0]), 4)]
         entity["position_end"] = [round(float(u[1]), 4), round(float(v[1]), 4)]
         entity["area_fraction"] = round(_footprint(entity) * float(np.mean(zoom**2)) / aspect, 5)
@@ -324,16 +375,30 @@ def _sample_landmark(rng: np.random.Generator, kind: str | None) -> dict | None:
         return {"kind": kind, "axis": axis, "centre": centre + float(rng.uniform(-0.2, 0.2)), "width": 0.2}
     if kind == "lake":
         offset = rng.uniform(0.18, 0.3, 2) * rng.choice([-1, 1], 2)  # off-centre: land stays in view
-        return {"kind": kind, "centre": [float(centre + offset[0]), float(centre + offset[1])],
-                "radii": [float(v) for v in rng.uniform(0.2, 0.3, 2)], "phase": phase}
+        return {
+            "kind": kind,
+            "centre": [float(centre + offset[0]), float(centre + offset[1])],
+            "radii": [float(v) for v in rng.uniform(0.2, 0.3, 2)],
+            "phase": phase,
+        }
     if kind == "river":
         crossing_axis = "v" if axis == "h" else "h"
-        return {"kind": kind, "axis": axis, "position": centre + float(rng.uniform(-0.2, 0.2)), "width": 0.3,
-                "phase": phase,
-                "crossing": {"axis": crossing_axis, "centre": centre + float(rng.uniform(-0.25, 0.25)), "width": 0.2}}
+        return {
+            "kind": kind,
+            "axis": axis,
+            "position": centre + float(rng.uniform(-0.2, 0.2)),
+            "width": 0.3,
+            "phase": phase,
+            "crossing": {"axis": crossing_axis, "centre": centre + float(rng.uniform(-0.25, 0.25)), "width": 0.2},
+        }
     if kind == "shore":
-        return {"kind": kind, "axis": axis, "position": centre + float(rng.uniform(-0.1, 0.1)),
-                "side": int(rng.choice([-1, 1])), "phase": phase}
+        return {
+            "kind": kind,
+            "axis": axis,
+            "position": centre + float(rng.uniform(-0.1, 0.1)),
+            "side": int(rng.choice([-1, 1])),
+            "phase": phase,
+        }
     if kind in ("lanes", "parking_lot"):
         return {"kind": kind, "axis": axis, "centre": centre, "spacing": 0.16 if kind == "lanes" else 0.11}
     raise ValueError(f"unknown landmark kind {kind!r}")
@@ -356,9 +421,14 @@ def _sample_camera(rng: np.random.Generator, aspect: float) -> dict:
     elif motion == "zoom out":
         zoom = (_MAX_ZOOM, 1.0)
     start = start - shift / 2
-    return {"motion": motion, "direction": direction, "start": [float(v) for v in start],
-            "end": [float(v) for v in start + shift], "zoom": [float(zoom[0]), float(zoom[1])],
-            "sway_phase": float(rng.uniform(0, 2 * np.pi))}
+    return {
+        "motion": motion,
+        "direction": direction,
+        "start": [float(v) for v in start],
+        "end": [float(v) for v in start + shift],
+        "zoom": [float(zoom[0]), float(zoom[1])],
+        "sway_phase": float(rng.uniform(0, 2 * np.pi)),
+    }
 
 
 def _sample_entity(rng: np.random.Generator, scene: dict, aspect: float, prefer_moving: bool) -> dict | None:
@@ -386,8 +456,9 @@ def new_object(rng: np.random.Generator, scene: dict, kind: str) -> dict:
     entity: dict[str, Any] = {"kind": kind, "colour": str(rng.choice(spec["colours"])), "count": 1}
     if kind == "people":
         entity["count"] = int(rng.integers(1, 6))
-        entity["members"] = [[0.0, 0.0]] + [[float(v) for v in rng.uniform(-0.06, 0.06, 2)]
-                                            for _ in range(entity["count"] - 1)]
+        entity["members"] = [[0.0, 0.0]] + [
+            [float(v) for v in rng.uniform(-0.06, 0.06, 2)] for _ in range(entity["count"] - 1)
+        ]
     scale = scene["object_scale"] * (float(rng.uniform(0.85, 1.15)) if kind == "tree" else 1.0)
     entity["size"] = [spec["size"][0] * scale, spec["size"][1] * scale]
     return entity
@@ -441,8 +512,9 @@ def _place(rng: np.random.Generator, scene: dict, entity: dict, aspect: float) -
         radius += 0.06
     surroundings = _surroundings(scene, entity, aspect)
     for _ in range(40):
-        start = rng.uniform([x0 + radius + _MARGIN, y0 + radius + _MARGIN],
-                            [x1 - radius - _MARGIN, y1 - radius - _MARGIN])
+        start = rng.uniform(
+            [x0 + radius + _MARGIN, y0 + radius + _MARGIN], [x1 - radius - _MARGIN, y1 - radius - _MARGIN]
+        )
         if band is not None:
             # right-hand traffic: keep to the lane on the driver's right
             lane = band["centre"] + band["width"] / 4 * (1 if direction in ("right", "up") else -1)
@@ -459,8 +531,7 @@ def _motion(rng: np.random.Generator, action: str | None, length: float, band: d
     if action is None or action in STILL_ACTIONS:
         return {"kind": "still", "length": 0.0}
     if action.startswith("turning"):
-        return {"kind": "turn", "turn": action.split()[1], "turn_at": float(rng.uniform(0.05, 0.15)),
-                "length": length}
+        return {"kind": "turn", "turn": action.split()[1], "turn_at": float(rng.uniform(0.05, 0.15)), "length": length}
     if action == "parking":
         return {"kind": "stop", "length": length, "pull_over": band["width"] / 8 if band else 0.0}
     return {"kind": "straight", "length": length}
@@ -469,8 +540,11 @@ def _motion(rng: np.random.Generator, action: str | None, length: float, band: d
 def _surroundings(scene: dict, entity: dict, aspect: float) -> tuple:
     """What a placement of `entity` is checked against: the world box seen in every frame and every other entity's
     (x, y) over time with its clearance radius."""
-    others = [(*entity_poses(other, _CHECK_TIMES)[:2], _clearance_radius(other))
-              for other in scene["entities"] if other is not entity]
+    others = [
+        (*entity_poses(other, _CHECK_TIMES)[:2], _clearance_radius(other))
+        for other in scene["entities"]
+        if other is not entity
+    ]
     return visible_box(scene["camera"], aspect), others
 
 
@@ -478,8 +552,9 @@ def _clearance_radius(entity: dict) -> float:
     return 0.5 * max(entity["size"]) + (0.06 if entity["kind"] == "people" else 0.0)
 
 
-def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | None,
-                     surroundings: tuple | None = None) -> bool:
+def _valid_placement(
+    scene: dict, entity: dict, aspect: float, region: int | None, surroundings: tuple | None = None
+) -> bool:
     """Whether `entity` stays in view, on allowed ground and clear of the others; `surroundings` (from
     `_surroundings`) saves recomputing them when one entity tries many placements."""
     (x0, y0, x1, y1), others = surroundings or _surroundings(scene, entity, aspect)
@@ -489,12 +564,15 @@ def _valid_placement(scene: dict, entity: dict, aspect: float, region: int | Non
         return False
     if not on_allowed_ground(scene, entity, xs, ys, headings, region):
         return False
-    return all(np.min(np.hypot(xs - other_x, ys - other_y)) >= 0.95 * (radius + other_radius)
-               for other_x, other_y, other_radius in others)
+    return all(
+        np.min(np.hypot(xs - other_x, ys - other_y)) >= 0.95 * (radius + other_radius)
+        for other_x, other_y, other_radius in others
+    )
 
 
-def on_allowed_ground(scene: dict, entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray,
-                      moving_region: int | None) -> bool:
+def on_allowed_ground(
+    scene: dict, entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray, moving_region: int | None
+) -> bool:
     """Whether the footprint's centre line (front, back and both sides) lies on ground the entity may use at
     these poses; `moving_region` is the ground it moves on (None for a still entity)."""
     length, width = entity["size"]
@@ -615,11 +693,11 @@ def _pair_relations(index: int, entity: dict, other_index: int, other: dict) -> 
             relations.append({"subject": index, "predicate": "next to", "object": other_index})
         if distance[0] < reach + 0.35:
             if abs(dx) >= abs(dy):
-                relations.append({"subject": index, "predicate": "left of" if dx < 0 else "right of",
-                                  "object": other_index})
+                relations.append(
+                    {"subject": index, "predicate": "left of" if dx < 0 else "right of", "object": other_index}
+                )
             else:
-                relations.append({"subject": index, "predicate": "above" if dy < 0 else "below",
-                                  "object": other_index})
+                relations.append({"subject": index, "predicate": "above" if dy < 0 else "below", "object": other_index})
     elif not still and other_still:
         change = distance[-1] - distance[0]
         if change < -0.15 and distance[-1] < reach + 0.2:
@@ -704,14 +782,21 @@ def _edit_direction(rng, scene, index, aspect):
     finish_scene(twin, aspect)
     if twin["entities"][index]["direction"] == entity["direction"] or not _others_unchanged(scene, twin, index):
         return None
-    return twin, {"kind": "direction", "entity": index, "from": entity["direction"],
-                  "to": twin["entities"][index]["direction"]}
+    return twin, {
+        "kind": "direction",
+        "entity": index,
+        "from": entity["direction"],
+        "to": twin["entities"][index]["direction"],
+    }
 
 
 def _edit_relation(rng, scene, index, aspect):
     """Move a still object to the other side of the still object it is left of / above / ..."""
-    sides = [r for r in scene["relations"]
-             if r["subject"] == index and r["predicate"] in ("left of", "right of", "above", "below")]
+    sides = [
+        r
+        for r in scene["relations"]
+        if r["subject"] == index and r["predicate"] in ("left of", "right of", "above", "below")
+    ]
     for relation in sides:
         reference = scene["entities"][relation["object"]]
         twin = copy.deepcopy(scene)
@@ -723,17 +808,23 @@ def _edit_relation(rng, scene, index, aspect):
         finish_scene(twin, aspect)
         flipped = {**relation, "predicate": OPPOSITE[relation["predicate"]]}
         if flipped in twin["relations"]:
-            return twin, {"kind": "relation", "entity": index, "object": relation["object"],
-                          "from": relation["predicate"], "to": flipped["predicate"]}
+            return twin, {
+                "kind": "relation",
+                "entity": index,
+                "object": relation["object"],
+                "from": relation["predicate"],
+                "to": flipped["predicate"],
+            }
     return None
 
 
 def _others_unchanged(scene: dict, twin: dict, index: int) -> bool:
     """The edit must not change any other object's relations (it stays a one-object edit)."""
+
     def others(relations):
         return [r for r in relations if r["subject"] != index and r["object"] != index]
+
     return others(scene["relations"]) == others(twin["relations"])
 
 
-_EDITORS = {"colour": _edit_colour, "action": _edit_action, "direction": _edit_direction,
-            "relation": _edit_relation}
+_EDITORS = {"colour": _edit_colour, "action": _edit_action, "direction": _edit_direction, "relation": _edit_relation}

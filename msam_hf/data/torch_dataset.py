@@ -85,7 +85,9 @@ class VideoTextDataset(torch.utils.data.Dataset):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         missing_columns = {"video_id", "video", "captions"} - set(dataset.column_names)
         if missing_columns:
-            raise ValueError(f"the dataset lacks column(s) {sorted(missing_columns)}; load it with load_video_text_dataset")
+            raise ValueError(
+                f"the dataset lacks column(s) {sorted(missing_columns)}; load it with load_video_text_dataset"
+            )
         dataset = without_video_decoding(dataset)
         # Through Arrow (honours select/shuffle indices, does not copy embedded video bytes into Python).
         video_is_null = dataset.with_format("arrow")["video"].is_null().to_pylist()
@@ -164,9 +166,10 @@ class AttributeLabeller:
     ) -> dict[str, torch.Tensor]:
         """`attribute_labels` of the batch's captions and `video_attribute_labels` of its videos, a video's row being
         the union over all its captions (`video_captions`), not only the one drawn."""
-        return {"attribute_labels": self.label_captions(captions),
-                "video_attribute_labels": torch.stack([self.label_captions(every).amax(dim=0)
-                                                       for every in video_captions])}
+        return {
+            "attribute_labels": self.label_captions(captions),
+            "video_attribute_labels": torch.stack([self.label_captions(every).amax(dim=0) for every in video_captions]),
+        }
 
 
 @dataclass

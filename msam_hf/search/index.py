@@ -211,8 +211,10 @@ class VideoIndex:
             raise FileNotFoundError(f"{directory} holds no video index (no index.json); build one with `msam index`.")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{manifest_path} has index format {manifest.get('format_version')}, this version of "
-                             f"msam_hf reads format {FORMAT_VERSION}; rebuild the index with `msam index`.")
+            raise ValueError(
+                f"{manifest_path} has index format {manifest.get('format_version')}, this version of "
+                f"msam_hf reads format {FORMAT_VERSION}; rebuild the index with `msam index`."
+            )
         index = cls(directory, manifest, None, None)
         if model is not None:
             index.set_model(model, processor)
@@ -264,8 +266,9 @@ class VideoIndex:
         given = model_fingerprint(model, processor, recorded["fps"] if fps is None else fps)
         differing = [name for name in IDENTITY_FIELDS if given[name] != recorded[name]]
         if differing:
-            details = ", ".join(f"{name} {recorded[name]!s:.16} here vs {given[name]!s:.16} given"
-                                for name in differing)
+            details = ", ".join(
+                f"{name} {recorded[name]!s:.16} here vs {given[name]!s:.16} given" for name in differing
+            )
             raise ModelMismatchError(
                 f"the index in {self.directory} was built with model {recorded['name_or_path']} and this model differs "
                 f"({details}). Features of different models cannot be mixed: index into a new folder, or use the "
@@ -353,19 +356,26 @@ class VideoIndex:
         frames, dim, shard_size = self.manifest["frames"], self.manifest["dim"], self.manifest["shard_size"]
         count = len(paths)
         if frame_embeds.shape != (count, frames, dim) or video_embeds.shape != (count, dim):
-            raise ValueError(f"expected frame_embeds ({count}, {frames}, {dim}) and video_embeds ({count}, {dim}) for "
-                             f"{count} paths, got {frame_embeds.shape} and {video_embeds.shape}.")
+            raise ValueError(
+                f"expected frame_embeds ({count}, {frames}, {dim}) and video_embeds ({count}, {dim}) for "
+                f"{count} paths, got {frame_embeds.shape} and {video_embeds.shape}."
+            )
         first_shard = self._next_shard()
         for number, start in enumerate(range(0, count, shard_size)):
             rows = slice(start, start + shard_size)
-            videos = [{"path": path, "num_frames": int(mask.sum())}
-                      for path, mask in zip(paths[rows], video_mask[rows])]
-            write_shard(self._shard_path(first_shard + number), videos, {
-                "frame_embeds": frame_embeds[rows].astype(np.float16),
-                "video_embeds": video_embeds[rows].astype(np.float16),
-                "video_mask": video_mask[rows].astype(np.uint8),
-                "timestamps": timestamps[rows].astype(np.float32),
-            })
+            videos = [
+                {"path": path, "num_frames": int(mask.sum())} for path, mask in zip(paths[rows], video_mask[rows])
+            ]
+            write_shard(
+                self._shard_path(first_shard + number),
+                videos,
+                {
+                    "frame_embeds": frame_embeds[rows].astype(np.float16),
+                    "video_embeds": video_embeds[rows].astype(np.float16),
+                    "video_mask": video_mask[rows].astype(np.uint8),
+                    "timestamps": timestamps[rows].astype(np.float32),
+                },
+            )
         self._merge_new_shards()
 
     def _index_files(
@@ -382,19 +392,31 @@ class VideoIndex:
         if state.num_processes > 1:
             broadcast_object_list(plan)
         plan = plan[0]
-        self._encode_chunks(plan["chunks"][state.process_index :: state.num_processes], batch_size, num_workers,
-                            progress and state.is_main_process, state.process_index)
+        self._encode_chunks(
+            plan["chunks"][state.process_index :: state.num_processes],
+            batch_size,
+            num_workers,
+            progress and state.is_main_process,
+            state.process_index,
+        )
         state.wait_for_everyone()
         report_path = self.directory / "report.json"
         if state.is_main_process:
             added, failed = self._merge_new_shards()
             moved_from = {old for old, _ in plan["moved"]}
-            self._set_rows(remove_paths=set(plan["removed"]) | moved_from | {row["path"] for row in plan["refreshed"]},
-                           new_rows=plan["refreshed"] + plan["moved_rows"])
+            self._set_rows(
+                remove_paths=set(plan["removed"]) | moved_from | {row["path"] for row in plan["refreshed"]},
+                new_rows=plan["refreshed"] + plan["moved_rows"],
+            )
             self.save()
             self.report = IndexReport(
-                added=added, unchanged=plan["unchanged"], resumed=self._resumed, moved=plan["moved"],
-                removed=plan["removed"], failed=plan["failed"] + failed, num_videos=len(self),
+                added=added,
+                unchanged=plan["unchanged"],
+                resumed=self._resumed,
+                moved=plan["moved"],
+                removed=plan["removed"],
+                failed=plan["failed"] + failed,
+                num_videos=len(self),
                 stage1=self.manifest["stage1"] if faiss is not None else {"type": "exact (numpy)"},
                 processes=state.num_processes,
             )
@@ -455,11 +477,19 @@ class VideoIndex:
             moved_rows.append({**gone_rows[old], **file})
         moved_from = {old for old, _ in moved}
         shard_size, first_shard = self.manifest["shard_size"], self._next_shard()
-        chunks = [{"shard": first_shard + number, "files": encode[start : start + shard_size]}
-                  for number, start in enumerate(range(0, len(encode), shard_size))]
-        return {"chunks": chunks, "unchanged": unchanged, "refreshed": refreshed, "moved": moved,
-                "moved_rows": moved_rows, "removed": [path for path in gone if path not in moved_from],
-                "failed": failed}
+        chunks = [
+            {"shard": first_shard + number, "files": encode[start : start + shard_size]}
+            for number, start in enumerate(range(0, len(encode), shard_size))
+        ]
+        return {
+            "chunks": chunks,
+            "unchanged": unchanged,
+            "refreshed": refreshed,
+            "moved": moved,
+            "moved_rows": moved_rows,
+            "removed": [path for path in gone if path not in moved_from],
+            "failed": failed,
+        }
 
     @torch.no_grad()
     def _encode_chunks(self, chunks, batch_size: int, num_workers: int, progress: bool, process_index: int) -> None:
@@ -468,13 +498,22 @@ class VideoIndex:
         if not files:
             return
         fingerprint = self.manifest["model"]
-        decoded = iter(torch.utils.data.DataLoader(
-            _DecodedVideos([file["path"] for file in files], self.processor.image_processor, fingerprint["fps"],
-                           fingerprint["max_frames"]),
-            batch_size=None, num_workers=num_workers, collate_fn=_as_is,
-        ))
-        bar = tqdm(total=len(files), desc=f"encoding videos (process {process_index})", unit="video",
-                   disable=not progress)
+        decoded = iter(
+            torch.utils.data.DataLoader(
+                _DecodedVideos(
+                    [file["path"] for file in files],
+                    self.processor.image_processor,
+                    fingerprint["fps"],
+                    fingerprint["max_frames"],
+                ),
+                batch_size=None,
+                num_workers=num_workers,
+                collate_fn=_as_is,
+            )
+        )
+        bar = tqdm(
+            total=len(files), desc=f"encoding videos (process {process_index})", unit="video", disable=not progress
+        )
         for chunk in chunks:
             videos, failed, pending, parts = [], [], [], []
             for number, file in enumerate(chunk["files"]):
@@ -488,8 +527,10 @@ class VideoIndex:
                 if pending and (len(pending) == batch_size or number == len(chunk["files"]) - 1):
                     parts.append(self._encode(pending))
                     pending = []
-            features = {name: np.concatenate([part[name] for part in parts]) if parts else self._empty(name)
-                        for name in FEATURE_NAMES}
+            features = {
+                name: np.concatenate([part[name] for part in parts]) if parts else self._empty(name)
+                for name in FEATURE_NAMES
+            }
             write_shard(self._shard_path(chunk["shard"]), videos, features, failed)
         bar.close()
 
@@ -505,16 +546,25 @@ class VideoIndex:
             "frame_embeds": zero_pad(output.frame_embeds, frames).half().cpu().numpy(),
             "video_embeds": output.video_embeds.half().cpu().numpy(),
             "video_mask": zero_pad(video_mask, frames).to(torch.uint8).numpy(),
-            "timestamps": np.stack([np.pad(item["timestamps"], (0, frames - len(item["timestamps"])))
-                                    for item in items]).astype(np.float32),
+            "timestamps": np.stack(
+                [np.pad(item["timestamps"], (0, frames - len(item["timestamps"]))) for item in items]
+            ).astype(np.float32),
         }
 
     def _empty(self, name: str) -> np.ndarray:
         frames, dim = self.manifest["frames"], self.manifest["dim"]
-        shapes = {"frame_embeds": (0, frames, dim), "video_embeds": (0, dim), "video_mask": (0, frames),
-                  "timestamps": (0, frames)}
-        dtypes = {"frame_embeds": np.float16, "video_embeds": np.float16, "video_mask": np.uint8,
-                  "timestamps": np.float32}
+        shapes = {
+            "frame_embeds": (0, frames, dim),
+            "video_embeds": (0, dim),
+            "video_mask": (0, frames),
+            "timestamps": (0, frames),
+        }
+        dtypes = {
+            "frame_embeds": np.float16,
+            "video_embeds": np.float16,
+            "video_mask": np.uint8,
+            "timestamps": np.float32,
+        }
         return np.zeros(shapes[name], dtypes[name])
 
     # ------------------------------------------------------------------ shards and the video table
@@ -571,8 +621,10 @@ class VideoIndex:
         order = np.argsort(row_ids, kind="stable")
         shards = row_ids[order] // shard_size
         starts = np.flatnonzero(np.diff(shards, prepend=-1)).tolist()
-        gathered = {name: np.empty((len(row_ids), *self._empty(name).shape[1:]), dtype or self._empty(name).dtype)
-                    for name in names}
+        gathered = {
+            name: np.empty((len(row_ids), *self._empty(name).shape[1:]), dtype or self._empty(name).dtype)
+            for name in names
+        }
         # one slice per shard: at search time the R candidates touch hundreds of shards
         for start, end in zip(starts, starts[1:] + [len(order)]):
             arrays = self._shard_arrays(int(shards[start]))
@@ -623,10 +675,14 @@ class VideoIndex:
             logger.warning(
                 "faiss is not installed: stage 1 scans all %d videos' key vectors with numpy, in time linear in the "
                 "collection (about 30 ms per query per 100k videos on one CPU core). pip install faiss-cpu (or "
-                "msam-hf[search]) for FAISS, with compressed scanning beyond %d videos.", len(self),
-                EXACT_SEARCH_MAX_VIDEOS)
-            batches = [self._key_vectors(self._row_ids[start : start + KEY_VECTOR_BATCH])
-                       for start in range(0, len(self), KEY_VECTOR_BATCH)]
+                "msam-hf[search]) for FAISS, with compressed scanning beyond %d videos.",
+                len(self),
+                EXACT_SEARCH_MAX_VIDEOS,
+            )
+            batches = [
+                self._key_vectors(self._row_ids[start : start + KEY_VECTOR_BATCH])
+                for start in range(0, len(self), KEY_VECTOR_BATCH)
+            ]
             self._stage1 = tuple(np.concatenate(parts) for parts in zip(*batches))  # (vectors, row ids)
             return self._stage1
         ann = faiss.index_factory(self.manifest["dim"], parameters["factory"], faiss.METRIC_INNER_PRODUCT)
@@ -634,8 +690,12 @@ class VideoIndex:
             # evenly spaced videos: a folder-ordered collection would bias a prefix
             videos = min(STAGE1_TRAINING_VECTORS // parameters["key_vectors"], len(self))
             sample = self._row_ids[np.linspace(0, len(self) - 1, videos).astype(np.int64)]
-            training = np.concatenate([self._key_vectors(sample[start : start + KEY_VECTOR_BATCH])[0]
-                                       for start in range(0, len(sample), KEY_VECTOR_BATCH)])
+            training = np.concatenate(
+                [
+                    self._key_vectors(sample[start : start + KEY_VECTOR_BATCH])[0]
+                    for start in range(0, len(sample), KEY_VECTOR_BATCH)
+                ]
+            )
             with faiss_threads(1):
                 ann.train(training)
             faiss.downcast_index(ann.index).k_factor = parameters["k_factor"]
@@ -690,9 +750,13 @@ class VideoIndex:
             video_mask = torch.from_numpy(np.arange(frames) < num_frames[:, None]).long().to(device)
             video = MsamVideoOutput(frame_embeds=frame_embeds, video_mask=video_mask)
         # one caption at |J| = 1: CIFFP takes its lone-caption path (MsamCiffpHead.single_caption_scores)
-        logits, attention = model.similarity(MsamTextOutput(text_embeds=text_embeds.to(device)), video,
-                                             text_context_size=1, video_chunk_size=len(row_ids),
-                                             return_frame_attention=True)
+        logits, attention = model.similarity(
+            MsamTextOutput(text_embeds=text_embeds.to(device)),
+            video,
+            text_context_size=1,
+            video_chunk_size=len(row_ids),
+            return_frame_attention=True,
+        )
         scores = logits[0].float().cpu()
         order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
         best = row_ids[order]
@@ -702,10 +766,20 @@ class VideoIndex:
         for rank, position in enumerate(order):
             times, weights = [], []
             if moments is not None:
-                times, weights = _best_frames(attention[0, position].float().cpu().numpy(),
-                                              moments["timestamps"][rank], moments["video_mask"][rank])
-            hits.append(SearchHit(path=paths[rank], score=float(scores[position]), timestamps=times,
-                                  attention=weights, duration=durations[rank]))
+                times, weights = _best_frames(
+                    attention[0, position].float().cpu().numpy(),
+                    moments["timestamps"][rank],
+                    moments["video_mask"][rank],
+                )
+            hits.append(
+                SearchHit(
+                    path=paths[rank],
+                    score=float(scores[position]),
+                    timestamps=times,
+                    attention=weights,
+                    duration=durations[rank],
+                )
+            )
         return hits
 
     def _ready_model(self) -> MsamModel:
@@ -714,8 +788,10 @@ class VideoIndex:
 
             name = self.manifest["model"]["name_or_path"]
             if name is None:
-                raise ValueError(f"the index in {self.directory} does not record where its model is; pass the model "
-                                 "to VideoIndex.load (or --model).")
+                raise ValueError(
+                    f"the index in {self.directory} does not record where its model is; pass the model "
+                    "to VideoIndex.load (or --model)."
+                )
             self.set_model(*load_model_and_processor(name))
         return self.model
 

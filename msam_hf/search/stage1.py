@@ -40,8 +40,12 @@ def stage1_parameters(num_videos: int, dim: int = 512) -> dict[str, Any]:
     and without the rotation; IVF lost recall at any nprobe that was faster (docs/search.md)."""
     if num_videos <= EXACT_SEARCH_MAX_VIDEOS:
         return {"type": "flat", "factory": "IDMap,Flat", "key_vectors": KEY_VECTORS_PER_VIDEO}
-    return {"type": "pq-fastscan", "factory": STAGE1_FACTORY.format(dim=dim, codes=dim // 4),
-            "k_factor": STAGE1_K_FACTOR, "key_vectors": KEY_VECTORS_PER_VIDEO}
+    return {
+        "type": "pq-fastscan",
+        "factory": STAGE1_FACTORY.format(dim=dim, codes=dim // 4),
+        "k_factor": STAGE1_K_FACTOR,
+        "key_vectors": KEY_VECTORS_PER_VIDEO,
+    }
 
 
 def key_vectors(frame_embeds: np.ndarray, video_mask: np.ndarray, count: int) -> np.ndarray:
@@ -70,8 +74,10 @@ def key_vectors(frame_embeds: np.ndarray, video_mask: np.ndarray, count: int) ->
 def describe_stage1(parameters: dict[str, Any]) -> str:
     """Stage-1 settings (`stage1_parameters`, as recorded in an index) in words, for the indexing report."""
     if parameters.get("type") == "pq-fastscan":
-        return (f"FAISS {parameters['factory']}, k_factor {parameters['k_factor']}, "
-                f"{parameters['key_vectors']} key vectors per video")
+        return (
+            f"FAISS {parameters['factory']}, k_factor {parameters['k_factor']}, "
+            f"{parameters['key_vectors']} key vectors per video"
+        )
     if parameters.get("type") == "flat":
         return f"FAISS exact, {parameters['key_vectors']} key vectors per video"
     return parameters.get("type", "not built yet")

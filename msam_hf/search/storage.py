@@ -16,12 +16,28 @@ from safetensors.numpy import save_file
 FORMAT_VERSION = 1
 DEFAULT_SHARD_SIZE = 1024
 # Config and processor keys that record provenance or the loading dtype, not what the model computes.
-_PROVENANCE_KEYS = {"transformers_version", "architectures", "_name_or_path", "_commit_hash", "auto_map", "dtype",
-                    "torch_dtype", "custom_pipelines", "processor_class"}
-VIDEO_SCHEMA = pa.schema([
-    ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string()),
-    ("duration", pa.float64()), ("num_frames", pa.int32()), ("row_id", pa.int64()),
-])
+_PROVENANCE_KEYS = {
+    "transformers_version",
+    "architectures",
+    "_name_or_path",
+    "_commit_hash",
+    "auto_map",
+    "dtype",
+    "torch_dtype",
+    "custom_pipelines",
+    "processor_class",
+}
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("sha256", pa.string()),
+        ("duration", pa.float64()),
+        ("num_frames", pa.int32()),
+        ("row_id", pa.int64()),
+    ]
+)
 FEATURE_NAMES = ("frame_embeds", "video_embeds", "video_mask", "timestamps")
 _SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "U8": np.uint8}
 

@@ -36,7 +36,10 @@ def local_slice(batch: dict[str, torch.Tensor], rank: int, world_size: int) -> d
     per_process = batch["input_ids"].shape[0] // world_size
     local = {name: tensor[rank * per_process : (rank + 1) * per_process] for name, tensor in batch.items()}
     frames = int(local["video_mask"].sum(1).max())  # pad each process to its own longest video, as a collate would
-    local["pixel_values_videos"], local["video_mask"] = local["pixel_values_videos"][:, :frames], local["video_mask"][:, :frames]
+    local["pixel_values_videos"], local["video_mask"] = (
+        local["pixel_values_videos"][:, :frames],
+        local["video_mask"][:, :frames],
+    )
     return local
 
 
