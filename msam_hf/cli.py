@@ -19,6 +19,7 @@ COMMANDS = ["msam_hf.commands.evaluate", "msam_hf.commands.push", "msam_hf.comma
 
 def build_parser() -> argparse.ArgumentParser:
     parser = DeferredArgumentParser(prog="msam", description="MSAM / MCSAN drone video-text retrieval.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     for name, help_text, module_names in COMMAND_GROUPS:
         group_parser = groups.add_parser(name, help=help_text)
@@ -36,10 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError) as error:
+    # bad input (VideoDecodeError and a missing split are ValueErrors): one line, no traceback
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        message = _input_error_message(error)
+        if args.debug or message is None:
+            raise
         command = " ".join(filter(None, (args.group, getattr(args, "command", None))))
-        print(f"msam {command}: error: {error}", file=sys.stderr)
+        print(f"msam {command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _input_error_message(error: Exception) -> str | None:
+    """The one-line message of an error about the command's input, None for any other error (a bug: its traceback
+    is shown). A DataLoader worker's error is re-raised with the worker's traceback as its message, and as a
+    RuntimeError when its type takes more than a message (VideoDecodeError): its last line is the original error."""
+    text = str(error)
+    if "\nOriginal Traceback" in text:
+        text = text.rstrip().splitlines()[-1]
+        if isinstance(error, RuntimeError) and not text.startswith("msam_hf.video_io.VideoDecodeError: "):
+            return None
+        return text.split(": ", 1)[-1]
+    if isinstance(error, RuntimeError):
+        return None
+    return text
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import argparse
 import sys
 
 from .parsing import defer
+from .parsing import existing_path
+from .parsing import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,11 +26,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = convert.__doc__.split("\n\n")[0]
     parser.add_argument(
         "checkpoint",
+        type=existing_path,
         metavar="CHECKPOINT",
         help="torch.save(model.state_dict()) file (pytorch_model.bin.N) or .safetensors",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="where the model, processor and conversion report go")
-    parser.add_argument("--max-frames", type=int, default=12, help="frames per video of the converted model (12)")
+    parser.add_argument(
+        "--max-frames", type=positive_int, default=12, help="frames per video of the converted model (12)"
+    )
     parser.add_argument(
         "--allow-partial",
         action="store_true",

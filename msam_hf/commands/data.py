@@ -7,7 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .parsing import dataset_path
 from .parsing import defer
+from .parsing import existing_path
+from .parsing import positive_float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +69,7 @@ def _layout_help() -> str:
 def _stats_arguments(stats: argparse.ArgumentParser) -> None:
     from ..data.readers import LAYOUTS
 
-    stats.add_argument("path", help="dataset folder (any supported layout) or Hub dataset repo id")
+    stats.add_argument("path", type=dataset_path, help="dataset folder (any supported layout) or Hub dataset repo id")
     stats.add_argument("--layout", default="auto", choices=LAYOUTS, help=_layout_help())
     stats.add_argument(
         "--strict", action="store_true", help="fail on empty captions, ids without captions, missing videos"
@@ -77,7 +80,9 @@ def _stats_arguments(stats: argparse.ArgumentParser) -> None:
 def _to_hub_arguments(to_hub: argparse.ArgumentParser) -> None:
     from ..data.readers import LAYOUTS
 
-    to_hub.add_argument("source", metavar="SRC", help="dataset folder (clip4clip, videofolder or msrvtt layout)")
+    to_hub.add_argument(
+        "source", type=existing_path, metavar="SRC", help="dataset folder (clip4clip, videofolder or msrvtt layout)"
+    )
     to_hub.add_argument("output", metavar="OUT", help="output folder (new or empty)")
     to_hub.add_argument(
         "--layout", default="auto", choices=[layout for layout in LAYOUTS if layout != "hub"], help=_layout_help()
@@ -101,7 +106,7 @@ def _to_hub_arguments(to_hub: argparse.ArgumentParser) -> None:
 
 
 def _push_arguments(push: argparse.ArgumentParser) -> None:
-    push.add_argument("folder", metavar="OUT", help="folder written by `msam data to-hub`")
+    push.add_argument("folder", type=existing_path, metavar="OUT", help="folder written by `msam data to-hub`")
     push.add_argument("repo_id", metavar="REPO_ID", help="e.g. your-name/usrd")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--commit-message", default="Upload dataset with msam data to-hub")
@@ -205,7 +210,8 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(
                 option,
-                type=type(config_field.default),
+                # frames must advance in time; the other numbers SynthConfig checks itself
+                type=positive_float if config_field.name == "fps" else type(config_field.default),
                 default=config_field.default,
                 help=config_field.metadata["help"],
             )
@@ -251,7 +257,9 @@ def run_synth(args: argparse.Namespace) -> int:
 def _attributes_arguments(parser: argparse.ArgumentParser) -> None:
     from ..configuration_mcsan import DEFAULT_ATTRIBUTE_VOCABULARY_SIZES
 
-    parser.add_argument("path", metavar="DATA", help="dataset folder (any supported layout) or Hub dataset repo id")
+    parser.add_argument(
+        "path", type=dataset_path, metavar="DATA", help="dataset folder (any supported layout) or Hub dataset repo id"
+    )
     parser.add_argument("--out", required=True, type=Path, help="vocabulary JSON to write")
     parser.add_argument("--split", default="train", help="split whose captions are mined (default: train)")
     parser.add_argument("--layout", default="auto", help="dataset layout (default: auto-detect)")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from .parsing import dataset_path
 from .parsing import defer
+from .parsing import model_path
+from .parsing import positive_float
+from .parsing import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +25,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     from .. import evaluation
 
     parser.description = evaluation.__doc__.split("\n\n")[0]
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)")
-    parser.add_argument("data", metavar="DATA", help="dataset folder in any layout msam_hf.data reads")
+    parser.add_argument(
+        "models", nargs="+", type=model_path, metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)"
+    )
+    parser.add_argument(
+        "data", type=dataset_path, metavar="DATA", help="dataset folder in any layout msam_hf.data reads"
+    )
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument(
         "--text-context-size",
-        type=int,
+        type=positive_int,
         default=32,
         help="CIFFP caption-set size |J| of the headline numbers (default 32, the reference's); "
         "|J|=1 is always reported too",
@@ -37,9 +45,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         choices=("pessimistic", "optimistic", "mean"),
         help="rank of a true item that ties with others (see msam_hf.metrics)",
     )
-    parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="videos per encoding batch")
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second")
+    parser.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second")
     parser.add_argument(
         "--frame-cache-dir",
         default=None,

@@ -9,6 +9,7 @@ argparse.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 
@@ -47,3 +48,73 @@ def defer(parser: argparse.ArgumentParser, fill: Callable[[argparse.ArgumentPars
         parser._deferred.append(fill)
     else:
         fill(parser)
+
+
+# ----------------------------------------------------------------------------- argument types
+# Refused at parse time, so that a bad value stops the command before it loads or writes anything, with argparse's
+# usage and a message naming the flag.
+
+
+def positive_int(text: str) -> int:
+    """An argparse `type=`: a whole number ≥ 1."""
+    value = _number(int, text, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse `type=`: a number > 0."""
+    value = _number(float, text, "a number")
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _number(kind: type, text: str, what: str) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
+def is_local_path(name: str) -> bool:
+    """Whether a model or dataset argument names a local path rather than a Hub repo id: it starts with `./`, `../`,
+    `/` or `~`, has more than one `/` (a repo id has one), or exists on disk. A simple rule, so that a mistyped
+    folder is reported as missing instead of being looked up on the Hub."""
+    return (
+        name in (".", "..")
+        or name.startswith(("./", "../", "/", "~", ".\\", "..\\"))
+        or name.count("/") > 1
+        or (os.sep != "/" and os.sep in name)
+        or os.path.exists(os.path.expanduser(name))
+    )
+
+
+def local_or_hub(kind: str, example: str) -> Callable[[str], str]:
+    """An argparse `type=` for an argument that is a local `kind` ("model", "dataset") or a Hub repo id such as
+    `example`: a local path (`is_local_path`) must exist, and comes back with `~` expanded."""
+
+    def check(name: str) -> str:
+        if not is_local_path(name):
+            return name
+        path = os.path.expanduser(name)
+        if not os.path.exists(path):
+            raise argparse.ArgumentTypeError(
+                f"{name} does not exist (a local path; for a Hub {kind} give its repo id, e.g. {example})"
+            )
+        return path
+
+    return check
+
+
+def existing_path(name: str) -> str:
+    """An argparse `type=` for an argument that can only be a local file or folder; `~` is expanded."""
+    path = os.path.expanduser(name)
+    if not os.path.exists(path):
+        raise argparse.ArgumentTypeError(f"{name} does not exist")
+    return path
+
+
+model_path = local_or_hub("model", "your-name/msam-drone")
+dataset_path = local_or_hub("dataset", "your-name/usrd")

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from .parsing import defer
+from .parsing import existing_path
+from .parsing import model_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,14 +23,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model_dir", metavar="MODEL_DIR", help="save_pretrained folder (e.g. OUTPUT/best) or LoRA adapter"
+        "model_dir",
+        type=existing_path,
+        metavar="MODEL_DIR",
+        help="save_pretrained folder (e.g. OUTPUT/best) or LoRA adapter",
     )
     parser.add_argument("repo_id", metavar="REPO_ID", help="e.g. your-name/msam-drone")
     parser.add_argument("--adapter-only", action="store_true", help="upload the PEFT adapter alone")
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--revision", help="branch to push to (created if missing)")
     parser.add_argument("--commit-message", help="commit message")
-    parser.add_argument("--base-model", help="LoRA: the MSAM model the adapter was trained on (folder or Hub id)")
+    parser.add_argument(
+        "--base-model", type=model_path, help="LoRA: the MSAM model the adapter was trained on (folder or Hub id)"
+    )
     parser.add_argument("--dataset", help="what eval_results.json was measured on: Hub dataset id or short name")
     parser.add_argument("--license", default="apache-2.0", help="licence id for the card (default apache-2.0)")
     parser.set_defaults(func=run_push)

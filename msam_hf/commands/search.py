@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from .parsing import defer
+from .parsing import existing_path
+from .parsing import model_path
+from .parsing import positive_float
+from .parsing import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "search",
         help="search an index by text",
         description="The K videos of INDEX that best match QUERY, with the model's own similarity head (|J| = 1) "
-        "and the seconds of the frames it attended to.",
+        "and the seconds of the frames it attended to. Exits with status 1, saying so, when INDEX holds no videos.",
     )
     defer(parser, _search_arguments)
 
@@ -34,15 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _index_arguments(parser: argparse.ArgumentParser) -> None:
     from ..search import DEFAULT_SHARD_SIZE
 
-    parser.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of videos (searched recursively)")
-    parser.add_argument("--model", required=True, help="model folder (save_pretrained or LoRA adapter) or Hub id")
+    parser.add_argument(
+        "video_dir", type=existing_path, metavar="VIDEO_DIR", help="folder of videos (searched recursively)"
+    )
+    parser.add_argument(
+        "--model", required=True, type=model_path, help="model folder (save_pretrained or LoRA adapter) or Hub id"
+    )
     parser.add_argument("--out", required=True, metavar="INDEX", help="index folder (created, or updated in place)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
-    parser.add_argument("--batch-size", type=int, default=16, help="videos per encoding batch")
+    parser.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second (default 1)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="videos per encoding batch")
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process")
     parser.add_argument(
         "--shard-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SHARD_SIZE,
         help="videos per feature shard (a new index only; an interrupted run redoes at most one shard per process)",
     )
@@ -53,15 +62,17 @@ def _index_arguments(parser: argparse.ArgumentParser) -> None:
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
     from ..search import DEFAULT_CANDIDATES
 
-    parser.add_argument("index", metavar="INDEX", help="folder written by `msam index`")
+    parser.add_argument("index", type=existing_path, metavar="INDEX", help="folder written by `msam index`")
     parser.add_argument("query", metavar="QUERY", help="the caption to search for")
-    parser.add_argument("-k", "--top-k", type=int, default=10, help="results to return (default 10)")
+    parser.add_argument("-k", "--top-k", type=positive_int, default=10, help="results to return (default 10)")
     parser.add_argument(
         "--candidates",
-        type=int,
+        type=positive_int,
         help=f"R, videos stage 1 passes to the similarity head (default: the index's, {DEFAULT_CANDIDATES} unless set)",
     )
-    parser.add_argument("--model", help="the model to encode the query with (default: the one the index records)")
+    parser.add_argument(
+        "--model", type=model_path, help="the model to encode the query with (default: the one the index records)"
+    )
     parser.add_argument("--json", action="store_true", help="print the hits as JSON")
     parser.set_defaults(func=run_search)
 
@@ -100,7 +111,14 @@ def run_search(args: argparse.Namespace) -> int:
         from ..evaluation import load_model_and_processor
 
         model, processor = load_model_and_processor(args.model)
-    hits = VideoIndex.load(args.index, model, processor).search(args.query, k=args.top_k, candidates=args.candidates)
+    index = VideoIndex.load(args.index, model, processor)
+    if not len(index):
+        print(
+            f"{args.index} holds no videos: nothing to search; add some with `msam index VIDEO_DIR --out {args.index}`",
+            file=sys.stderr,  # stdout stays empty (or JSON) for a script reading it
+        )
+        return 1
+    hits = index.search(args.query, k=args.top_k, candidates=args.candidates)
     if args.json:
         print(json.dumps({"query": args.query, "hits": [asdict(hit) for hit in hits]}, indent=1))
         return 0

@@ -27,6 +27,7 @@ from ..loss_msam import zero_pad
 from ..modeling_msam import MsamModel
 from ..modeling_msam import MsamTextOutput
 from ..modeling_msam import MsamVideoOutput
+from ..video_io import VIDEO_EXTENSIONS
 from ..video_io import read_frames
 from ..video_io import video_files_under
 from .stage1 import EXACT_SEARCH_MAX_VIDEOS
@@ -245,7 +246,14 @@ class VideoIndex:
     ) -> VideoIndex:
         """Index every video under `video_dir` into `directory`, creating the index or bringing it up to date
         (`update`). Under `accelerate launch` every process calls this and encodes its share of the new files.
-        The run's `IndexReport` is `index.report`."""
+        The run's `IndexReport` is `index.report`. A `video_dir` without videos raises `ValueError` before anything
+        is written: it is most likely the wrong folder, and would empty an existing index."""
+        # every process checks, so that none waits below for one that failed
+        if not list_video_files(video_dir):
+            raise ValueError(
+                f"{Path(video_dir).absolute()} holds no videos (searched recursively for "
+                f"{', '.join(VIDEO_EXTENSIONS)}); nothing was indexed"
+            )
         state = process_state()
         directory = Path(directory)
         if state.is_main_process and not (directory / "index.json").exists():
