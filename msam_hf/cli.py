@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from .commands.parsing import DeferredArgumentParser
+from .commands.parsing import dashed_options
 
 # (group name, help, modules that each expose `register(subparsers)`)
 COMMAND_GROUPS = [
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(dashed_options(argv))
     args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:
         return args.func(args) or 0

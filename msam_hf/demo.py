@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .commands.parsing import dashed_options
 from .data import load_video_text_dataset
 from .data.synth import SynthConfig
 from .data.synth import generate_synthetic_dataset
@@ -72,38 +73,38 @@ SEARCH_IN_FRESH_PROCESS = textwrap.dedent(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_dir", type=Path, default=Path("demo_output"))
-    parser.add_argument("--num_videos", type=int, default=1000, help="synthetic videos (70/10/20 %% splits)")
-    parser.add_argument("--num_epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"))
+    parser.add_argument("--num-videos", type=int, default=1000, help="synthetic videos (70/10/20 %% splits)")
+    parser.add_argument("--num-epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--resolution", type=int, default=128, help="synthetic frame size in pixels")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per synthetic video")
     parser.add_argument(
-        "--videos_per_site",
+        "--videos-per-site",
         type=int,
         default=SynthConfig.videos_per_site,
         help="synthetic videos sharing one background",
     )
-    parser.add_argument("--batch_size", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument(
-        "--pretrain_scenes",
+        "--pretrain-scenes",
         type=int,
         default=DEMO_PRETRAINING_SCENES,
         help=f"scenes rendered to pretrain the tiny CLIP stand-in (the recipe's default: {TinyClipRecipe.num_scenes})",
     )
     parser.add_argument(
-        "--pretrain_steps",
+        "--pretrain-steps",
         type=int,
         default=DEMO_PRETRAINING_STEPS,
         help=f"optimiser steps of the stand-in's pretraining (the recipe's default, "
         f"{TinyClipRecipe.steps}, reads the objects better and takes 2.5 times as long)",
     )
     parser.add_argument(
-        "--num_threads",
+        "--num-threads",
         type=int,
         default=None,
         help="torch threads in every step (default: torch's choice, one per core)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(dashed_options(sys.argv[1:] if argv is None else argv))
     started = time.perf_counter()
     if args.num_threads:
         torch.set_num_threads(args.num_threads)

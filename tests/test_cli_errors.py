@@ -11,6 +11,7 @@ from msam_hf import MsamModel
 from msam_hf.cli import _input_error_message
 from msam_hf.cli import build_parser
 from msam_hf.cli import main as msam
+from msam_hf.commands.parsing import dashed_options
 from msam_hf.processors import default_processor
 from msam_hf.search import VideoIndex
 from msam_hf.video_io import VideoDecodeError
@@ -130,3 +131,17 @@ def test_evaluate_names_an_undecodable_video_in_one_line(workers, tmp_path, mode
     assert msam(argv) == 2
     err = capsys.readouterr().err
     assert f"error: cannot decode video {data / 'broken.mp4'}" in err and "Traceback" not in err
+
+
+def test_options_take_underscores_as_well_as_dashes(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    # an underscore spelling reaches the option (refused for its value, not as an unknown argument)
+    err = refused(["evaluate", str(tmp_path / "data"), str(tmp_path / "data"), "--batch_size=0"], capsys)
+    assert "argument --batch-size: must be at least 1" in err
+    assert dashed_options(["--num_videos", "20", "--out=a_b", "--", "--keep_me"]) == [
+        "--num-videos",
+        "20",
+        "--out=a_b",
+        "--",
+        "--keep_me",
+    ]

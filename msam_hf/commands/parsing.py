@@ -118,3 +118,17 @@ def existing_path(name: str) -> str:
 
 model_path = local_or_hub("model", "your-name/msam-drone")
 dataset_path = local_or_hub("dataset", "your-name/usrd")
+
+
+def dashed_options(argv: list[str]) -> list[str]:
+    """`--num_videos 20` and `--num_videos=20` as `--num-videos ...`: the commands spell options with dashes, train.py
+    (HfArgumentParser) accepts both, so either spelling works everywhere. Values and what follows `--` are kept."""
+    dashed = []
+    for position, token in enumerate(argv):
+        if token == "--":
+            return dashed + argv[position:]
+        if token.startswith("--"):
+            name, equals, value = token.partition("=")
+            token = "--" + name[2:].replace("_", "-") + equals + value
+        dashed.append(token)
+    return dashed
