@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                 }
             )
             results_file.write_text(json.dumps(runs, indent=1) + "\n")
-    report = results_markdown(runs, settings, shlex.join(["python", *sys.argv]))
+    report = results_markdown(runs, settings, regenerate_command(sys.argv, runs))
     (args.output_dir / "results.md").write_text(report)
     print(report)
 
@@ -325,6 +325,23 @@ def results_markdown(runs: list[dict], settings: dict, command: str) -> str:
         "torch threads; every run's `pip freeze` is in results.json.\n",
     ]
     return "\n".join(lines)
+
+
+def regenerate_command(argv: list[str], runs: list[dict]) -> str:
+    """The last call's command with `--variants` and `--seeds` widened to every run in results.json: one command that
+    regenerates the whole table (calls that added rows or seeds one at a time each name only their own)."""
+    kept, skipping = [], False
+    for token in argv:
+        if token in ("--variants", "--seeds"):
+            skipping = True
+        elif skipping and not token.startswith("--"):
+            continue
+        else:
+            skipping = False
+            kept.append(token)
+    variants = [variant for variant in VARIANTS if any(run["variant"] == variant for run in runs)]
+    seeds = sorted({str(run["seed"]) for run in runs}, key=int)
+    return shlex.join(["python", *kept, "--variants", *variants, "--seeds", *seeds])
 
 
 def _mean_std(values: list[float], digits: int = 1) -> str:

@@ -2,6 +2,7 @@
 videos (no synthetic ground truth), a given backbone, two variants and two seeds; results.json / results.md in the
 documented format, and a second call resumes instead of training again."""
 
+import importlib.util
 import json
 import pickle
 import subprocess
@@ -93,6 +94,18 @@ def test_frozen_ablation_on_a_clip4clip_dataset_writes_results_and_resumes(tmp_p
     first = runs[1]["metrics"]["t2v_r1"] - runs[0]["metrics"]["t2v_r1"]
     assert difference.split("|")[2].strip().startswith(f"{first:+.1f} ")  # per-seed differences, seed 0 first
     assert "Regenerate: `" in report
+
+    # a later call that adds a seed for one variant still reports one command for every row
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    regenerate = ablation.regenerate_command(
+        ["benchmarks/ablation.py", "--regime", "frozen", "--variants", "msam", "--seeds", "2", "--output_dir", "O"],
+        [*runs, {**runs[1], "seed": 2}],
+    )
+    assert regenerate == (
+        "python benchmarks/ablation.py --regime frozen --output_dir O --variants mean msam --seeds 0 1 2"
+    )
 
     again = run_ablation(*arguments)
     assert again.returncode == 0 and "training" not in again.stderr  # every run was already in results.json
