@@ -16,7 +16,7 @@ $(CORE): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[plots]'
 	touch $(CORE)
 
-# The test suite's extras on top (pytest, FAISS, Gradio, Selenium).
+# The test suite's extras on top (pytest, FAISS, Gradio, Selenium, ruff).
 $(DEV): $(CORE)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(DEV)
