@@ -195,7 +195,8 @@ def build_model_card(
     """
     if adapter_only and not base_model:
         raise ValueError("an adapter card needs base_model=, the Hub id of the MSAM model the adapter applies to.")
-    base_model = base_model or config.base_clip_model
+    # The card's metadata names a Hub repo id; a CLIP checkpoint read from a local folder stays out of it.
+    base_model = base_model or _hub_id(config.base_clip_model)
     model_name = repo_id.split("/")[-1]
     dataset_id = _hub_id(dataset)
     card_data = ModelCardData(
@@ -392,11 +393,12 @@ def _copy_adapter(adapter_dir: Path, out_dir: Path, base_model_id: str) -> None:
 
 def _configuration_rows(config: MsamConfig | McsanConfig) -> list[tuple[str, str]]:
     vision, text = config.clip_config.vision_config, config.clip_config.text_config
-    backbone = (
-        f"`{config.base_clip_model}`"
-        if config.base_clip_model
-        else "CLIP architecture from random initialisation (no pretrained weights)"
-    )
+    if _hub_id(config.base_clip_model):
+        backbone = f"`{config.base_clip_model}`"
+    elif config.base_clip_model:
+        backbone = "pretrained CLIP weights from a local folder (not on the Hub)"
+    else:
+        backbone = "CLIP architecture from random initialisation (no pretrained weights)"
     rows = [
         ("backbone", backbone),
         (

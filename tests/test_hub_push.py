@@ -527,3 +527,13 @@ def test_an_mcsan_model_is_published_with_its_own_card_vocabulary_and_a_working_
     assert all(hit["timestamp"] is None for hit in fresh["ranking"])  # MCSAN has no frame attention
     expected = in_process_ranking(model, default_processor(model.config), clips)
     assert scores_by_video(fresh["ranking"]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_clip_read_from_a_local_folder_stays_out_of_the_card(tmp_path):
+    (tmp_path / "demo_output" / "pretrain" / "clip").mkdir(parents=True)
+    config = MsamConfig.tiny(base_clip_model=str(tmp_path / "demo_output" / "pretrain" / "clip"))
+    card = build_model_card(config, repo_id=REPO_ID)
+    assert card.data.base_model is None  # the Hub expects a repo id there
+    assert "demo_output" not in str(card)
+    assert "pretrained CLIP weights from a local folder" in card.text
+    assert "not initialised from pretrained weights" not in card.text
