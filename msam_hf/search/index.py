@@ -248,8 +248,9 @@ class VideoIndex:
         (`update`). Under `accelerate launch` every process calls this and encodes its share of the new files.
         The run's `IndexReport` is `index.report`. A `video_dir` without videos raises `ValueError` before anything
         is written: it is most likely the wrong folder, and would empty an existing index."""
-        # every process checks, so that none waits below for one that failed
-        if not list_video_files(video_dir):
+        # every process lists (and checks) the files, so that none waits below for one that failed
+        files = list_video_files(video_dir)
+        if not files:
             raise ValueError(
                 f"{Path(video_dir).absolute()} holds no videos (searched recursively for "
                 f"{', '.join(VIDEO_EXTENSIONS)}); nothing was indexed"
@@ -261,7 +262,7 @@ class VideoIndex:
         state.wait_for_everyone()
         index = cls.load(directory)
         index.set_model(model, processor, fps=fps)
-        index.update(video_dir, batch_size=batch_size, num_workers=num_workers, progress=progress)
+        index._index_files(files, Path(video_dir).absolute(), batch_size, num_workers, progress)  # what update does
         return index
 
     def set_model(self, model: MsamModel, processor: Any = None, fps: float | None = None) -> None:
