@@ -37,7 +37,6 @@ MODELS = {
 IMAGE_PROCESSOR = ("video_processing_msam", "MsamVideoProcessor")
 PROCESSOR = ("processing_msam", "MsamProcessor")
 PIPELINE = ("pipeline_msam", "MsamVideoTextRetrievalPipeline")
-PIPELINE_TASK = "video-text-retrieval"
 # msam_hf module -> (class, Auto class its `auto_map` entry names); configs take register_for_auto_class's default.
 AUTO_CLASSES = {
     "configuration_msam": [("MsamConfig", "AutoConfig")],
@@ -102,17 +101,17 @@ def register_processor(model_type: str) -> None:
 
 
 def register_pipeline() -> None:
-    """`pipeline("video-text-retrieval", model=...)` in-package. A pipeline instance's save_pretrained records the
-    task in the folder's `custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)` finds it without
-    msam_hf."""
+    """`pipeline("video-text-retrieval", model=...)` in-package. Outside it, a saved model folder names the task in
+    its `custom_pipelines` (the models' `save_pretrained` writes it), so `pipeline(model=folder,
+    trust_remote_code=True)` finds it without msam_hf."""
     from transformers import AutoModel
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    if PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK, {}).get("impl") is _load(*PIPELINE):
+    pipeline_class = _load(*PIPELINE)
+    task = sys.modules[pipeline_class.__module__].TASK
+    if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is pipeline_class:
         return
-    PIPELINE_REGISTRY.register_pipeline(
-        PIPELINE_TASK, pipeline_class=_load(*PIPELINE), pt_model=AutoModel, type="multimodal"
-    )
+    PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=AutoModel, type="multimodal")
 
 
 def register_for_auto_classes(module) -> None:

@@ -185,6 +185,35 @@ class ClipVideoTextPreTrainedModel(PreTrainedModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, and the folder also serves `pipeline(model=folder,
+        trust_remote_code=True)`: the config names the `video-text-retrieval` pipeline in `custom_pipelines`, and its
+        code travels with the model's (it is imported from this file). Save the processor beside it
+        (`processor.save_pretrained(folder)`): the pipeline reads it from the same folder."""
+        # Imported here, not at the top: it loads transformers' pipelines, which nothing else of the model needs.
+        from .pipeline_msam import TASK
+        from .pipeline_msam import MsamVideoTextRetrievalPipeline
+
+        self.config.custom_pipelines = {
+            TASK: {
+                "impl": f"pipeline_msam.{MsamVideoTextRetrievalPipeline.__name__}",
+                "pt": ["AutoModel"],
+                "type": "multimodal",
+            }
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """`PushToHubMixin.push_to_hub`: uploads what `save_pretrained` writes (weights, code, the pipeline's entry).
+        `msam push FOLDER REPO` publishes the whole repo instead: also the processor, the Inference Endpoints handler
+        and a model card with the evaluation results."""
+        logger.warning_once(
+            f"{type(self).__name__}.push_to_hub uploads the weights, the code and the pipeline's entry, but not the "
+            "processor, the endpoint handler or a model card with results. To publish all of them, save the model "
+            "and its processor to a folder and run `msam push FOLDER REPO_ID` (or `msam_hf.push_to_hub`)."
+        )
+        return super().push_to_hub(repo_id, *args, **kwargs)
+
     @classmethod
     def from_clip(cls, clip: "str | CLIPModel", **config_kwargs) -> "ClipVideoTextPreTrainedModel":
         """Build the model on pretrained CLIP weights, e.g. `MsamModel.from_clip("openai/clip-vit-base-patch32")`.

@@ -21,6 +21,8 @@ from transformers import Pipeline
 
 from .video_io import read_frames
 
+TASK = "video-text-retrieval"
+
 
 class MsamVideoTextRetrievalPipeline(Pipeline):
     r"""

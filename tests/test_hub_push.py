@@ -25,6 +25,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub import RepoUrl
 from huggingface_hub.hf_api import CommitInfo
 from safetensors.torch import load_file
+from transformers import PreTrainedModel
 from transformers import pipeline
 
 from conftest import write_video
@@ -409,6 +410,17 @@ def test_push_creates_the_repo_and_branch_and_uploads_the_prepared_folder(traine
     assert (uploaded["repo_id"], uploaded["revision"], uploaded["commit_message"]) == (REPO_ID, "v1", "first")
     assert not uploaded["folder_path"].exists()  # the staging folder is cleaned up
     assert f"https://huggingface.co/{REPO_ID}/commit/abc123" in capsys.readouterr().out
+
+
+def test_the_models_own_push_to_hub_uploads_and_says_how_to_publish_the_whole_repo(caplog):
+    model = MsamModel(MsamConfig.tiny(max_frames=4))
+    with (
+        mock.patch.object(PreTrainedModel, "push_to_hub", return_value="commit") as inherited_push,
+        caplog.at_level(logging.WARNING),
+    ):
+        assert model.push_to_hub(REPO_ID, private=True) == "commit"
+    inherited_push.assert_called_once_with(REPO_ID, private=True)
+    assert "msam push FOLDER REPO_ID" in caplog.text and "not the processor" in caplog.text
 
 
 def test_a_failed_push_never_shows_the_token(trained, monkeypatch, capsys, caplog):

@@ -110,7 +110,10 @@ USER_SCRIPT = """
             "from_config": type(AutoModel.from_config(model.config)).__name__,
             "processor": type(AutoProcessor.from_pretrained(folder)).__module__,
             "image_processor": type(AutoImageProcessor.from_pretrained(folder)).__module__,
-            "pipeline": type(pipeline("video-text-retrieval", model=folder)).__module__,
+            # A folder path would need trust_remote_code (the folder names its own pipeline code): pass the model.
+            "pipeline": type(
+                pipeline("video-text-retrieval", model=model, processor=AutoProcessor.from_pretrained(folder))
+            ).__module__,
         }
     print(json.dumps(outputs))
     """

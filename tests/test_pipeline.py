@@ -1,6 +1,6 @@
-"""The `video-text-retrieval` pipeline and the Inference Endpoints handler as a user gets them from a published repo:
-`pipeline(model=folder, trust_remote_code=True)` in a process that never imports msam_hf, and `handler.py` fed a
-JSON payload. Scores are checked against the model's own forward pass at |J| = 1."""
+"""The `video-text-retrieval` pipeline and the Inference Endpoints handler as a user gets them from a published repo
+or from any folder a model was saved to: `pipeline(model=folder, trust_remote_code=True)` in a process that never
+imports msam_hf, and `handler.py` fed a JSON payload. Scores are checked against the model's own forward pass at |J| = 1."""
 
 import base64
 import importlib.util
@@ -50,8 +50,9 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """A tiny model published as `msam push` would (repo folder), and three short real MP4s.
+def saved_and_published(tmp_path_factory):
+    """A tiny model saved with `save_pretrained` (model and processor), the same model published as `msam push` would
+    (repo folder), and three short real MP4s.
 
     The clips' frames encode their frame number in gray levels; at these rates the frames sampled each second differ
     enough that even random weights give frame attention (and CIFFP's caption-set effect) something to work on.
@@ -66,7 +67,13 @@ def published(tmp_path_factory):
         write_video(root / f"clip_{rate}.mp4", seconds=seconds, rate=rate, size=(48, 48))
         for rate, seconds in ((16, 2.0), (24, 2.0), (30, 3.0))
     ]
-    return repo, [str(path) for path in videos]
+    return {"saved": root / "model", "published": repo}, [str(path) for path in videos]
+
+
+@pytest.fixture(scope="module")
+def published(saved_and_published):
+    folders, videos = saved_and_published
+    return folders["published"], videos
 
 
 def expected_outputs(repo, videos, texts):
@@ -91,8 +98,12 @@ def check_ranking(hits, logits, attention, timestamps, text_index, names):
         assert hit["video"] == names[video_index]
 
 
-def test_the_pipeline_of_a_published_folder_ranks_videos_and_labels_in_a_fresh_process(published):
-    repo, videos = published
+@pytest.mark.parametrize("kind", ["saved", "published"])
+def test_the_pipeline_of_a_saved_or_published_folder_ranks_videos_and_labels_in_a_fresh_process(
+    saved_and_published, kind
+):
+    folders, videos = saved_and_published
+    repo = folders[kind]
     request = {"repo": str(repo), "videos": videos, "texts": TEXTS, "labels": LABELS}
     completed = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, json.dumps(request)],
