@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
             if (variant, seed) in done:
                 continue
             run_dir = args.output_dir / "runs" / f"{variant}-seed{seed}"
+            # Runs finished are in results.json; a folder here is what an interrupted run left: start it afresh.
             options = [*VARIANTS[variant][1], *shared, "--seed", str(seed), "--output_dir", str(run_dir)]
+            options += ["--overwrite_output_dir", "true"]
             if variant in ATTRIBUTE_VARIANTS:
                 options += ["--attribute_vocab", str(vocabulary_file)]
             command = [sys.executable, str(ROOT / "training" / "train.py"), str(RECIPES[args.regime]), *options]

@@ -1,9 +1,11 @@
-"""Shared fixtures: small real videos written with PyAV, and the path of the shared reference data."""
+"""Shared fixtures: small real videos written with PyAV, the path of the shared reference data, and the command that
+starts a real multi-process run."""
 
 from __future__ import annotations
 
 import fractions
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,29 @@ CONTAINERS = {
     "mov": ("libx264", ".mov"),
 }
 MARK_STEP = 8  # gray levels 8 apart survive lossy coding: 32 levels per block (see `frame_image`)
+
+
+def accelerate_launch(*arguments, num_processes: int = 2) -> list[str]:
+    """The command that runs `arguments` (a script and its arguments, or `-m module ...`) in `num_processes` real CPU
+    processes with `accelerate launch`. `--cpu --num_processes 2` would start one process; `--multi_gpu` with
+    `Accelerator(cpu=True)` in the code starts two (gloo). Port 0: each run picks a free port."""
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+        *map(str, arguments),
+    ]
 
 
 def frame_image(number: int, width: int, height: int) -> np.ndarray:

@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import accelerate_launch
+
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 from global_batch_step import build_model  # noqa: E402
 from global_batch_step import global_batch  # noqa: E402
@@ -20,26 +22,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "global_batch_step.py"
 @pytest.mark.parametrize("head", ["ciffp", "mean"])
 def test_two_processes_give_the_loss_and_gradients_of_one_process_on_the_whole_batch(tmp_path, head):
     output_path = tmp_path / "two_processes.safetensors"
-    # `--cpu --num_processes 2` would start one process; `--multi_gpu` with Accelerator(cpu=True) starts two (gloo).
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
-        str(SCRIPT),
-        str(output_path),
-        head,
-    ]
+    command = accelerate_launch(SCRIPT, output_path, head)
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=300)
     two_processes = load_file(output_path)
     assert int(two_processes.pop("world_size")) == 2

@@ -10,13 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import accelerate_launch
 from conftest import write_video
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
@@ -242,30 +242,15 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(
 
 
 def test_two_processes_index_like_one(tmp_path, built, video_dir, model_dir):
-    # `--cpu --num_processes 2` would start one process; `--multi_gpu` with cpu=True in the code starts two (gloo).
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "0",
+    command = accelerate_launch(
         "-m",
         "msam_hf.cli",
         "index",
-        str(video_dir),
+        video_dir,
         "--model",
-        str(model_dir),
+        model_dir,
         "--out",
-        str(tmp_path / "index"),
+        tmp_path / "index",
         "--shard-size",
         "4",
         "--batch-size",
@@ -273,7 +258,7 @@ def test_two_processes_index_like_one(tmp_path, built, video_dir, model_dir):
         "--num-workers",
         "0",
         "--no-progress",
-    ]
+    )
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, timeout=300)
     two = VideoIndex.load(tmp_path / "index")
     assert json.loads((tmp_path / "index" / "report.json").read_text())["processes"] == 2

@@ -15,6 +15,7 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
+from conftest import accelerate_launch
 from msam_hf import McsanConfig
 from msam_hf import McsanModel
 from msam_hf import MsamConfig
@@ -167,6 +168,12 @@ def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
         assert (recorded["batch_size"], recorded["max_frames"], recorded["num_epochs"]) == (4, 3, 1)
         assert recorded["data_dir"] == str(dataset_dir) and recorded["clip_model"] is None
         assert recorded["num_processes"] == 1
+        # What pipeline(model=folder, trust_remote_code=True) needs (test_pipeline runs it on a saved folder).
+        config = json.loads((tmp_path / folder / "config.json").read_text())
+        assert set(config["custom_pipelines"]) == {"video-text-retrieval"}
+        assert {"pipeline_msam.py", "video_io.py", "processor_config.json"} <= {
+            path.name for path in (tmp_path / folder).iterdir()
+        }
 
 
 def random_batch(size: int = 6, frames: int = 3) -> dict[str, torch.Tensor]:
@@ -258,10 +265,43 @@ def test_gradient_caching_refuses_a_model_that_is_not_msam_or_mcsan():
         accumulated_contrastive_step(Accelerator(cpu=True), torch.nn.Linear(2, 2), random_batch(), 2)
 
 
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--fps", "0", "--fps must be positive, got 0.0"),
+        ("--learning_rate", "-1", "--learning_rate must be positive, got -1.0"),
+        ("--gradient_accumulation_steps", "0", "--gradient_accumulation_steps must be positive, got 0"),
+        ("--num_workers", "-2", "--num_workers must not be negative, got -2"),
+        ("--warmup_ratio", "1.5", "--warmup_ratio must be in [0, 1), got 1.5"),
+    ],
+)
+def test_a_bad_value_fails_at_once_in_one_line_naming_its_flag(dataset_dir, tmp_path, capsys, flag, value, message):
+    code = load_train_module().run(["--data_dir", str(dataset_dir), "--output_dir", str(tmp_path / "run"), flag, value])
+    assert code == 2
+    assert capsys.readouterr().err == f"train.py: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(dataset_dir, tmp_path):
+    arguments = ["--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false"]
+    run_training(*arguments, "--output_dir", tmp_path)
+    first_run = sorted((tmp_path / "checkpoints").iterdir())
+    stale = tmp_path / "checkpoints" / "step-99"  # a checkpoint only the first run has
+    shutil.copytree(first_run[-1], stale)
+    refused = run_training(*arguments, "--output_dir", tmp_path, check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"train.py: error: {tmp_path} holds a previous run (checkpoints, final): resume it with "
+        "--resume_from_checkpoint latest, replace it with --overwrite_output_dir, or choose another --output_dir"
+    )
+    assert stale.exists()  # refused before anything was written
+    replaced = run_training(*arguments, "--output_dir", tmp_path, "--overwrite_output_dir", "true")
+    assert "removing the previous run's checkpoints, final" in replaced.stdout
+    assert not stale.exists() and (tmp_path / "final" / "model.safetensors").is_file()
+
+
 def test_batch_size_must_split_over_processes_and_accumulation():
-    spec = importlib.util.spec_from_file_location("train", TRAIN)
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = load_train_module()
     arguments = train.TrainArguments(output_dir="unused", batch_size=4, gradient_accumulation_steps=3)
     with pytest.raises(ValueError, match=r"--batch_size 4 must split evenly into 2 process\(es\) × 3 accumulation"):
         train._micro_batch_size(arguments, num_processes=2)
@@ -272,31 +312,19 @@ def test_batch_size_must_split_over_processes_and_accumulation():
 def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_path):
     # A real 2-process CPU run (gloo): global-batch gather, gradient caching, the collective skip/NaN checks,
     # evaluation on the main process and the saves must all line up across processes.
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(TRAIN),
+    command = accelerate_launch(
+        TRAIN,
         "--cpu",
         "--data_dir",
-        str(dataset_dir),
+        dataset_dir,
         *FAST,
         "--gradient_accumulation_steps",
         "2",
         "--num_epochs",
         "1",
         "--output_dir",
-        str(tmp_path),
-    ]
+        tmp_path,
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "epoch 0: validation text-to-video R@1" in result.stdout

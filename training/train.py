@@ -180,6 +180,10 @@ class TrainArguments:
     checkpointing_steps: int | None = field(default=None, metadata={"help": "also save state every N steps"})
     checkpoints_total_limit: int | None = field(default=3, metadata={"help": "keep only the newest N checkpoints"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder or 'latest'"})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "replace a previous run in --output_dir (its checkpoints and best and final models)"},
+    )
     eval_every_epoch: bool = field(default=True, metadata={"help": "evaluate and keep the best model each epoch"})
     log_with: str = field(
         default="auto",
@@ -188,7 +192,30 @@ class TrainArguments:
         },
     )
     cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
+    debug: bool = field(default=False, metadata={"help": "show the full traceback of an error"})
 
+
+# Numbers that mean nothing at zero or below (None: unset), and those that may be zero; checked before anything is
+# read or written, so that a bad value fails at once with its flag's name.
+POSITIVE_VALUES = (
+    "batch_size",
+    "gradient_accumulation_steps",
+    "num_epochs",
+    "max_steps",
+    "learning_rate",
+    "max_grad_norm",
+    "checkpointing_steps",
+    "checkpoints_total_limit",
+    "fps",
+    "max_frames",
+    "eval_batch_size",
+    "eval_text_context_size",
+    "lora_r",
+)
+NON_NEGATIVE_VALUES = ("backbone_lr_coefficient", "weight_decay", "num_workers", "lora_dropout")
+
+# What a run writes into --output_dir: a second run there would mix its checkpoints and models with these.
+RUN_OUTPUTS = ("checkpoints", "best", "final")
 
 # Options of one model only: giving one a non-default value with the other model is refused.
 MODEL_OPTIONS = {
@@ -307,7 +334,9 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, train_args = parse_arguments(argv)
     _check_model_options(model_args)  # before the data is read and a vocabulary mined
+    _check_values(model_args, data_args, train_args)
     output_dir = Path(train_args.output_dir)
+    previous_run = _previous_run(output_dir, train_args)
     log_with = _tracker(train_args.log_with)
     accelerator = Accelerator(
         cpu=train_args.cpu,
@@ -316,6 +345,13 @@ def main(argv: list[str] | None = None) -> dict:
         # The shuffling order is a function of (seed, epoch): a resumed run sees the batches an uninterrupted one would.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    if previous_run and accelerator.is_main_process:
+        accelerator.print(
+            f"--overwrite_output_dir: removing the previous run's {', '.join(previous_run)} in {output_dir}"
+        )
+        for name in previous_run:
+            shutil.rmtree(output_dir / name)
+    accelerator.wait_for_everyone()
     set_seed(train_args.seed)
     micro_batch_size = _micro_batch_size(train_args, accelerator.num_processes)
 
@@ -552,6 +588,33 @@ def _encode_feature_cache(accelerator, model, processor, dataset, model_args, da
     return cached
 
 
+def _check_values(*arguments) -> None:
+    values = {name: value for group in arguments for name, value in asdict(group).items()}
+    for name in POSITIVE_VALUES:
+        if values[name] is not None and values[name] <= 0:
+            raise ValueError(f"--{name} must be positive, got {values[name]}")
+    for name in NON_NEGATIVE_VALUES:
+        if values[name] < 0:
+            raise ValueError(f"--{name} must not be negative, got {values[name]}")
+    if not 0 <= values["warmup_ratio"] < 1:
+        raise ValueError(f"--warmup_ratio must be in [0, 1), got {values['warmup_ratio']}")
+
+
+def _previous_run(output_dir: Path, train_args: TrainArguments) -> list[str]:
+    """What an earlier run left in `output_dir` and this run replaces (`--overwrite_output_dir`); a run that resumes
+    keeps it. Without either flag, a folder holding a run is refused: two runs' checkpoints would mix, and
+    `--resume_from_checkpoint latest` could then resume the wrong one."""
+    previous = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+    if not previous or train_args.resume_from_checkpoint:
+        return []
+    if not train_args.overwrite_output_dir:
+        raise ValueError(
+            f"{output_dir} holds a previous run ({', '.join(previous)}): resume it with --resume_from_checkpoint "
+            "latest, replace it with --overwrite_output_dir, or choose another --output_dir"
+        )
+    return previous
+
+
 def _tracker(log_with: str) -> str | None:
     if log_with == "auto":
         return "tensorboard" if is_tensorboard_available() else None
@@ -714,5 +777,21 @@ def _flat_config(*arguments) -> dict:
     return flat
 
 
+def run(argv: list[str] | None = None) -> int:
+    """`main` as a command: an error in what it was given (a bad value, a missing folder or split, an output folder
+    holding another run) prints one line and exits with 2; `--debug` shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = False
+    try:
+        debug = parse_arguments(argv)[2].debug
+        main(argv)
+    except (ValueError, FileNotFoundError) as error:
+        if debug:
+            raise
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run())
