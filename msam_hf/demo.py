@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cli import main as msam_command
 from .commands.parsing import dashed_options
 from .data import load_video_text_dataset
 from .data.synth import SynthConfig
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     for stale in (frame_cache_dir, feature_cache_dir, run_dir):  # the videos are synthesised anew
         shutil.rmtree(stale, ignore_errors=True)
 
-    _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)")
+    _step(1, f"synthesise {args.num_videos} drone videos ({args.resolution} px, {args.duration:g} s)", started)
     config = SynthConfig(
         num_videos=args.num_videos,
         width=args.resolution,
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         2,
         f"the tiny CLIP stand-in ({recipe.num_scenes} rendered scenes, {recipe.steps} steps; cached after the "
         "first run)",
+        started,
     )
     clip_dir = pretrain_tiny_clip(recipe)
     pretraining = json.loads((clip_dir / "pretraining.json").read_text())
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{pretraining['final_loss']}"
     )
 
-    _step(3, "train MSAM's own modules on the frozen backbone, from features encoded once (accelerate launch)")
+    _step(3, "train MSAM's own modules on the frozen backbone, from features encoded once (accelerate launch)", started)
     overrides = [
         item
         for name in ("num_epochs", "batch_size")
@@ -180,23 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
     )
 
-    _step(4, "evaluate the best checkpoint on the test split")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "msam_hf.cli",
-            "evaluate",
-            str(run_dir / "best"),
-            str(data_dir),
-            "--split",
-            "test",
-            "--output-dir",
-            str(eval_dir),
-            "--frame-cache-dir",
-            str(frame_cache_dir),
-        ]
-    )
+    _step(4, "evaluate the best checkpoint on the test split", started)
+    evaluate = ["evaluate", run_dir / "best", data_dir, "--split", "test", "--output-dir", eval_dir]
+    if msam_command([str(item) for item in (*evaluate, "--frame-cache-dir", frame_cache_dir)]):  # in this process
+        sys.exit("msam evaluate failed")
     results = json.loads((eval_dir / "results.json").read_text())["best"]
     dataset = load_video_text_dataset(data_dir)
     background = background_only_metrics(dataset, data_dir, "test", progress=False)
@@ -209,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{metrics['in_site_r1']:.1f} % (chance {100 / args.videos_per_site:.0f} %)"
         )
 
-    _step(5, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search")
+    _step(5, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search", started)
     test = dataset["test"]
     max_frames = json.loads((run_dir / "best" / "config.json").read_text())["max_frames"]
     frames_file = args.output_dir / "test_frames.npz"
@@ -229,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def _step(number: int, title: str) -> None:
-    print(f"\n== step {number}/5: {title}", flush=True)
+def _step(number: int, title: str, started: float) -> None:
+    print(f"\n== step {number}/5 (at {time.perf_counter() - started:.0f} s): {title}", flush=True)
 
 
 def _run(command: list[str]) -> None:
