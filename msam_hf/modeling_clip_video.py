@@ -6,6 +6,7 @@ code. This file travels to the Hub next to the weights: it imports only torch, t
 """
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 
@@ -100,6 +101,36 @@ def concatenate_outputs(parts: list[ModelOutput]) -> ModelOutput:
             for name in parts[0].keys()
         }
     )
+
+
+def in_float32(method):
+    """Run a model method in float32 under autocast (bf16/fp16 mixed precision), on float32 copies of its floating
+    inputs. The towers gain from half precision; the heads and losses do not and are fragile in it: CIFFP's norms are
+    expanded from Gram matrices (a²‖p‖² + 2ab⟨p,q⟩ + b²‖q‖²), which cancel, and the semantic branch's KL divides by
+    variances. Outside autocast (and for a model cast to bf16 as a whole) the method runs as it is."""
+
+    @functools.wraps(method)
+    def in_float32_method(self, *args, **kwargs):
+        device_type = self.clip.logit_scale.device.type
+        if not torch.is_autocast_enabled(device_type):
+            return method(self, *args, **kwargs)
+        with torch.autocast(device_type, enabled=False):
+            return method(self, *_as_float32(args), **_as_float32(kwargs))
+
+    return in_float32_method
+
+
+def _as_float32(value):
+    """`value` with every floating tensor in it (also inside model outputs, tuples and dicts) as float32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, ModelOutput):
+        return type(value)(**{name: _as_float32(field) for name, field in value.items()})
+    if isinstance(value, dict):
+        return {name: _as_float32(field) for name, field in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_as_float32(item) for item in value)
+    return value
 
 
 def temporal_layer_config(config):

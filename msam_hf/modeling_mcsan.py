@@ -53,6 +53,7 @@ from .loss_msam import contrastive_loss
 from .modeling_clip_video import AttributeProjection
 from .modeling_clip_video import ClipVideoTextPreTrainedModel
 from .modeling_clip_video import MsamTemporalModule
+from .modeling_clip_video import in_float32
 from .modeling_clip_video import l2_normalize
 from .modeling_clip_video import mask_logits
 from .modeling_clip_video import masked_mean
@@ -359,6 +360,7 @@ class McsanModel(McsanPreTrainedModel):
             video_mask=video_mask,
         )
 
+    @in_float32
     def similarity(
         self,
         text_features: McsanTextOutput,
@@ -397,6 +399,7 @@ class McsanModel(McsanPreTrainedModel):
             McsanVideoOutput(level_embeds=video_features.level_embeds),
         )
 
+    @in_float32
     def contrastive_outputs(
         self,
         text_features: McsanTextOutput,
@@ -417,6 +420,7 @@ class McsanModel(McsanPreTrainedModel):
             )
         return outputs
 
+    @in_float32
     def pair_losses(
         self,
         text_features: McsanTextOutput,

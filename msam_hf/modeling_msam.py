@@ -27,6 +27,7 @@ from .modeling_clip_video import ClipVideoTextPreTrainedModel
 from .modeling_clip_video import MsamTemporalModule
 from .modeling_clip_video import MsamTextOutput
 from .modeling_clip_video import MsamVideoOutput
+from .modeling_clip_video import in_float32
 from .modeling_clip_video import l2_normalize
 from .modeling_clip_video import mask_logits
 from .modeling_clip_video import masked_mean
@@ -386,6 +387,7 @@ class MsamModel(MsamPreTrainedModel):
             patch_embeds=patch_embeds,
         )
 
+    @in_float32
     def similarity(
         self,
         text_features: MsamTextOutput,
@@ -466,6 +468,7 @@ class MsamModel(MsamPreTrainedModel):
             video_mask=video_features.video_mask,
         )
 
+    @in_float32
     def contrastive_outputs(
         self,
         text_features: MsamTextOutput,
@@ -485,6 +488,7 @@ class MsamModel(MsamPreTrainedModel):
             outputs["contrastive_loss"], _ = contrastive_loss(logits_per_text)
         return outputs
 
+    @in_float32
     def pair_losses(
         self,
         text_features: MsamTextOutput,

@@ -36,7 +36,9 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.logging import get_logger
+from accelerate.tracking import get_available_trackers
 from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import LoggerType
 from accelerate.utils import broadcast_object_list
 from accelerate.utils import is_tensorboard_available
 from accelerate.utils import set_seed
@@ -192,6 +194,11 @@ class TrainArguments:
         },
     )
     cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute the CLIP towers' activations in the backward pass: less memory, one more forward"},
+    )
+    tf32: bool = field(default=True, metadata={"help": "on CUDA, let float32 matmuls and convolutions use TF32"})
     debug: bool = field(default=False, metadata={"help": "show the full traceback of an error"})
 
 
@@ -366,6 +373,13 @@ def main(argv: list[str] | None = None) -> dict:
         model_args, dataset[data_args.train_split], data_args.train_split, accelerator.print
     )
     model = build_model(model_args, data_args, vocabulary)
+    if train_args.gradient_checkpointing:
+        # Non-reentrant: works with frozen towers and LoRA without making the inputs require gradients.
+        _base_model(model).clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        accelerator.print("gradient checkpointing in the CLIP towers")
+    if accelerator.device.type == "cuda" and train_args.tf32:
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
     processor = default_processor(_base_model(model).config)
     cached_splits = _encode_feature_cache(accelerator, model, processor, dataset, model_args, data_args, train_args)
     if cached_splits:
