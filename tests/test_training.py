@@ -156,7 +156,13 @@ def test_undecodable_training_video_is_skipped_and_counted(dataset_dir, tmp_path
 
 
 def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
-    run_training("--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--output_dir", tmp_path)
+    result = run_training("--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--output_dir", tmp_path)
+    assert (
+        "training MsamModel (ciffp head, --finetune full) on cpu, 1 process(es), no mixed precision: 3 steps of 4 "
+        f"videos (4 per process × 1 accumulation), 3 steps per epoch; logging to none; output in {tmp_path}"
+    ) in result.stdout
+    assert "best model (epoch 0, validation R@1 " in result.stdout
+    assert f"last model in {tmp_path / 'final'}" in result.stdout
     results = json.loads((tmp_path / "best" / "eval_results.json").read_text())
     assert results["split"] == "validation" and results["primary"] == "|J|=32"
     assert set(results["metrics"]) == {"|J|=32", "|J|=1"}
@@ -279,6 +285,15 @@ def test_a_bad_value_fails_at_once_in_one_line_naming_its_flag(dataset_dir, tmp_
     code = load_train_module().run(["--data_dir", str(dataset_dir), "--output_dir", str(tmp_path / "run"), flag, value])
     assert code == 2
     assert capsys.readouterr().err == f"train.py: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tracker_that_is_not_installed_is_refused_before_anything_is_written(dataset_dir, tmp_path, capsys):
+    arguments = ["--data_dir", str(dataset_dir), "--output_dir", str(tmp_path / "run"), "--log_with", "nosuchtracker"]
+    assert load_train_module().run(arguments) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("train.py: error: --log_with nosuchtracker: not an installed tracker")
+    assert "accelerate knows aim, tensorboard, wandb" in error and "--log_with none" in error
     assert not (tmp_path / "run").exists()
 
 

@@ -448,6 +448,17 @@ def main(argv: list[str] | None = None) -> dict:
             f"resumed from {checkpoint} at step {state['step']} (epoch {start_epoch}, batch {skip_batches})"
         )
 
+    base = _base_model(accelerator.unwrap_model(model))
+    tracker = log_with or (
+        "none (--log_with auto: tensorboard is not installed)" if train_args.log_with == "auto" else "none"
+    )
+    accelerator.print(
+        f"training {type(base).__name__} ({getattr(base.config, 'similarity_head', 'multi_level')} head, "
+        f"--finetune {model_args.finetune}) on {accelerator.device.type}, {accelerator.num_processes} process(es), "
+        f"{accelerator.mixed_precision} mixed precision: {total_steps} steps of {train_args.batch_size} videos "
+        f"({micro_batch_size} per process × {train_args.gradient_accumulation_steps} accumulation), "
+        f"{steps_per_epoch} steps per epoch; logging to {tracker}; output in {output_dir}"
+    )
     progress = tqdm(
         total=total_steps,
         initial=state["step"],
@@ -559,6 +570,17 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.print(
             f"skipped {state['skipped_videos']} undecodable video(s) and {state['skipped_steps']} step(s)"
         )
+    best = state["best"]
+    accelerator.print(
+        f"trained {state['step']} steps in {state['train_seconds']:.0f} s; "
+        + (
+            f"best model (epoch {best['epoch']}, {data_args.eval_split} R@1 {best['t2v_r1']:.2f}) in "
+            f"{output_dir / 'best'}, "
+            if best
+            else ""
+        )
+        + f"last model in {output_dir / 'final'}"
+    )
     accelerator.end_training()
     return {"history": history, **state}
 
@@ -630,9 +652,20 @@ def _previous_run(output_dir: Path, train_args: TrainArguments) -> list[str]:
 
 
 def _tracker(log_with: str) -> str | None:
+    """accelerate's tracker for --log_with: `auto` is tensorboard when it is installed, else none (the run summary
+    says so); a tracker named explicitly must be installed."""
+    if log_with == "none":
+        return None
     if log_with == "auto":
         return "tensorboard" if is_tensorboard_available() else None
-    return None if log_with == "none" else log_with
+    installed = {getattr(tracker, "value", tracker) for tracker in get_available_trackers()}
+    if log_with != "all" and log_with not in installed:
+        known = ", ".join(tracker.value for tracker in LoggerType if tracker.value != "all")
+        raise ValueError(
+            f"--log_with {log_with}: not an installed tracker (installed: {', '.join(sorted(installed)) or 'none'}; "
+            f"accelerate knows {known}); install it, e.g. pip install {log_with}, or pass --log_with none"
+        )
+    return log_with
 
 
 def _micro_batch_size(train_args: TrainArguments, num_processes: int) -> int:
