@@ -119,8 +119,10 @@ def test_msam_evaluate_writes_json_markdown_and_plots(model, dataset_dir, tmp_pa
         )
         == 0
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "| tiny-msam | ciffp | 8 |" in printed and "| tiny-msam | ciffp | 1 |" in printed
+    assert "Loading weights" not in captured.err  # transformers' bar, noise on every command
     results = json.loads((output / "results.json").read_text())
     assert results["tiny-msam"]["split"] == "test" and results["tiny-msam"]["primary"] == "|J|=8"
     assert (output / "results.md").read_text().count("| tiny-msam |") == 2
