@@ -9,8 +9,8 @@ Two regimes:
 - `--regime finetune`: each variant fine-tunes the whole model from the backbone (`tiny-synthetic.yaml`).
 
 `--data_dir` takes any dataset `msam_hf.data` reads (CLIP4Clip / MSVD layout, videofolder, MSR-VTT, a Hub dataset
-folder) with train, validation and test splits; without it, the synthetic benchmark `make demo` trains on is
-generated. `--backbone` is a CLIP folder or Hub id; without it, the cached tiny CLIP stand-in
+folder) with train, validation and test splits; without it, the default synthetic benchmark (1000 videos of
+4 s) is generated. `--backbone` is a CLIP folder or Hub id; without it, the cached tiny CLIP stand-in
 (`msam_hf.tiny_clip.pretrain_tiny_clip`). Each run keeps its best validation checkpoint (text-to-video R@1), which is
 evaluated on the test split at |J| = 32 (the reference's protocol) and |J| = 1, with in-site R@1 when the data's
 ground truth has sites and attribute mAP for the variants that predict attributes.

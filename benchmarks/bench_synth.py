@@ -6,7 +6,7 @@
    need the small objects.
 
     python benchmarks/bench_synth.py [--num_videos 200] [--duration 8] [--workers 2] [--videos_per_site 5]
-    python benchmarks/bench_synth.py --num_videos 1000 --duration 4      # the benchmark of `make demo`
+    python benchmarks/bench_synth.py --num_videos 1000 --duration 4      # the default benchmark
 """
 
 from __future__ import annotations

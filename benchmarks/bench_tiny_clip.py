@@ -45,7 +45,7 @@ def main() -> None:
         "--data_dir",
         type=Path,
         default=None,
-        help="a synthetic benchmark; default: generate make demo's (1000 videos of 4 s, seed 0)",
+        help="a synthetic benchmark; default: generate the default benchmark (1000 videos of 4 s, seed 0)",
     )
     parser.add_argument("--output", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument(
