@@ -27,7 +27,7 @@ CONTAINERS = {
 MARK_STEP = 8  # gray levels 8 apart survive lossy coding: 32 levels per block (see `frame_image`)
 
 
-def accelerate_launch(*arguments, num_processes: int = 2) -> list[str]:
+def accelerate_launch(*arguments, num_processes: int = 2, mixed_precision: str = "no") -> list[str]:
     """The command that runs `arguments` (a script and its arguments, or `-m module ...`) in `num_processes` real CPU
     processes with `accelerate launch`. `--cpu --num_processes 2` would start one process; `--multi_gpu` with
     `Accelerator(cpu=True)` in the code starts two (gloo). Port 0: each run picks a free port."""
@@ -35,13 +35,13 @@ def accelerate_launch(*arguments, num_processes: int = 2) -> list[str]:
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--multi_gpu",
+        *(["--multi_gpu"] if num_processes > 1 else []),
         "--num_processes",
         str(num_processes),
         "--num_machines",
         "1",
         "--mixed_precision",
-        "no",
+        mixed_precision,
         "--dynamo_backend",
         "no",
         "--main_process_port",

@@ -5,12 +5,12 @@ here, as on a GPU), a bf16 forward stays near the float32 one, checkpointed towe
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import accelerate_launch
 from msam_hf import McsanConfig
 from msam_hf import McsanModel
 from msam_hf import MsamConfig
@@ -121,19 +121,8 @@ def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(tmp_pat
         num_videos=12, width=48, height=48, duration=2.0, fps=2.0, seed=5, videos_per_site=1, hard_negative_fraction=0.0
     )
     data = generate_synthetic_dataset(tmp_path / "data", config, num_workers=1, progress=False)
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        "1",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "bf16",
-        "--dynamo_backend",
-        "no",
-        str(TRAIN),
+    command = accelerate_launch(
+        TRAIN,
         "--cpu",
         "--data_dir",
         str(data),
@@ -151,7 +140,9 @@ def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(tmp_pat
         "none",
         "--gradient_checkpointing",
         "true",
-    ]
+        num_processes=1,
+        mixed_precision="bf16",
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "gradient checkpointing in the CLIP towers" in result.stdout
