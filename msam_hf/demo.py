@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--videos-per-site",
         type=int,
-        default=SynthConfig.videos_per_site,
-        help="synthetic videos sharing one background",
+        default=None,
+        help="synthetic videos sharing one background (default: 10; fewer below 100 videos)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument(
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             f"test text-to-video R@1 at {key}: {metrics['t2v_r1']:.1f} % (chance {chance:.1f} %, background only "
             f"{background['t2v_r1']:.1f} %), median rank {metrics['t2v_median_rank']:g} (chance "
             f"{(results['num_videos'] + 1) / 2:g}, background only {background['t2v_median_rank']:g}), in-site R@1 "
-            f"{metrics['in_site_r1']:.1f} % (chance {100 / args.videos_per_site:.0f} %)"
+            f"{metrics['in_site_r1']:.1f} % (chance {100 / config.videos_per_site:.0f} %)"
         )
 
     _step(5, "reload with AutoModel.from_pretrained(trust_remote_code=True) in a fresh process and search", started)

@@ -233,6 +233,14 @@ def test_cli_writes_a_dataset_and_refuses_a_non_empty_folder(tmp_path, capsys):
     assert msam([*arguments, "--overwrite"]) == 0
 
 
+def test_a_small_dataset_needs_no_site_size_to_give_every_split_a_video(tmp_path, capsys):
+    assert [SynthConfig(num_videos=n).videos_per_site for n in (20, 60, 100, 1000)] == [2, 6, 10, 10]
+    arguments = ["data", "synth", str(tmp_path), "--num-videos", "20", "--duration", "2", "--width", "32"]
+    assert msam([*arguments, "--height", "32", "--workers", "1", "--quiet"]) == 0
+    assert "wrote 20 videos" in capsys.readouterr().out
+    assert all((tmp_path / f"{split}_list.txt").read_text().split() for split in ("train", "val", "test"))
+
+
 def test_colour_histogram_sees_colours_in_proportion():
     frames = np.zeros((2, 10, 10, 3), np.uint8)
     frames[:, :5] = (255, 0, 0)

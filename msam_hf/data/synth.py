@@ -84,6 +84,7 @@ OUTPUT_FILES = (
 # Random streams of a video: (seed, purpose, video index) seeds each, so nothing depends on order.
 _SCENE, _CAPTIONS, _EDIT, _SPLIT, _SITE = range(5)
 DEFAULT_DURATION = 8.0  # seconds, without events
+DEFAULT_VIDEOS_PER_SITE = 10  # from 100 videos up; fewer videos take smaller sites
 
 
 @dataclass
@@ -105,11 +106,14 @@ class SynthConfig:
     split_fractions: tuple[float, float, float] = field(
         default=(0.7, 0.1, 0.2), metadata={"help": "Fractions of videos in train, validation and test (sum 1)."}
     )
-    videos_per_site: int = field(
-        default=10,
+    videos_per_site: int | None = field(
+        default=None,
         metadata={
             "help": "Videos filmed at the same site: same terrain, landmark and camera path, different "
-            "objects. The background then identifies at best a site, never a video."
+            f"objects. The background then identifies at best a site, never a video. Default: "
+            f"{DEFAULT_VIDEOS_PER_SITE}, or a tenth of num_videos (at least 2) when that is fewer, so that every "
+            "split gets a site.",
+            "type": int,
         },
     )
     hard_negative_fraction: float = field(
@@ -158,6 +162,8 @@ class SynthConfig:
             )
         if self.num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {self.num_videos}")
+        if self.videos_per_site is None:
+            self.videos_per_site = min(DEFAULT_VIDEOS_PER_SITE, max(2, self.num_videos // 10))
         for name in ("width", "height"):
             value = getattr(self, name)
             if value < 16 or value % 2:
