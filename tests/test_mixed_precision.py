@@ -100,7 +100,7 @@ def test_gradient_checkpointing_in_the_towers_gives_the_same_step(name):
     torch.manual_seed(0)
     plain = MODELS[name]().train()
     checkpointed = copy.deepcopy(plain)
-    checkpointed.clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed.clip.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert checkpointed.clip.text_model.encoder.gradient_checkpointing
     assert checkpointed.clip.vision_model.encoder.gradient_checkpointing
     batch = inputs()

@@ -375,7 +375,9 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(model_args, data_args, vocabulary)
     if train_args.gradient_checkpointing:
         # Non-reentrant: works with frozen towers and LoRA without making the inputs require gradients.
-        _base_model(model).clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _base_model(model).clip.activation_checkpointing_enable(
+            activation_checkpointing_kwargs={"use_reentrant": False}
+        )
         accelerator.print("gradient checkpointing in the CLIP towers")
     if accelerator.device.type == "cuda" and train_args.tf32:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
