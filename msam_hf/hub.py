@@ -90,6 +90,7 @@ def prepare_hub_folder(
     base_model: str | os.PathLike | None = None,
     dataset: str | None = None,
     license: str = "apache-2.0",
+    eval_results_file: str | os.PathLike | None = None,
 ) -> Path:
     """Write the folder that `push_to_hub` uploads. Needs no network unless an adapter's base is only on the Hub.
 
@@ -106,6 +107,9 @@ def prepare_hub_folder(
         dataset: what `eval_results.json` was measured on: a Hub dataset id (also listed in the card's `datasets`)
             or a short name. Required when the folder has evaluation results.
         license: the card's licence id.
+        eval_results_file: the `results.json` that `msam evaluate` wrote for this model (e.g. on the test split).
+            The card's evaluation and `model-index` then report it instead of training's `eval_results.json`
+            (the validation split it selected the checkpoint on), and the repo's `eval_results.json` holds it.
 
     Returns:
         `out_dir`.
@@ -126,12 +130,15 @@ def prepare_hub_folder(
         )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} exists and is not empty; choose a new folder.")
-    eval_results = _read_eval_results(model_dir)
+    training_results = _read_eval_results(model_dir)
+    eval_results = training_results
+    if eval_results_file is not None:
+        eval_results = _read_evaluate_results(Path(eval_results_file), model_dir)
     training_args = _read_training_args(model_dir)
     if eval_results is not None and not dataset:
         raise ValueError(
-            f"{model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they were measured "
-            "on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name."
+            f"{eval_results_file or model_dir / EVAL_RESULTS_FILE} holds evaluation results: name the data they "
+            "were measured on with dataset= (--dataset), a Hub dataset id such as your-name/usrd or a short name."
         )
     repo_id = repo_id or out_dir.resolve().name
     if is_adapter:
@@ -155,7 +162,9 @@ def prepare_hub_folder(
         MsamVideoTextRetrievalPipeline(model=model, processor=processor).save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
         shutil.copy(ENDPOINT_HANDLER, out_dir / "handler.py")
-    if eval_results is not None:
+    if eval_results_file is not None:
+        (out_dir / EVAL_RESULTS_FILE).write_text(json.dumps(eval_results, indent=2) + "\n")
+    elif eval_results is not None:
         shutil.copy(model_dir / EVAL_RESULTS_FILE, out_dir / EVAL_RESULTS_FILE)
     if training_args is not None:
         shutil.copy(model_dir / TRAINING_ARGS_FILE, out_dir / TRAINING_ARGS_FILE)
@@ -167,6 +176,7 @@ def prepare_hub_folder(
         repo_id=repo_id,
         base_model=card_base_model,
         eval_results=eval_results,
+        selection_results=training_results,
         training_args=training_args,
         dataset=dataset,
         adapter_only=adapter_only,
@@ -186,12 +196,14 @@ def build_model_card(
     dataset: str | None = None,
     adapter_only: bool = False,
     license: str = "apache-2.0",
+    selection_results: dict[str, Any] | None = None,
 ) -> ModelCard:
     """The model card: metadata (with `model-index` from `eval_results`) and the sections of the template.
 
     `base_model` defaults to the CLIP checkpoint a full model was built from (`config.base_clip_model`); an
     adapter's card must name its MSAM base. `training_args` (training/train.py's `training_args.json`) becomes
-    the training recipe table.
+    the training recipe table. `selection_results` (default `eval_results`) are training's results, which say
+    on which epoch and split the checkpoint was selected.
     """
     if adapter_only and not base_model:
         raise ValueError("an adapter card needs base_model=, the Hub id of the MSAM model the adapter applies to.")
@@ -227,7 +239,7 @@ def build_model_card(
         projection_dim=config.projection_dim,
         configuration_rows=_configuration_rows(config),
         recipe_rows=_training_recipe_rows(training_args) if training_args else None,
-        selection=_selection_sentence(eval_results),
+        selection=_selection_sentence(selection_results or eval_results),
         evaluation=_evaluation_section(eval_results, dataset, model_name) if eval_results else None,
     )
 
@@ -244,6 +256,7 @@ def push_to_hub(
     base_model: str | os.PathLike | None = None,
     dataset: str | None = None,
     license: str = "apache-2.0",
+    eval_results_file: str | os.PathLike | None = None,
 ) -> CommitInfo:
     """Build the repo folder (`prepare_hub_folder`) in a temporary directory and upload it to `repo_id`.
 
@@ -261,6 +274,7 @@ def push_to_hub(
             base_model=base_model,
             dataset=dataset,
             license=license,
+            eval_results_file=eval_results_file,
         )
         files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
         logger.info("uploading %d files to %s: %s", len(files), repo_id, ", ".join(files))
@@ -329,6 +343,38 @@ def _read_eval_results(model_dir: Path) -> dict[str, Any] | None:
             "training/train.py writes next to the best model."
         )
     return results
+
+
+def _read_evaluate_results(path: Path, model_dir: Path) -> dict[str, Any]:
+    """This model's entry of a `results.json` written by `msam evaluate` (the entry that names `model_dir`, or the
+    only one), without what would publish local paths (the model's path, the command line, the environment)."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read {path} ({error}); pass the results.json that msam evaluate writes.") from error
+    entries = {
+        name: entry
+        for name, entry in (results.items() if isinstance(results, dict) else ())
+        if isinstance(entry, dict) and isinstance(entry.get("metrics"), dict) and entry["metrics"]
+    }
+    if not entries:
+        raise ValueError(f"{path} holds no model's results; pass the results.json that msam evaluate writes.")
+    named = [
+        entry
+        for entry in entries.values()
+        if entry.get("model") and Path(entry["model"]).resolve() == model_dir.resolve()
+    ]
+    if len(named) != 1 and len(entries) != 1:
+        raise ValueError(
+            f"{path} holds the results of {', '.join(entries)}, and none names {model_dir}: evaluate this model "
+            "alone (msam evaluate MODEL_DIR DATA) and pass that results.json."
+        )
+    entry = named[0] if len(named) == 1 else next(iter(entries.values()))
+    provenance = entry.get("provenance") or {}
+    return {
+        **{key: value for key, value in entry.items() if key not in ("model", "provenance")},
+        **({"data_fingerprint": provenance["data_fingerprint"]} if "data_fingerprint" in provenance else {}),
+    }
 
 
 def _read_training_args(model_dir: Path) -> dict[str, Any] | None:
@@ -491,7 +537,14 @@ def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "training data",
             ("data_dir", "train_split"),
-            lambda a: f"`{_dataset_name(a['data_dir'])}`, split `{a['train_split']}`",
+            lambda a: (
+                (
+                    f"[{a['data_dir']}](https://huggingface.co/datasets/{a['data_dir']})"
+                    if _hub_id(a["data_dir"])
+                    else f"a local folder, `{_dataset_name(a['data_dir'])}`"
+                )
+                + f", split `{a['train_split']}`"
+            ),
         ),
         ("batch size", ("batch_size",), batch),
         (

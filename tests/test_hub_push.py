@@ -252,6 +252,43 @@ def test_the_card_metadata_and_sections_come_from_the_config_and_eval_results(tr
     assert "arXiv:2510.15470" in text and "Nian, Fudong" in text
 
 
+def evaluate_results_file(path, model_dir, results, names=("best",)) -> Path:
+    """A results.json as `msam evaluate` writes it: one entry per model, here the training results on the test split
+    with every metric shifted, so the card's numbers show which file they came from."""
+    shifted = {
+        size: {name: value + 1.0 for name, value in metrics.items()} for size, metrics in results["metrics"].items()
+    }
+    entry = {key: value for key, value in results.items() if key not in ("epoch", "step")}
+    entry.update(split="test", metrics=shifted, model=str(model_dir))
+    entry["provenance"] = {"command": f"msam evaluate {model_dir} /home/someone/data", "data_fingerprint": "0123"}
+    path.write_text(json.dumps({name: entry for name in names}))
+    return path
+
+
+def test_the_card_reports_msam_evaluate_results_on_the_test_split_when_given(trained, tmp_path):
+    folder, _, results = trained
+    results_file = evaluate_results_file(tmp_path / "results.json", folder, results)
+    out = prepare_hub_folder(
+        folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID, eval_results_file=results_file
+    )
+    card = ModelCard.load(out / "README.md")
+    reported = {result.metric_name: result for result in card.data.eval_results}
+    t2v_r1 = reported["T2V R@1 (|J|=32)"]
+    assert t2v_r1.dataset_split == "test"
+    assert t2v_r1.metric_value == round(results["metrics"]["|J|=32"]["t2v_r1"] + 1.0, 2)
+    # The checkpoint was still selected on training's validation split, and the card says so.
+    assert "best epoch (2, step 40) by text-to-video R@1 on the `validation` split" in card.text
+    published = json.loads((out / "eval_results.json").read_text())
+    assert published["split"] == "test" and published["data_fingerprint"] == "0123"
+    assert "model" not in published and "provenance" not in published  # no local paths in the repo
+
+    two_models = evaluate_results_file(tmp_path / "two.json", tmp_path / "other", results, names=("a", "b"))
+    with pytest.raises(ValueError, match="holds the results of a, b, and none names"):
+        prepare_hub_folder(
+            folder, tmp_path / "repo2", repo_id=REPO_ID, dataset=DATASET_ID, eval_results_file=two_models
+        )
+
+
 def test_a_model_without_eval_results_gets_no_results_and_names_its_clip(tmp_path):
     config = MsamConfig.tiny(similarity_head="mean", base_clip_model="openai/clip-vit-base-patch32")
     card = build_model_card(config, repo_id=REPO_ID)
@@ -277,7 +314,7 @@ def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
     out = prepare_hub_folder(folder, tmp_path / "repo", repo_id=REPO_ID, dataset=DATASET_ID)
     assert (out / "training_args.json").read_bytes() == (folder / "training_args.json").read_bytes()
     assert recipe_rows(ModelCard.load(out / "README.md").text) == {
-        "training data": "`drone-clips`, split `train`",  # the folder's name, not the trainer's home directory
+        "training data": "a local folder, `drone-clips`, split `train`",  # its name, not the trainer's home
         "batch size": "64 videos per optimiser step, one caption each (over 2 process(es) × 2 accumulated "
         "micro-batch(es))",
         "epochs": "3",

@@ -36,7 +36,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-model", type=model_path, help="LoRA: the MSAM model the adapter was trained on (folder or Hub id)"
     )
-    parser.add_argument("--dataset", help="what eval_results.json was measured on: Hub dataset id or short name")
+    parser.add_argument("--dataset", help="what the results were measured on: Hub dataset id or short name")
+    parser.add_argument(
+        "--eval-results",
+        type=existing_path,
+        metavar="RESULTS_JSON",
+        help="results.json of `msam evaluate` for this model (e.g. on the test split): the card reports it instead "
+        "of training's validation results",
+    )
     parser.add_argument("--license", default="apache-2.0", help="licence id for the card (default apache-2.0)")
     parser.set_defaults(func=run_push)
 
@@ -56,6 +63,7 @@ def run_push(args: argparse.Namespace) -> int:
             base_model=args.base_model,
             dataset=args.dataset,
             license=args.license,
+            eval_results_file=args.eval_results,
         )
     except HubPushError as error:
         print(f"msam push: error: {error}", file=sys.stderr)
