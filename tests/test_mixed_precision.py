@@ -1,10 +1,12 @@
-"""Mixed precision and gradient checkpointing: the heads and losses run in float32 under bf16 autocast (on the CPU
-here, as on a GPU), a bf16 forward stays near the float32 one, checkpointed towers give the same step, and
-`accelerate launch --mixed_precision bf16 training/train.py --gradient_checkpointing true` trains and saves."""
+"""Mixed precision, gradient checkpointing and torch.compile: the heads and losses run in float32 under bf16 autocast
+(on the CPU here, as on a GPU), a bf16 forward stays near the float32 one, checkpointed towers give the same step,
+`accelerate launch --mixed_precision bf16 training/train.py --gradient_checkpointing true` trains and saves, and so
+does `--torch_compile` (with the eager backend here: inductor's C++ build would take minutes)."""
 
 import copy
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,18 @@ def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(tmp_pat
     assert results["step"] == 2
     weights = MsamModel.from_pretrained(tmp_path / "run" / "final").state_dict()
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_train_py_with_compiled_towers_saves_a_model_that_loads(tmp_path):
+    config = SynthConfig(
+        num_videos=12, width=48, height=48, duration=2.0, fps=2.0, seed=5, videos_per_site=1, hard_negative_fraction=0.0
+    )
+    data = generate_synthetic_dataset(tmp_path / "data", config, num_workers=1, progress=False)
+    arguments = ["--data_dir", data, "--output_dir", tmp_path / "run", "--batch_size", "4", "--max_frames", "2"]
+    arguments += ["--num_epochs", "1", "--num_workers", "0", "--log_with", "none", "--eval_every_epoch", "false"]
+    arguments += ["--torch_compile", "true", "--torch_compile_backend", "eager"]
+    result = subprocess.run([sys.executable, TRAIN, *map(str, arguments)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "the CLIP towers compile with torch.compile (backend eager)" in result.stdout
+    saved = MsamModel.from_pretrained(tmp_path / "run" / "final").state_dict()
+    assert saved.keys() == MsamModel(MsamConfig.tiny(max_frames=2)).state_dict().keys()  # no "_orig_mod." names

@@ -199,6 +199,11 @@ class TrainArguments:
         metadata={"help": "recompute the CLIP towers' activations in the backward pass: less memory, one more forward"},
     )
     tf32: bool = field(default=True, metadata={"help": "on CUDA, let float32 matmuls and convolutions use TF32"})
+    torch_compile: bool = field(
+        default=False,
+        metadata={"help": "compile the CLIP towers with torch.compile (compiling takes minutes: for long GPU runs)"},
+    )
+    torch_compile_backend: str = field(default="inductor", metadata={"help": "the backend of --torch_compile"})
     debug: bool = field(default=False, metadata={"help": "show the full traceback of an error"})
 
 
@@ -379,6 +384,11 @@ def main(argv: list[str] | None = None) -> dict:
             activation_checkpointing_kwargs={"use_reentrant": False}
         )
         accelerator.print("gradient checkpointing in the CLIP towers")
+    if train_args.torch_compile:
+        # In place (nn.Module.compile): parameter names, and so checkpoints and save_pretrained, stay as they are.
+        for tower in (_base_model(model).clip.vision_model, _base_model(model).clip.text_model):
+            tower.compile(backend=train_args.torch_compile_backend)
+        accelerator.print(f"the CLIP towers compile with torch.compile (backend {train_args.torch_compile_backend})")
     if accelerator.device.type == "cuda" and train_args.tf32:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
         torch.backends.cudnn.conv.fp32_precision = "tf32"
