@@ -462,7 +462,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     base = _base_model(accelerator.unwrap_model(model))
     tracker = log_with or (
-        "none (--log_with auto: tensorboard is not installed)" if train_args.log_with == "auto" else "none"
+        "none (--log_with auto: tensorboard is not installed; pip install 'msam-hf[tensorboard]' to log)"
+        if train_args.log_with == "auto"
+        else "none"
     )
     accelerator.print(
         f"training {type(base).__name__} ({getattr(base.config, 'similarity_head', 'multi_level')} head, "
