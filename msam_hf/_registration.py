@@ -107,8 +107,7 @@ def register_pipeline() -> None:
     from transformers import AutoModel
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    pipeline_class = _load(*PIPELINE)
-    task = sys.modules[pipeline_class.__module__].TASK
+    pipeline_class, task = _load(*PIPELINE), _load(PIPELINE[0], "TASK")
     if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is pipeline_class:
         return
     PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=AutoModel, type="multimodal")

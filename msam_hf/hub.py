@@ -41,7 +41,6 @@ from .evaluation import METRIC_COLUMNS
 from .evaluation import load_model_and_processor
 from .evaluation import markdown_table
 from .metrics import TIE_MEANINGS
-from .pipeline_msam import MsamVideoTextRetrievalPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -157,10 +156,11 @@ def prepare_hub_folder(
     else:
         model, processor = load_model_and_processor(model_dir, base_model=base_source)
         config = model.config
-        # Only the pipeline instance's save_pretrained records `custom_pipelines` and copies the pipeline code;
-        # it also saves the model (safetensors) and the tokenizer and frame processor.
-        MsamVideoTextRetrievalPipeline(model=model, processor=processor).save_pretrained(out_dir)
+        # The model's save_pretrained also names the pipeline in `custom_pipelines` and copies its code; the frame
+        # processor goes into its own preprocessor_config.json too, where Hub tools look for an image processor.
+        model.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
+        processor.image_processor.save_pretrained(out_dir)
         shutil.copy(ENDPOINT_HANDLER, out_dir / "handler.py")
     if eval_results_file is not None:
         (out_dir / EVAL_RESULTS_FILE).write_text(json.dumps(eval_results, indent=2) + "\n")
