@@ -344,7 +344,11 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, train_args = parse_arguments(argv)
+    """Parse `argv` (default: the command line) and train."""
+    return train(*parse_arguments(argv))
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     _check_model_options(model_args)  # before the data is read and a vocabulary mined
     _check_values(model_args, data_args, train_args)
     output_dir = Path(train_args.output_dir)
@@ -841,11 +845,11 @@ def _flat_config(*arguments) -> dict:
 def run(argv: list[str] | None = None) -> int:
     """`main` as a command: an error in what it was given (a bad value, a missing folder or split, an output folder
     holding another run) prints one line and exits with 2; `--debug` shows the traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     debug = False
     try:
-        debug = parse_arguments(argv)[2].debug
-        main(argv)
+        arguments = parse_arguments(argv)
+        debug = arguments[2].debug
+        train(*arguments)
     except (ValueError, FileNotFoundError) as error:
         if debug:
             raise
