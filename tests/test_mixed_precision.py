@@ -118,11 +118,16 @@ def test_gradient_checkpointing_in_the_towers_gives_the_same_step(name):
             torch.testing.assert_close(other.grad, parameter.grad, rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(tmp_path):
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """12 short videos, one per site: 8 training videos (two steps of 4), 1 for validation."""
     config = SynthConfig(
         num_videos=12, width=48, height=48, duration=2.0, fps=2.0, seed=5, videos_per_site=1, hard_negative_fraction=0.0
     )
-    data = generate_synthetic_dataset(tmp_path / "data", config, num_workers=1, progress=False)
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data"), config, num_workers=1, progress=False)
+
+
+def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(data, tmp_path):
     command = accelerate_launch(
         TRAIN,
         "--cpu",
@@ -154,11 +159,7 @@ def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(tmp_pat
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in weights.values())
 
 
-def test_train_py_with_compiled_towers_saves_a_model_that_loads(tmp_path):
-    config = SynthConfig(
-        num_videos=12, width=48, height=48, duration=2.0, fps=2.0, seed=5, videos_per_site=1, hard_negative_fraction=0.0
-    )
-    data = generate_synthetic_dataset(tmp_path / "data", config, num_workers=1, progress=False)
+def test_train_py_with_compiled_towers_saves_a_model_that_loads(data, tmp_path):
     arguments = ["--data_dir", data, "--output_dir", tmp_path / "run", "--batch_size", "4", "--max_frames", "2"]
     arguments += ["--num_epochs", "1", "--num_workers", "0", "--log_with", "none", "--eval_every_epoch", "false"]
     arguments += ["--torch_compile", "true", "--torch_compile_backend", "eager"]
