@@ -42,8 +42,8 @@ import numpy as np
 from msam_hf.configuration_mcsan import LEVELS as MCSAN_LEVELS
 from msam_hf.data import load_video_text_dataset
 from msam_hf.data.attributes import mine_dataset_attributes
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features

@@ -22,8 +22,8 @@ from msam_hf import default_processor
 from msam_hf.data import VideoTextCollator
 from msam_hf.data import VideoTextDataset
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 
 
 def main() -> None:

@@ -63,8 +63,8 @@ from msam_hf import MsamConfig  # noqa: E402
 from msam_hf import MsamModel  # noqa: E402
 from msam_hf import default_processor  # noqa: E402
 from msam_hf.data import load_video_text_dataset  # noqa: E402
-from msam_hf.data.synth import SynthConfig  # noqa: E402
-from msam_hf.data.synth import generate_synthetic_dataset  # noqa: E402
+from msam_hf.data.synthetic import SynthConfig  # noqa: E402
+from msam_hf.data.synthetic import generate_synthetic_dataset  # noqa: E402
 from msam_hf.evaluation import extract_features  # noqa: E402
 from msam_hf.modeling_msam import MsamTextOutput  # noqa: E402
 from msam_hf.modeling_msam import MsamVideoOutput  # noqa: E402

@@ -2,7 +2,7 @@
 
 1. Generate 200 videos of 8 s at 128 × 128 (the defaults) with 2 worker processes. Goal: under 60 s on 2 cores.
 2. On that dataset's test split, the background-only and caption-length-only baselines of
-   `msam_hf.data.synth_baselines` (fit on train), next to chance. Both should be near chance: the benchmark must
+   `msam_hf.data.synthetic.baselines` (fit on train), next to chance. Both should be near chance: the benchmark must
    need the small objects.
 
     python benchmarks/bench_synth.py [--num_videos 200] [--duration 8] [--workers 2] [--videos_per_site 5]
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
-from msam_hf.data.synth_baselines import run_baselines
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
+from msam_hf.data.synthetic.baselines import run_baselines
 
 GOAL_SECONDS = 60.0
 

@@ -29,9 +29,9 @@ import torch
 from .cli import main as msam_command
 from .commands.parsing import dashed_options
 from .data import load_video_text_dataset
-from .data.synth import SynthConfig
-from .data.synth import generate_synthetic_dataset
-from .data.synth_baselines import background_only_metrics
+from .data.synthetic import SynthConfig
+from .data.synthetic import generate_synthetic_dataset
+from .data.synthetic.baselines import background_only_metrics
 from .tiny_clip import TinyClipRecipe
 from .tiny_clip import pretrain_tiny_clip
 from .video_io import FrameCache

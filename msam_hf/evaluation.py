@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from .configuration_msam import attribute_slices
 from .data.attributes import ATTRIBUTE_LEVELS
 from .data.attributes import AttributeVocabulary
-from .data.attributes import normalise_ground_truth
 from .data.torch_dataset import VideoTextCollator
 from .data.torch_dataset import VideoTextDataset
 from .data.torch_dataset import without_video_decoding
@@ -263,6 +262,8 @@ def evaluate_attributes(
 
 
 def _ground_truth_attribute_map(features, vocabulary, ground_truth, video_predictions) -> dict[str, Any]:
+    from .data.synthetic.ground_truth import normalise_ground_truth
+
     # Only the split's videos: an attribute needs a positive among them to be scored anyway.
     truth = {
         video_id: normalise_ground_truth(ground_truth[video_id], vocabulary.tagger)

@@ -41,9 +41,9 @@ from transformers import CLIPConfig
 from transformers import CLIPModel
 
 from .configuration_msam import TINY_CLIP_CONFIG
-from .data import synth_captions
-from .data import synth_render
-from .data import synth_scene
+from .data.synthetic import captions as synth_captions
+from .data.synthetic import render as synth_render
+from .data.synthetic import scene as synth_scene
 from .optimization import build_optimizer_and_scheduler
 from .processors import default_processor
 

@@ -36,8 +36,8 @@ from msam_hf import MsamConfig
 from msam_hf import default_processor
 from msam_hf.configuration_msam import TINY_CLIP_CONFIG
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.evaluation import read_ground_truth
 
 EMBEDDING = 128

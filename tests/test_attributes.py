@@ -13,16 +13,16 @@ from msam_hf.configuration_mcsan import McsanConfig
 from msam_hf.data.attributes import AttributeVocabulary
 from msam_hf.data.attributes import LexiconTagger
 from msam_hf.data.attributes import SpacyTagger
-from msam_hf.data.attributes import compare_with_ground_truth
 from msam_hf.data.attributes import extract_attributes
-from msam_hf.data.attributes import format_comparison
 from msam_hf.data.attributes import installed_spacy_pipelines
 from msam_hf.data.attributes import load_tagger
 from msam_hf.data.attributes import mine_attributes
-from msam_hf.data.attributes import synth_synonyms
-from msam_hf.data.synth_captions import make_captions
-from msam_hf.data.synth_scene import sample_scene
-from msam_hf.data.synth_scene import sample_site
+from msam_hf.data.synthetic.captions import make_captions
+from msam_hf.data.synthetic.ground_truth import compare_with_ground_truth
+from msam_hf.data.synthetic.ground_truth import format_comparison
+from msam_hf.data.synthetic.ground_truth import synth_synonyms
+from msam_hf.data.synthetic.scene import sample_scene
+from msam_hf.data.synthetic.scene import sample_site
 
 CAPTIONS = [
     "a red car parks beside the lake",

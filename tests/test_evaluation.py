@@ -12,8 +12,8 @@ from msam_hf import MsamModel
 from msam_hf import default_processor
 from msam_hf.cli import main as msam
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
 

@@ -21,8 +21,8 @@ from msam_hf import feature_cache
 from msam_hf.data import VideoTextCollator
 from msam_hf.data import VideoTextDataset
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.evaluation import evaluate_retrieval
 from msam_hf.evaluation import extract_features
 from msam_hf.feature_cache import CachedFeatureCollator

@@ -52,7 +52,7 @@ def private_datasets_cache(tmp_path, monkeypatch):
 def exported(tmp_path, make_videofolder):
     source = make_videofolder(CAPTIONS, splits=SPLITS, attributes=ATTRIBUTES)
     # `msam data synth` leaves its settings next to the videos: the card then names the generator as source.
-    (source / "synth_config.json").write_text(json.dumps({"generator": "msam_hf.data.synth"}))
+    (source / "synth_config.json").write_text(json.dumps({"generator": "msam_hf.data.synthetic"}))
     output, report = export_hub_dataset(source, tmp_path / "repo", repo_id="someone/drone-clips")
     return source, output, report
 

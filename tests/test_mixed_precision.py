@@ -17,8 +17,8 @@ from msam_hf import McsanConfig
 from msam_hf import McsanModel
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 
 TRAIN = Path(__file__).resolve().parents[1] / "training" / "train.py"
 VOCABULARY = {"entity": ["car", "boat", "house"], "action": ["drives", "parks"], "relationship": ["near", "on"]}

@@ -11,8 +11,8 @@ from msam_hf import MsamConfig
 from msam_hf import MsamModel
 from msam_hf import default_processor
 from msam_hf.cli import main as msam
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.metrics import retrieval_metrics
 from msam_hf.postprocess import Postprocessor
 from msam_hf.postprocess import dual_softmax

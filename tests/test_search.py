@@ -22,8 +22,8 @@ from msam_hf import MsamConfig
 from msam_hf import MsamModel
 from msam_hf import default_processor
 from msam_hf.cli import main as msam
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.evaluation import load_model_and_processor
 from msam_hf.search import ModelMismatchError
 from msam_hf.search import VideoIndex

@@ -25,8 +25,8 @@ from transformers import pipeline
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
 from msam_hf import default_processor
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.hub import prepare_hub_folder
 from msam_hf.hub import prepare_space_folder
 

@@ -13,16 +13,16 @@ import pytest
 from msam_hf.cli import main as msam
 from msam_hf.data import export_hub_dataset
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
-from msam_hf.data.synth_baselines import background_histograms
-from msam_hf.data.synth_baselines import colour_histogram
-from msam_hf.data.synth_baselines import ridge_fit
-from msam_hf.data.synth_baselines import ridge_predict
-from msam_hf.data.synth_baselines import run_baselines
-from msam_hf.data.synth_captions import scene_attributes
-from msam_hf.data.synth_render import render_frames
-from msam_hf.data.synth_scene import sample_scene
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
+from msam_hf.data.synthetic.baselines import background_histograms
+from msam_hf.data.synthetic.baselines import colour_histogram
+from msam_hf.data.synthetic.baselines import ridge_fit
+from msam_hf.data.synthetic.baselines import ridge_predict
+from msam_hf.data.synthetic.baselines import run_baselines
+from msam_hf.data.synthetic.captions import scene_attributes
+from msam_hf.data.synthetic.render import render_frames
+from msam_hf.data.synthetic.scene import sample_scene
 from msam_hf.video_io import read_frames
 
 SMALL = dict(
@@ -118,7 +118,7 @@ def test_hard_negative_twins_differ_in_exactly_their_edit(synth_dir):
 
 
 def test_object_scale_multiplies_every_object_size(tmp_path):
-    from msam_hf.data.synth_scene import ENTITY_KINDS
+    from msam_hf.data.synthetic.scene import ENTITY_KINDS
 
     config = SynthConfig(num_videos=20, width=32, height=32, duration=1.0, videos_per_site=2, object_scale=1.5)
     truth = ground_truth(generate_synthetic_dataset(tmp_path / "big", config, num_workers=1, progress=False))

@@ -10,12 +10,12 @@ import pytest
 
 from msam_hf.cli import main as msam
 from msam_hf.data import load_video_text_dataset
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
-from msam_hf.data.synth_captions import NOUNS
-from msam_hf.data.synth_captions import scene_attributes
-from msam_hf.data.synth_events import Timeline
-from msam_hf.data.synth_render import render_frames
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
+from msam_hf.data.synthetic.captions import NOUNS
+from msam_hf.data.synthetic.captions import scene_attributes
+from msam_hf.data.synthetic.events import Timeline
+from msam_hf.data.synthetic.render import render_frames
 from msam_hf.video_io import read_frames
 
 # 7.5 fps: frames at k / 7.5 s, so "the first frame at or after second s" is not simply frame 7.5 s.

@@ -9,7 +9,7 @@ from transformers import CLIPModel
 
 from msam_hf import MsamModel
 from msam_hf import tiny_clip
-from msam_hf.data.synth_scene import ENTITY_KINDS
+from msam_hf.data.synthetic.scene import ENTITY_KINDS
 from msam_hf.tiny_clip import TinyClipRecipe
 from msam_hf.tiny_clip import pretrain_tiny_clip
 from msam_hf.tiny_clip import render_corpus

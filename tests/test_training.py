@@ -20,8 +20,8 @@ from msam_hf import McsanConfig
 from msam_hf import McsanModel
 from msam_hf import MsamConfig
 from msam_hf import MsamModel
-from msam_hf.data.synth import SynthConfig
-from msam_hf.data.synth import generate_synthetic_dataset
+from msam_hf.data.synthetic import SynthConfig
+from msam_hf.data.synthetic import generate_synthetic_dataset
 from msam_hf.grad_cache import accumulated_contrastive_step
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -183,11 +183,11 @@ def _synth_arguments(parser: argparse.ArgumentParser) -> None:
     """Every `SynthConfig` field is an option, with the field's default and help."""
     from dataclasses import fields
 
-    from ..data import synth
+    from ..data.synthetic import generator
 
-    parser.description = synth.__doc__.split("\n\n")[0]
+    parser.description = generator.__doc__.split("\n\n")[0]
     parser.add_argument("output_dir", type=Path, help="folder to write (must be empty unless --overwrite)")
-    for config_field in fields(synth.SynthConfig):
+    for config_field in fields(generator.SynthConfig):
         option = "--" + config_field.name.replace("_", "-")
         if config_field.name == "split_fractions":
             parser.add_argument(
@@ -226,10 +226,10 @@ def run_synth(args: argparse.Namespace) -> int:
     from collections import Counter
     from dataclasses import fields
 
-    from ..data.synth import SPLITS
-    from ..data.synth import SynthConfig
-    from ..data.synth import _plan
-    from ..data.synth import generate_synthetic_dataset
+    from ..data.synthetic import SynthConfig
+    from ..data.synthetic import generate_synthetic_dataset
+    from ..data.synthetic.generator import SPLITS
+    from ..data.synthetic.generator import _plan
 
     config = SynthConfig(
         **{
@@ -287,10 +287,10 @@ def _attributes_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_attributes(args: argparse.Namespace) -> int:
     from ..data.attributes import ATTRIBUTE_LEVELS
-    from ..data.attributes import compare_with_ground_truth
-    from ..data.attributes import format_comparison
     from ..data.attributes import mine_dataset_attributes
-    from ..data.attributes import synth_synonyms
+    from ..data.synthetic.ground_truth import compare_with_ground_truth
+    from ..data.synthetic.ground_truth import format_comparison
+    from ..data.synthetic.ground_truth import synth_synonyms
 
     sizes = {"entity": args.entities, "action": args.actions, "relationship": args.relationships}
     vocabulary = mine_dataset_attributes(

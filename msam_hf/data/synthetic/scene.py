@@ -1,12 +1,12 @@
 """Scenes of the synthetic drone benchmark: what is where, doing what (the ground truth).
 
 A scene is a JSON-ready dict, the same one written to `ground_truth.jsonl` and rendered by
-`synth_render`, so every video can be re-rendered from its ground truth line. Geometry is in
+`render`, so every video can be re-rendered from its ground truth line. Geometry is in
 *world units*: one unit is the frame width at zoom 1 (objects keep their share of the frame
 at any resolution); the world is a WORLD_SIZE × WORLD_SIZE square, x to the right and y
 down, as on screen (the camera never rotates, so "left" in the world is left in the frame).
 Time τ runs from 0 (first frame) to 1 (last frame), whatever the duration and frame rate.
-An entity with a `present` interval [τ0, τ1] (the events benchmark, `synth_events`) exists only
+An entity with a `present` interval [τ0, τ1] (the events benchmark, `events`) exists only
 then and travels its whole path over it; without one it is there for the whole video.
 """
 

@@ -10,7 +10,7 @@ nothing to pick. Here a video (at least 12 s) holds 3-5 *events*, one object eac
   into view and leave it as the camera passes over them.
 
 Same terrains, landmarks, textures, sprites, colours and sizes as the default benchmark, and the same structure:
-sites share terrain, landmark and camera path; hard-negative twins differ in one event. Scenes are `synth_scene`
+sites share terrain, landmark and camera path; hard-negative twins differ in one event. Scenes are `scene`
 scenes (the renderer draws them unchanged): a moving object carries a `present` interval in τ over which it travels
 its path, plus the point `through` its path passes at `at` seconds with its `speed` (world units per second; for a
 parking vehicle, where and when it comes to rest and its speed when it enters).
@@ -34,33 +34,33 @@ from functools import cached_property
 
 import numpy as np
 
-from ..video_io import sample_frame_indices
-from .synth_captions import PREFIXES
-from .synth_captions import _CaptionWriter
-from .synth_captions import _join
-from .synth_render import _SHADOW_OFFSET
-from .synth_render import SHADOW_HEIGHTS
-from .synth_scene import _STOP_AT
-from .synth_scene import DIRECTIONS
-from .synth_scene import ENTITY_KINDS
-from .synth_scene import KIND_WEIGHTS
-from .synth_scene import OPPOSITE
-from .synth_scene import ROAD
-from .synth_scene import STILL_ACTIONS
-from .synth_scene import WORLD_SIZE
-from .synth_scene import _feasible_kinds
-from .synth_scene import _has_region
-from .synth_scene import _normalised
-from .synth_scene import _open_surface
-from .synth_scene import camera_view
-from .synth_scene import entity_poses
-from .synth_scene import finish_entities
-from .synth_scene import landmark_relations
-from .synth_scene import new_object
-from .synth_scene import on_allowed_ground
-from .synth_scene import present_at
-from .synth_scene import road_bands
-from .synth_scene import sample_site
+from ...video_io import sample_frame_indices
+from .captions import PREFIXES
+from .captions import _CaptionWriter
+from .captions import _join
+from .render import _SHADOW_OFFSET
+from .render import SHADOW_HEIGHTS
+from .scene import _STOP_AT
+from .scene import DIRECTIONS
+from .scene import ENTITY_KINDS
+from .scene import KIND_WEIGHTS
+from .scene import OPPOSITE
+from .scene import ROAD
+from .scene import STILL_ACTIONS
+from .scene import WORLD_SIZE
+from .scene import _feasible_kinds
+from .scene import _has_region
+from .scene import _normalised
+from .scene import _open_surface
+from .scene import camera_view
+from .scene import entity_poses
+from .scene import finish_entities
+from .scene import landmark_relations
+from .scene import new_object
+from .scene import on_allowed_ground
+from .scene import present_at
+from .scene import road_bands
+from .scene import sample_site
 
 MIN_DURATION = 12.0  # seconds: a 1-fps sampler then reads 12 frames, as MSAM does
 EVENT_COUNTS = (3, 4, 5)
@@ -410,7 +410,7 @@ class _Shape:
 
 
 def _parts(entity: dict, xs: np.ndarray, ys: np.ndarray, headings: np.ndarray) -> list[tuple]:
-    """(x, y, outline, painted) of the shapes an entity's sprite is drawn with, at its poses (as synth_render draws
+    """(x, y, outline, painted) of the shapes an entity's sprite is drawn with, at its poses (as `render` draws
     them): nothing is painted outside an outline; `painted`, inside it, is painted for sure (None for a shadow,
     which alone does not show the object)."""
     length, width = entity["size"]

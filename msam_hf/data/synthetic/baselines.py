@@ -30,10 +30,10 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..metrics import retrieval_metrics
-from ..video_io import read_frames
-from ..video_io import sample_frame_indices
-from .synth_render import render_frames
+from ...metrics import retrieval_metrics
+from ...video_io import read_frames
+from ...video_io import sample_frame_indices
+from .render import render_frames
 
 HISTOGRAM_BINS = 8
 RIDGE = 1.0

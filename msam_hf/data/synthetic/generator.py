@@ -14,7 +14,7 @@ written from its ground truth with varied phrasing, synonyms and partial descrip
 USRD's; `caption_style="listing"` writes instead captions that name every object by colour and
 kind (a corpus on which to pretrain a tiny CLIP, as CLIP is pretrained on other data).
 
-`events=True` (`--events`, `msam_hf.data.synth_events`) makes videos of several events in time instead, for models
+`events=True` (`--events`, `msam_hf.data.synthetic.events`) makes videos of several events in time instead, for models
 that select frames per caption: 12 s or more, 3-5 objects each entering and leaving the view (crossing it, parking,
 or passed over by a long pan) and seen in 2-8 of the 12 seconds a 1-fps sampler reads; each caption tells one event
 (or the place), twins differ in one event (its colour, action, direction or time), and the ground truth adds every
@@ -35,7 +35,7 @@ Deterministic: a video depends only on the seed and its index (independent of th
 workers); x264 runs single-threaded with fixed settings, so the same seed gives the same
 decoded frames.
 
-Baselines (`msam_hf.data.synth_baselines`, run by `benchmarks/bench_synth.py`): a background-only model (on
+Baselines (`msam_hf.data.synthetic.baselines`, run by `benchmarks/bench_synth.py`): a background-only model (on
 frames re-rendered without objects), a whole-frame colour histogram and a caption-length-only model; their
 numbers, and what they say about this benchmark, are in docs/synthetic-benchmark.md.
 """
@@ -55,20 +55,20 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .synth_captions import listing_captions
-from .synth_captions import make_captions
-from .synth_captions import scene_attributes
-from .synth_events import MIN_DURATION as EVENTS_MIN_DURATION
-from .synth_events import Timeline
-from .synth_events import event_captions
-from .synth_events import make_events_twin
-from .synth_events import sample_events_scene
-from .synth_events import sample_events_site
-from .synth_render import render_frames
-from .synth_render import write_video
-from .synth_scene import make_twin
-from .synth_scene import sample_scene
-from .synth_scene import sample_site
+from .captions import listing_captions
+from .captions import make_captions
+from .captions import scene_attributes
+from .events import MIN_DURATION as EVENTS_MIN_DURATION
+from .events import Timeline
+from .events import event_captions
+from .events import make_events_twin
+from .events import sample_events_scene
+from .events import sample_events_site
+from .render import render_frames
+from .render import write_video
+from .scene import make_twin
+from .scene import sample_scene
+from .scene import sample_site
 
 SPLITS = ("train", "validation", "test")
 CAPTION_STYLES = ("drone", "listing")
@@ -143,7 +143,7 @@ class SynthConfig:
     events: bool = field(
         default=False,
         metadata={
-            "help": "Videos of several events in time (msam_hf.data.synth_events): 3-5 objects each enter and "
+            "help": "Videos of several events in time (msam_hf.data.synthetic.events): 3-5 objects each enter and "
             "leave the view (crossing it, parking, or passed by a panning camera), each seen in 2-8 of "
             "the 12 seconds a 1-fps sampler reads; ground_truth.jsonl records every event's interval "
             "and visible seconds and the event each caption describes."
@@ -447,5 +447,5 @@ def _write_annotations(output_dir: Path, config: SynthConfig, records: list[dict
     with (output_dir / "ground_truth.jsonl").open("w", encoding="utf-8") as file:
         for record in records:
             file.write(json.dumps(record) + "\n")
-    settings = {"generator": "msam_hf.data.synth", **asdict(config), "num_frames": config.num_frames}
+    settings = {"generator": "msam_hf.data.synthetic", **asdict(config), "num_frames": config.num_frames}
     (output_dir / "synth_config.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")

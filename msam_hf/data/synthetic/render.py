@@ -21,13 +21,13 @@ import av
 import numpy as np
 from PIL import Image
 
-from .synth_scene import TEXTURE_SIZE
-from .synth_scene import WORLD_SIZE
-from .synth_scene import camera_view
-from .synth_scene import entity_poses
-from .synth_scene import present_at
-from .synth_scene import road_bands
-from .synth_scene import water_mask
+from .scene import TEXTURE_SIZE
+from .scene import WORLD_SIZE
+from .scene import camera_view
+from .scene import entity_poses
+from .scene import present_at
+from .scene import road_bands
+from .scene import water_mask
 
 COLOURS = {
     "red": (215, 35, 35),
