@@ -189,6 +189,7 @@ class ClipVideoTextPreTrainedModel(PreTrainedModel):
     """A CLIP backbone (`self.clip`) plus new modules scoring captions against videos. Subclasses set `config_class`
     and initialise their own modules in `_init_weights` before deferring here."""
 
+    output_class: type[ModelOutput]  # what `forward` returns, set by each model
     main_input_name = "input_ids"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
@@ -428,6 +429,82 @@ class ClipVideoTextPreTrainedModel(PreTrainedModel):
         if video_mask is None:
             video_mask = torch.ones(frame_features.shape[:2], dtype=torch.long, device=frame_features.device)
         return MsamVideoOutput(frame_features=frame_features, video_mask=video_mask, patch_embeds=patch_embeds)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        attribute_labels: torch.Tensor | None = None,
+        video_attribute_labels: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        text_context_size: int | None = None,
+        gather_global_batch: bool = False,
+        text_embeds: torch.Tensor | None = None,
+        word_embeds: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
+        patch_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> ModelOutput:
+        r"""
+        Scores every caption against every video and, with `return_loss`, computes the training loss.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(texts, length)`): CLIP token ids (the processor's output).
+            attention_mask (`torch.LongTensor` of shape `(texts, length)`, *optional*): 1 for tokens, 0 for padding.
+            pixel_values_videos (`torch.FloatTensor` of shape `(videos, frames, 3, height, width)`): normalised frames.
+            video_mask (`torch.LongTensor` of shape `(videos, frames)`, *optional*): 1 for frames, 0 for padding.
+            attribute_labels (`torch.Tensor` of shape `(texts, num_attributes)`, *optional*): multi-hot attribute
+                labels of each caption, in `config.attribute_slices` layout, for the auxiliary attribute objective
+                (MSAM with an `attribute_vocabulary`; MCSAN's focal BCE).
+            video_attribute_labels (`torch.Tensor` of shape `(videos, num_attributes)`, *optional*): the video's
+                labels (the union over its captions); defaults to `attribute_labels`.
+            return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
+            text_context_size (`int`, *optional*): MSAM's CIFFP caption set size |J|, every caption of the batch by
+                default, as in training; MCSAN's scores do not depend on it.
+            gather_global_batch (`bool`, *optional*): in a multi-process run, score against the features of every
+                process (with gradients), so logits and the contrastive loss cover the global batch; the losses of
+                single pairs stay per process (means over pairs, averaged across processes with the gradients).
+            text_embeds, word_embeds, frame_features, patch_embeds (*optional*): a frozen backbone's precomputed
+                outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
+                `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
+
+        Returns:
+            The model's `output_class` (`MsamOutput`, `McsanOutput`).
+        """
+        self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
+        text_outputs = self.get_text_features(
+            input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds
+        )
+        video_outputs = self.get_video_features(
+            pixel_values_videos,
+            video_mask,
+            frame_features=frame_features,
+            patch_embeds=patch_embeds,
+            **self._video_feature_options(return_loss),
+        )
+        outputs = self._paired_outputs(
+            text_outputs,
+            video_outputs,
+            return_loss,
+            text_context_size,
+            gather_global_batch,
+            attribute_labels,
+            video_attribute_labels,
+        )
+        return self.output_class(
+            **outputs,
+            logits_per_video=outputs["logits_per_text"].T,
+            text_embeds=text_outputs.text_embeds,
+            video_embeds=video_outputs.video_embeds,
+            text_outputs=text_outputs,
+            video_outputs=video_outputs,
+        )
+
+    def _video_feature_options(self, return_loss: bool | None) -> dict:
+        """Extra `get_video_features` arguments of `forward` (a model whose losses read more than its scores)."""
+        return {}
 
     def _paired_outputs(
         self,

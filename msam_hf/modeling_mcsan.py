@@ -234,6 +234,8 @@ class McsanModel(McsanPreTrainedModel):
     ```
     """
 
+    output_class = McsanOutput
+
     def __init__(self, config: McsanConfig):
         super().__init__(config)
         levels, width = config.levels, config.projection_dim
@@ -407,12 +409,16 @@ class McsanModel(McsanPreTrainedModel):
         text_context_size: int | None = None,
         return_loss: bool = True,
     ) -> dict[str, torch.Tensor | None]:
-        """`logits_per_text` and `level_logits_per_text` of the captions against the videos and, with
-        `return_loss`, for the pairs (caption i with video i) the `contrastive_loss` (fused plus
-        `level_contrastive_weight` × mean per-level InfoNCE) and the `level_contrastive_losses`."""
+        """`logits_per_text` and `level_logits_per_text` of the captions against the videos, the `level_weights` that
+        fuse the levels and, with `return_loss`, for the pairs (caption i with video i) the `contrastive_loss` (fused
+        plus `level_contrastive_weight` × mean per-level InfoNCE) and the `level_contrastive_losses`."""
         logits_per_text = self.similarity(text_features, video_features, text_context_size=text_context_size)
         level_logits = self.level_similarities(text_features, video_features)
-        outputs = {"logits_per_text": logits_per_text, "level_logits_per_text": level_logits}
+        outputs = {
+            "logits_per_text": logits_per_text,
+            "level_logits_per_text": level_logits,
+            "level_weights": self.level_weights(),
+        }
         if return_loss:
             check_paired_logits(logits_per_text)
             outputs["contrastive_loss"], outputs["level_contrastive_losses"] = contrastive_loss(
@@ -467,65 +473,6 @@ class McsanModel(McsanPreTrainedModel):
             kl_temperature=self.config.attribute_kl_temperature,
             kl_distribution=self.config.attribute_kl_distribution,
             kl_symmetric=self.config.attribute_kl_symmetric,
-        )
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        pixel_values_videos: torch.Tensor | None = None,
-        video_mask: torch.Tensor | None = None,
-        attribute_labels: torch.Tensor | None = None,
-        video_attribute_labels: torch.Tensor | None = None,
-        return_loss: bool | None = None,
-        text_context_size: int | None = None,
-        gather_global_batch: bool = False,
-        text_embeds: torch.Tensor | None = None,
-        word_embeds: torch.Tensor | None = None,
-        frame_features: torch.Tensor | None = None,
-        patch_embeds: torch.Tensor | None = None,
-        **kwargs,
-    ) -> McsanOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(texts, length)`): CLIP token ids (the processor's output).
-            attention_mask (`torch.LongTensor` of shape `(texts, length)`, *optional*): 1 for tokens, 0 for padding.
-            pixel_values_videos (`torch.FloatTensor` of shape `(videos, frames, 3, height, width)`): normalised frames.
-            video_mask (`torch.LongTensor` of shape `(videos, frames)`, *optional*): 1 for frames, 0 for padding.
-            attribute_labels (`torch.Tensor` of shape `(texts, num_attributes)`, *optional*): multi-hot attribute
-                labels of each caption (entity, action, relationship vocabularies concatenated); enables the focal
-                BCE when `return_loss=True`.
-            video_attribute_labels (`torch.Tensor` of shape `(videos, num_attributes)`, *optional*): the video's
-                labels (the union over its captions); defaults to `attribute_labels`.
-            return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
-            text_context_size (`int`, *optional*): accepted for MSAM compatibility; scores do not depend on it.
-            gather_global_batch (`bool`, *optional*): in a multi-process run, score against the embeddings of every
-                process (with gradients), so logits and the contrastive losses cover the global batch; the attribute
-                losses stay per process (means over pairs, averaged across processes with the gradients).
-            text_embeds, word_embeds, frame_features, patch_embeds (*optional*): a frozen backbone's precomputed
-                outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
-                `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
-        """
-        self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
-        text_outputs = self.get_text_features(input_ids, attention_mask, text_embeds, word_embeds)
-        video_outputs = self.get_video_features(pixel_values_videos, video_mask, frame_features, patch_embeds)
-        outputs = self._paired_outputs(
-            text_outputs,
-            video_outputs,
-            return_loss,
-            text_context_size,
-            gather_global_batch,
-            attribute_labels,
-            video_attribute_labels,
-        )
-        return McsanOutput(
-            **outputs,
-            logits_per_video=outputs["logits_per_text"].T,
-            level_weights=self.level_weights(),
-            text_embeds=text_outputs.text_embeds,
-            video_embeds=video_outputs.video_embeds,
-            text_outputs=text_outputs,
-            video_outputs=video_outputs,
         )
 
 

@@ -313,6 +313,8 @@ class MsamModel(MsamPreTrainedModel):
     ```
     """
 
+    output_class = MsamOutput
+
     def __init__(self, config: MsamConfig):
         super().__init__(config)
         if config.uses_temporal_module:
@@ -338,6 +340,10 @@ class MsamModel(MsamPreTrainedModel):
     def needs_patch_embeds(self) -> bool:
         """Whether training reads the projected patch tokens (`semantic_tokens="patches"`)."""
         return self.config.semantic_loss and self.config.semantic_tokens == "patches"
+
+    def _video_feature_options(self, return_loss: bool | None) -> dict:
+        # Only the semantic branch's losses read patch tokens: scoring does without them.
+        return {"return_patch_embeds": bool(return_loss) and self.needs_patch_embeds}
 
     def get_text_features(
         self,
@@ -571,71 +577,6 @@ class MsamModel(MsamPreTrainedModel):
             self.predict_attributes(video_features),
             attribute_labels,
             video_attribute_labels,
-        )
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        pixel_values_videos: torch.Tensor | None = None,
-        video_mask: torch.Tensor | None = None,
-        attribute_labels: torch.Tensor | None = None,
-        video_attribute_labels: torch.Tensor | None = None,
-        return_loss: bool | None = None,
-        text_context_size: int | None = None,
-        gather_global_batch: bool = False,
-        text_embeds: torch.Tensor | None = None,
-        word_embeds: torch.Tensor | None = None,
-        frame_features: torch.Tensor | None = None,
-        patch_embeds: torch.Tensor | None = None,
-        **kwargs,
-    ) -> MsamOutput:
-        r"""
-        Args:
-            input_ids (`torch.LongTensor` of shape `(texts, length)`): CLIP token ids (the processor's output).
-            attention_mask (`torch.LongTensor` of shape `(texts, length)`, *optional*): 1 for tokens, 0 for padding.
-            pixel_values_videos (`torch.FloatTensor` of shape `(videos, frames, 3, height, width)`): normalised frames.
-            video_mask (`torch.LongTensor` of shape `(videos, frames)`, *optional*): 1 for frames, 0 for padding.
-            attribute_labels (`torch.Tensor` of shape `(texts, num_attributes)`, *optional*): multi-hot attribute
-                labels of each caption, for the auxiliary objective of a model with an `attribute_vocabulary`.
-            video_attribute_labels (`torch.Tensor` of shape `(videos, num_attributes)`, *optional*): the video's
-                labels (the union over its captions); defaults to `attribute_labels`.
-            return_loss (`bool`, *optional*): compute the training loss; caption i must describe video i.
-            text_context_size (`int`, *optional*): CIFFP's caption set size |J|; defaults to every caption of the
-                batch, as in training.
-            gather_global_batch (`bool`, *optional*): in a multi-process run, score against the features of every
-                process (with gradients), so logits and the contrastive loss cover the global batch.
-            text_embeds, word_embeds, frame_features, patch_embeds (*optional*): a frozen backbone's precomputed
-                outputs (`get_backbone_text_features` / `get_backbone_video_features`, e.g. read from
-                `msam_hf.feature_cache`) instead of `input_ids` and `pixel_values_videos`.
-        """
-        self._check_paired_inputs(input_ids, text_embeds, pixel_values_videos, frame_features)
-        text_outputs = self.get_text_features(
-            input_ids, attention_mask, text_embeds=text_embeds, word_embeds=word_embeds
-        )
-        video_outputs = self.get_video_features(
-            pixel_values_videos,
-            video_mask,
-            return_patch_embeds=bool(return_loss) and self.needs_patch_embeds,
-            frame_features=frame_features,
-            patch_embeds=patch_embeds,
-        )
-        outputs = self._paired_outputs(
-            text_outputs,
-            video_outputs,
-            return_loss,
-            text_context_size,
-            gather_global_batch,
-            attribute_labels,
-            video_attribute_labels,
-        )
-        return MsamOutput(
-            **outputs,
-            logits_per_video=outputs["logits_per_text"].T,
-            text_embeds=text_outputs.text_embeds,
-            video_embeds=video_outputs.video_embeds,
-            text_outputs=text_outputs,
-            video_outputs=video_outputs,
         )
 
 
