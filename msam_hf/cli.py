@@ -7,6 +7,7 @@ import importlib
 import shlex
 import sys
 
+from .commands import train
 from .commands.parsing import DeferredArgumentParser
 from .commands.parsing import dashed_options
 
@@ -15,7 +16,13 @@ COMMAND_GROUPS = [
     ("data", "make, inspect and publish video-caption datasets", ["msam_hf.commands.data"]),
 ]
 # Modules whose `register(subparsers)` adds top-level commands.
-COMMANDS = ["msam_hf.commands.evaluate", "msam_hf.commands.push", "msam_hf.commands.search", "msam_hf.commands.convert"]
+COMMANDS = [
+    "msam_hf.commands.train",
+    "msam_hf.commands.evaluate",
+    "msam_hf.commands.push",
+    "msam_hf.commands.search",
+    "msam_hf.commands.convert",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [train.COMMAND]:  # the training script parses (and documents) its own arguments
+        return train.run_train(argv[1:])
     args = build_parser().parse_args(dashed_options(argv))
     args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:

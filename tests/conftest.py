@@ -29,8 +29,8 @@ MARK_STEP = 8  # gray levels 8 apart survive lossy coding: 32 levels per block (
 
 def accelerate_launch(*arguments, num_processes: int = 2, mixed_precision: str = "no") -> list[str]:
     """The command that runs `arguments` (a script and its arguments, or `-m module ...`) in `num_processes` real CPU
-    processes with `accelerate launch`. `--cpu --num_processes 2` would start one process; `--multi_gpu` with
-    `Accelerator(cpu=True)` in the code starts two (gloo). Port 0: each run picks a free port."""
+    processes with `accelerate launch`. `--cpu --num_processes 2` would start one process; `--multi_gpu` starts two,
+    which join (gloo) because our code passes `cpu=True` when there is no GPU. Port 0: each run picks a free port."""
     return [
         sys.executable,
         "-m",

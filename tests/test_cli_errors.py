@@ -145,3 +145,16 @@ def test_options_take_underscores_as_well_as_dashes(tmp_path, capsys):
         "--",
         "--keep_me",
     ]
+
+
+def test_msam_train_hands_its_arguments_to_the_training_script(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        msam(["train", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert help_text.startswith("usage: msam train") and "--gradient_accumulation_steps" in help_text
+    (tmp_path / "data").mkdir()
+    argv = ["train", "--data_dir", str(tmp_path / "data"), "--output_dir", str(tmp_path / "run"), "--fps", "0"]
+    assert msam(argv) == 2
+    assert capsys.readouterr().err == "msam train: error: --fps must be positive, got 0.0\n"
+    assert not (tmp_path / "run").exists()

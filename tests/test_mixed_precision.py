@@ -130,7 +130,6 @@ def data(tmp_path_factory):
 def test_train_py_under_bf16_mixed_precision_with_gradient_checkpointing(data, tmp_path):
     command = accelerate_launch(
         TRAIN,
-        "--cpu",
         "--data_dir",
         str(data),
         "--output_dir",

@@ -329,7 +329,6 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
     # evaluation on the main process and the saves must all line up across processes.
     command = accelerate_launch(
         TRAIN,
-        "--cpu",
         "--data_dir",
         dataset_dir,
         *FAST,

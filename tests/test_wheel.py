@@ -120,6 +120,17 @@ def test_the_installed_wheel_finds_its_hub_files_and_training_script(wheel, tmp_
     assert hub_cards == target / "msam_hf" / "hub_cards"
     assert (hub_cards / "model_card_template.md").is_file() and (hub_cards / "space" / "app.py").is_file()
     assert train == target / "msam_hf" / "training" / "train.py"
+    # Training needs no checkout: the script runs as a module, and as `msam train`.
+    for module in (["msam_hf.training.train"], ["msam_hf.cli", "train"]):
+        result = subprocess.run(
+            [sys.executable, "-m", *module, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(target)},
+        )
+        assert result.returncode == 0 and "--gradient_accumulation_steps" in result.stdout, result.stderr[-3000:]
 
 
 def test_a_checkout_finds_the_top_level_hub_cards():

@@ -3,7 +3,7 @@
     python training/train.py --data_dir DATA --output_dir runs/msam
     python training/train.py --model mcsan --data_dir DATA --output_dir runs/mcsan      # vocabulary mined from train
     accelerate launch training/train.py --data_dir DATA --output_dir runs/msam      # whatever `accelerate config` says
-    accelerate launch --multi_gpu --num_processes 2 training/train.py --cpu ...     # 2 CPU processes (gloo)
+    accelerate launch --multi_gpu --num_processes 2 training/train.py ...           # 2 processes (gloo without GPUs)
     python training/train.py recipe.yaml --data_dir DATA --output_dir OUT           # YAML defaults, then overrides
 
 Defaults are the paper's recipe (msam.md §7). DATA is any layout `msam_hf.data.load_video_text_dataset` reads
@@ -22,6 +22,7 @@ and the step is the one of the whole batch (gradient caching, see `msam_hf.grad_
 
 import copy
 import json
+import os
 import shutil
 import sys
 import time
@@ -193,7 +194,6 @@ class TrainArguments:
             "help": "accelerate tracker (tensorboard, wandb, ...), 'auto' (tensorboard when installed) or 'none'"
         },
     )
-    cpu: bool = field(default=False, metadata={"help": "force CPU (needed for multi-process CPU runs)"})
     gradient_checkpointing: bool = field(
         default=False,
         metadata={"help": "recompute the CLIP towers' activations in the backward pass: less memory, one more forward"},
@@ -328,9 +328,11 @@ def load_attribute_vocabulary(path: str) -> AttributeVocabulary:
         raise ValueError(f"--attribute_vocab: {error}") from error
 
 
-def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainArguments]:
+def parse_arguments(
+    argv: list[str] | None = None, prog: str | None = None
+) -> tuple[ModelArguments, DataArguments, TrainArguments]:
     """Command-line arguments; a YAML file first gives defaults that later `--name value` arguments override."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainArguments), prog=prog)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")):
         recipe = yaml.safe_load(Path(argv.pop(0)).read_text()) or {}
@@ -355,7 +357,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, train_args: Trai
     previous_run = _previous_run(output_dir, train_args)
     log_with = _tracker(train_args.log_with)
     accelerator = Accelerator(
-        cpu=train_args.cpu,
+        # Several processes and no GPU: without cpu=True they would not join, and train as independent runs
+        # (pitfalls.md). One CPU process on a GPU machine: `accelerate launch --cpu`.
+        cpu=_launched_processes() > 1 and not torch.cuda.is_available(),
         log_with=log_with,
         project_dir=str(output_dir),
         # The shuffling order is a function of (seed, epoch): a resumed run sees the batches an uninterrupted one would.
@@ -686,6 +690,11 @@ def _tracker(log_with: str) -> str | None:
     return log_with
 
 
+def _launched_processes() -> int:
+    """How many processes the launcher (accelerate launch, torchrun) started."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _micro_batch_size(train_args: TrainArguments, num_processes: int) -> int:
     shares = num_processes * train_args.gradient_accumulation_steps
     if train_args.batch_size % shares:
@@ -842,18 +851,18 @@ def _flat_config(*arguments) -> dict:
     return flat
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, prog: str = "train.py") -> int:
     """`main` as a command: an error in what it was given (a bad value, a missing folder or split, an output folder
     holding another run) prints one line and exits with 2; `--debug` shows the traceback."""
     debug = False
     try:
-        arguments = parse_arguments(argv)
+        arguments = parse_arguments(argv, prog)
         debug = arguments[2].debug
         train(*arguments)
     except (ValueError, FileNotFoundError) as error:
         if debug:
             raise
-        print(f"train.py: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     return 0
 
