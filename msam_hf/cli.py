@@ -10,6 +10,7 @@ import sys
 from .commands import train
 from .commands.parsing import DeferredArgumentParser
 from .commands.parsing import dashed_options
+from .progress import transformers_progress_bars
 
 # (group name, help, modules that each expose `register(subparsers)`)
 COMMAND_GROUPS = [
@@ -28,6 +29,9 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = DeferredArgumentParser(prog="msam", description="MSAM / MCSAN drone video-text retrieval.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show transformers' weight loading and saving progress bars"
+    )
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     for name, help_text, module_names in COMMAND_GROUPS:
         group_parser = groups.add_parser(name, help=help_text)
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(dashed_options(argv))
     args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:
-        return args.func(args) or 0
+        with transformers_progress_bars(args.verbose):
+            return args.func(args) or 0
     # bad input (VideoDecodeError and a missing split are ValueErrors): one line, no traceback
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         message = _input_error_message(error)

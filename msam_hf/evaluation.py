@@ -626,26 +626,14 @@ def load_model_and_processor(
 ) -> tuple[MsamModel | McsanModel, Any]:
     """An MSAM or MCSAN model folder (or Hub id) written by `save_pretrained`, or a LoRA adapter folder merged onto
     its base (`base_model`, by default the one the adapter records), with its processor: the one saved with the
-    model, else the one saved with the adapter's base, else the packaged default. Read without transformers'
-    "Loading weights" bar: the commands that load a model show their own progress."""
-    from transformers.utils import logging as transformers_logging
-
-    bars_were_on = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        return _read_model_and_processor(Path(path), base_model)
-    finally:
-        if bars_were_on:
-            transformers_logging.enable_progress_bar()
-
-
-def _read_model_and_processor(path: Path, base_model: str | Path | None) -> tuple[MsamModel | McsanModel, Any]:
+    model, else the one saved with the adapter's base, else the packaged default."""
     from transformers import AutoConfig
 
     from .lora import load_lora
     from .processing_msam import MsamProcessor
     from .processors import default_processor
 
+    path = Path(path)
     if (path / "adapter_config.json").is_file():
         model = load_lora(path, base_model=base_model).merge_and_unload()
     else:

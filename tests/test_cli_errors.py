@@ -70,8 +70,11 @@ def test_a_repo_id_is_left_to_the_hub(tmp_path):
     [
         (["evaluate", "{tmp}", "{tmp}", "--fps", "0"], "--fps"),
         (["index", "{tmp}", "--model", "{tmp}", "--out", "{tmp}/index", "--fps", "-1"], "--fps"),
-        (["evaluate", "{tmp}", "{tmp}", "--batch-size", "0"], "--batch-size"),
-        (["index", "{tmp}", "--model", "{tmp}", "--out", "{tmp}/index", "--batch-size", "0"], "--batch-size"),
+        (["evaluate", "{tmp}", "{tmp}", "--encode-batch-size", "0"], "--encode-batch-size"),
+        (
+            ["index", "{tmp}", "--model", "{tmp}", "--out", "{tmp}/index", "--encode-batch-size", "0"],
+            "--encode-batch-size",
+        ),
         (["search", "{tmp}", "a car", "-k", "0"], "-k/--top-k"),
         (["search", "{tmp}", "a car", "-k", "-3"], "-k/--top-k"),
         (["search", "{tmp}", "a car", "--top-k", "two"], "-k/--top-k"),
@@ -136,8 +139,8 @@ def test_evaluate_names_an_undecodable_video_in_one_line(workers, tmp_path, mode
 def test_options_take_underscores_as_well_as_dashes(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     # an underscore spelling reaches the option (refused for its value, not as an unknown argument)
-    err = refused(["evaluate", str(tmp_path / "data"), str(tmp_path / "data"), "--batch_size=0"], capsys)
-    assert "argument --batch-size: must be at least 1" in err
+    err = refused(["evaluate", str(tmp_path / "data"), str(tmp_path / "data"), "--encode_batch_size=0"], capsys)
+    assert "argument --encode-batch-size: must be at least 1" in err
     assert dashed_options(["--num_videos", "20", "--out=a_b", "--", "--keep_me"]) == [
         "--num-videos",
         "20",
@@ -158,3 +161,11 @@ def test_msam_train_hands_its_arguments_to_the_training_script(tmp_path, capsys)
     assert msam(argv) == 2
     assert capsys.readouterr().err == "msam train: error: --fps must be positive, got 0.0\n"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_weight_loading_bars_show_only_with_verbose(verbose, tmp_path, model_dir, make_videofolder, capsys):
+    data = make_videofolder({"clip": ["a car"]}, splits={"clip": "test"})
+    argv = ["evaluate", str(model_dir), str(data), "--num-workers", "0", "--output-dir", str(tmp_path / "eval")]
+    assert msam(["--verbose", *argv] if verbose else argv) == 0
+    assert ("Loading weights" in capsys.readouterr().err) == verbose

@@ -253,7 +253,7 @@ def test_two_processes_index_like_one(tmp_path, built, video_dir, model_dir):
         tmp_path / "index",
         "--shard-size",
         "4",
-        "--batch-size",
+        "--encode-batch-size",
         "3",
         "--num-workers",
         "0",

@@ -63,9 +63,15 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(dataset_dir, tmp_p
         "--checkpointing_steps",
         "1",
         "--checkpoints_total_limit",
-        "10",
+        "3",
     ]
     run_training(*arguments, "--output_dir", tmp_path / "straight")
+    # accelerate's rotation keeps the newest three, named by step.
+    kept = sorted(int(path.name.split("_")[1]) for path in (tmp_path / "straight" / "checkpoints").iterdir())
+    last = json.loads(
+        (tmp_path / "straight" / "checkpoints" / f"checkpoint_{kept[-1]}" / "train_state.json").read_text()
+    )
+    assert last["step"] >= 4 and kept == [last["step"] - 2, last["step"] - 1, last["step"]]
 
     interrupted = tmp_path / "interrupted"
     process = subprocess.Popen(
@@ -74,7 +80,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(dataset_dir, tmp_p
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
     )
-    first_checkpoint = interrupted / "checkpoints" / "step-1" / "train_state.json"
+    first_checkpoint = interrupted / "checkpoints" / "checkpoint_1" / "train_state.json"
     deadline = time.monotonic() + 300
     while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -135,10 +141,10 @@ def test_nan_loss_stops_the_run_naming_step_videos_and_parts(dataset_dir, tmp_pa
     message = errors[-1]
     assert message.startswith("FloatingPointError: non-finite loss at step 1 (epoch 0)")
     assert "distribution_loss=nan" in message and "synth_" in message  # the loss part and the batch's video ids
-    assert "step-1" in message
-    good = tmp_path / "checkpoints" / "step-1"
+    assert "checkpoint_1" in message
+    good = tmp_path / "checkpoints" / "checkpoint_1"
     assert (good / "train_state.json").is_file() and json.loads((good / "train_state.json").read_text())["step"] == 1
-    assert not (tmp_path / "checkpoints" / "step-2").exists()
+    assert not (tmp_path / "checkpoints" / "checkpoint_2").exists()
 
 
 def test_undecodable_training_video_is_skipped_and_counted(dataset_dir, tmp_path):
@@ -163,6 +169,7 @@ def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
     ) in result.stdout
     assert "best model (epoch 0, validation R@1 " in result.stdout
     assert f"last model in {tmp_path / 'final'}" in result.stdout
+    assert "Writing model shards" not in result.stderr  # transformers' bars only with --verbose
     results = json.loads((tmp_path / "best" / "eval_results.json").read_text())
     assert results["split"] == "validation" and results["primary"] == "|J|=32"
     assert set(results["metrics"]) == {"|J|=32", "|J|=1"}
@@ -301,7 +308,7 @@ def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(dataset
     arguments = ["--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false"]
     run_training(*arguments, "--output_dir", tmp_path)
     first_run = sorted((tmp_path / "checkpoints").iterdir())
-    stale = tmp_path / "checkpoints" / "step-99"  # a checkpoint only the first run has
+    stale = tmp_path / "checkpoints" / "checkpoint_99"  # a checkpoint only the first run has
     shutil.copytree(first_run[-1], stale)
     refused = run_training(*arguments, "--output_dir", tmp_path, check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
@@ -342,7 +349,7 @@ def test_two_process_run_with_accumulation_trains_and_saves(dataset_dir, tmp_pat
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-5000:]
     assert "epoch 0: validation text-to-video R@1" in result.stdout
-    assert json.loads((tmp_path / "checkpoints" / "step-3" / "train_state.json").read_text())["step"] == 3
+    assert json.loads((tmp_path / "checkpoints" / "checkpoint_3" / "train_state.json").read_text())["step"] == 3
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path).values())
     recorded = json.loads((tmp_path / "final" / "training_args.json").read_text())
     assert (recorded["num_processes"], recorded["gradient_accumulation_steps"]) == (2, 2)

@@ -22,6 +22,7 @@ and the step is the one of the whole batch (gradient caching, see `msam_hf.grad_
 
 import copy
 import json
+import logging
 import os
 import shutil
 import sys
@@ -40,6 +41,7 @@ from accelerate.logging import get_logger
 from accelerate.tracking import get_available_trackers
 from accelerate.utils import DataLoaderConfiguration
 from accelerate.utils import LoggerType
+from accelerate.utils import ProjectConfiguration
 from accelerate.utils import broadcast_object_list
 from accelerate.utils import is_tensorboard_available
 from accelerate.utils import set_seed
@@ -73,8 +75,14 @@ from msam_hf.feature_cache import retrieval_features
 from msam_hf.grad_cache import MODEL_INPUTS
 from msam_hf.grad_cache import accumulated_contrastive_step
 from msam_hf.optimization import build_optimizer_and_scheduler
+from msam_hf.progress import transformers_progress_bars
 
 logger = get_logger(__name__)
+# accelerate warns at each rotation of the checkpoints ("Deleting 1 checkpoints to make room ..."): here it is the
+# --checkpoints_total_limit that was asked for, not a warning.
+logging.getLogger("accelerate.accelerator").addFilter(
+    lambda record: "to make room for new checkpoint" not in record.getMessage()
+)
 STEP_SEED_STRIDE = 100_003  # more than any number of processes: (step, process) seeds never collide
 LOSS_PARTS = ("loss", "contrastive_loss", "distribution_loss", "diversity_loss", "attribute_loss", "kl_loss")
 LABEL_INPUTS = ("attribute_labels", "video_attribute_labels")
@@ -183,6 +191,7 @@ class TrainArguments:
     checkpointing_steps: int | None = field(default=None, metadata={"help": "also save state every N steps"})
     checkpoints_total_limit: int | None = field(default=3, metadata={"help": "keep only the newest N checkpoints"})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint folder or 'latest'"})
+    verbose: bool = field(default=False, metadata={"help": "also show transformers' weight loading and saving bars"})
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "replace a previous run in --output_dir (its checkpoints and best and final models)"},
@@ -351,6 +360,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
+    """Train as the arguments say; returns the validation history and the final training state. Transformers' weight
+    loading and saving bars show only with `--verbose`."""
+    with transformers_progress_bars(train_args.verbose):
+        return _train(model_args, data_args, train_args)
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, train_args: TrainArguments) -> dict:
     _check_model_options(model_args)  # before the data is read and a vocabulary mined
     _check_values(model_args, data_args, train_args)
     output_dir = Path(train_args.output_dir)
@@ -361,7 +377,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, train_args: Trai
         # (pitfalls.md). One CPU process on a GPU machine: `accelerate launch --cpu`.
         cpu=_launched_processes() > 1 and not torch.cuda.is_available(),
         log_with=log_with,
-        project_dir=str(output_dir),
+        # accelerate names the checkpoints (checkpoints/checkpoint_<step>, see _save_checkpoint) and keeps the newest
+        # total_limit, deleting the oldest before it writes the next.
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir),
+            automatic_checkpoint_naming=True,
+            total_limit=train_args.checkpoints_total_limit,
+        ),
         # The shuffling order is a function of (seed, epoch): a resumed run sees the batches an uninterrupted one would.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
@@ -489,6 +511,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, train_args: Trai
         disable=not accelerator.is_local_main_process,
     )
     history = []
+    saved_step = state["step"]  # the step of the newest checkpoint: a step is saved once
     for epoch in range(start_epoch, train_args.num_epochs):
         if state["step"] >= total_steps:
             break
@@ -549,11 +572,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, train_args: Trai
             if log_with:
                 accelerator.log(logs, step=state["step"])
             if train_args.checkpointing_steps and state["step"] % train_args.checkpointing_steps == 0:
-                _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+                saved_step = _save_checkpoint(accelerator, output_dir, state)
             if state["step"] >= total_steps:
                 break
             step_started = time.perf_counter()
-        _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+        if saved_step != state["step"]:
+            saved_step = _save_checkpoint(accelerator, output_dir, state)
         if train_args.eval_every_epoch:
             results = _evaluate(
                 accelerator, model, processor, dataset, data_args, vocabulary, cached_splits.get(data_args.eval_split)
@@ -577,7 +601,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, train_args: Trai
                     vocabulary,
                 )
             # Record the best in the epoch's checkpoint too, so a resumed run compares against it.
-            _save_checkpoint(accelerator, output_dir, state, train_args.checkpoints_total_limit)
+            _save_checkpoint(accelerator, output_dir, state, state_only=True)
     progress.close()
     _save_model(
         accelerator,
@@ -809,21 +833,29 @@ def _training_args(arguments: tuple, num_processes: int) -> dict:
     }
 
 
-def _save_checkpoint(accelerator, output_dir: Path, state: dict, total_limit: int | None) -> None:
-    folder = output_dir / "checkpoints" / f"step-{state['step']}"
-    accelerator.save_state(str(folder))
+def _save_checkpoint(accelerator, output_dir: Path, state: dict, state_only: bool = False) -> int:
+    """Save the training state as `checkpoints/checkpoint_<step>` (accelerate's automatic naming, numbered by step)
+    and then `train_state.json`, which marks it complete. `state_only`: rewrite only `train_state.json` of this
+    step's checkpoint (the weights have not changed since). Returns the step."""
+    folder = output_dir / "checkpoints" / f"checkpoint_{state['step']}"
+    if not state_only:
+        if accelerator.is_main_process and folder.exists():
+            shutil.rmtree(folder)  # what a killed run left half-written (a resumed run saves this step again)
+        accelerator.wait_for_everyone()
+        accelerator.project_configuration.iteration = state["step"]
+        accelerator.save_state()
     if accelerator.is_main_process:
         (folder / "train_state.json").write_text(json.dumps(state, indent=2) + "\n")
-        if total_limit:
-            for old in _checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old)
     accelerator.wait_for_everyone()
+    return state["step"]
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:
     """Complete checkpoints (their train_state.json is written last), oldest first."""
-    folders = [path for path in (output_dir / "checkpoints").glob("step-*") if (path / "train_state.json").is_file()]
-    return sorted(folders, key=lambda path: int(path.name.split("-")[-1]))
+    folders = [
+        path for path in (output_dir / "checkpoints").glob("checkpoint_*") if (path / "train_state.json").is_file()
+    ]
+    return sorted(folders, key=lambda path: int(path.name.split("_")[-1]))
 
 
 def _find_checkpoint(output_dir: Path, resume: str | None) -> Path | None:

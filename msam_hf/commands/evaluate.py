@@ -45,7 +45,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         choices=("pessimistic", "optimistic", "mean"),
         help="rank of a true item that ties with others (see msam_hf.metrics)",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="videos per encoding batch")
+    parser.add_argument(
+        "--encode-batch-size", type=positive_int, default=16, help="videos per encoding batch (not a training batch)"
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes")
     parser.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second")
     parser.add_argument(
@@ -96,7 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.split,
         text_context_size=args.text_context_size,
         ties=args.ties,
-        batch_size=args.batch_size,
+        batch_size=args.encode_batch_size,
         num_workers=args.num_workers,
         fps=args.fps,
         frame_cache_dir=args.frame_cache_dir,

@@ -47,7 +47,9 @@ def _index_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="INDEX", help="index folder (created, or updated in place)")
     parser.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second (default 1)")
-    parser.add_argument("--batch-size", type=positive_int, default=16, help="videos per encoding batch")
+    parser.add_argument(
+        "--encode-batch-size", type=positive_int, default=16, help="videos per encoding batch (not a training batch)"
+    )
     parser.add_argument("--num-workers", type=int, default=2, help="decoding worker processes per process")
     parser.add_argument(
         "--shard-size",
@@ -93,7 +95,7 @@ def run_index(args: argparse.Namespace) -> int:
         processor,
         fps=args.fps,
         shard_size=args.shard_size,
-        batch_size=args.batch_size,
+        batch_size=args.encode_batch_size,
         num_workers=args.num_workers,
         progress=not args.no_progress and state.is_main_process,
     )
