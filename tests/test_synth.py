@@ -21,6 +21,7 @@ from msam_hf.data.synthetic.baselines import ridge_fit
 from msam_hf.data.synthetic.baselines import ridge_predict
 from msam_hf.data.synthetic.baselines import run_baselines
 from msam_hf.data.synthetic.captions import scene_attributes
+from msam_hf.data.synthetic.generator import _plan
 from msam_hf.data.synthetic.render import render_frames
 from msam_hf.data.synthetic.scene import sample_scene
 from msam_hf.video_io import read_frames
@@ -193,7 +194,8 @@ def test_listing_captions_name_every_object_with_its_colour(tmp_path):
             {"videos_per_site": 1, "hard_negative_fraction": 0.1},
             "lower hard_negative_fraction or raise videos_per_site",
         ),
-        ({"num_videos": 20, "videos_per_site": 10}, "the validation split gets no video"),
+        ({"num_videos": 20, "videos_per_site": 10}, "with videos_per_site=10, num_videos must be at least 21, got 20"),
+        ({"num_videos": 4}, "with videos_per_site=2, num_videos must be at least 5, got 4"),
         ({"object_scale": 0}, "object_scale must be positive"),
         ({"caption_style": "poetry"}, "caption_style must be one of"),
     ],
@@ -326,3 +328,10 @@ def test_rendering_chosen_frames_gives_the_pixels_of_the_whole_video():
         assert len(chosen) == 3
         for index, frame in zip([0, 5, 15], chosen):
             np.testing.assert_array_equal(frame, every[index])
+
+
+@pytest.mark.parametrize("num_videos", [5, 7, 10, 11, 13, 19])
+def test_few_videos_still_fill_every_split(num_videos):
+    # Sites are dealt whole to splits: with few sites the split that rounding or dealing would leave empty takes one.
+    splits = [job["split"] for job in _plan(SynthConfig(num_videos=num_videos, duration=1.0))]
+    assert len(splits) == num_videos and set(splits) == {"train", "validation", "test"}

@@ -31,7 +31,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data", type=dataset_path, metavar="DATA", help="dataset folder in any layout msam_hf.data reads"
     )
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="split to evaluate (default: test). Splits are train, validation and test (also read: val, dev, ...): "
+        "CLIP4Clip's train_list.txt / val_list.txt / test_list.txt, a video folder's `split` column or train/ "
+        "validation/ test/ subfolders (else everything is train), MSR-VTT's annotation",
+    )
     parser.add_argument(
         "--text-context-size",
         type=positive_int,

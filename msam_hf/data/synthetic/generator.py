@@ -277,22 +277,7 @@ def _plan(config: SynthConfig) -> list[dict]:
             if pairs_left and 2 * (pairs_in_site[index] + 1) <= len(site):
                 pairs_in_site[index] += 1
                 pairs_left -= 1
-    targets = np.array([round(fraction * config.num_videos) for fraction in config.split_fractions[:2]] + [0])
-    targets[2] = config.num_videos - targets[:2].sum()
-    filled = np.zeros(3, dtype=int)
-    split_of_site = {}
-    rng = np.random.default_rng([config.seed, _SPLIT])
-    for site_index in sorted(rng.permutation(len(sites)).tolist(), key=lambda i: len(sites[i]), reverse=True):
-        split = int(np.argmax(targets - filled))
-        filled[split] += len(sites[site_index])
-        split_of_site[site_index] = SPLITS[split]
-    for split, target, count in zip(SPLITS, targets, filled):
-        if target > 0 and count == 0:
-            raise ValueError(
-                f"the {split} split gets no video: {len(sites)} sites of up to {config.videos_per_site} "
-                f"videos cannot be dealt to splits {config.split_fractions}; lower videos_per_site or "
-                "raise num_videos"
-            )
+    split_of_site = _deal_sites(sites, config)
     jobs = []
     for site_index, site in enumerate(sites):
         for position, index in enumerate(site):
@@ -308,6 +293,43 @@ def _plan(config: SynthConfig) -> list[dict]:
                 }
             )
     return jobs
+
+
+def _deal_sites(sites: list[list[int]], config: SynthConfig) -> dict[int, str]:
+    """The split of each site. A split with a non-zero fraction wants at least one video. The biggest sites go
+    first, each to the split furthest below its target; when that leaves a split that wants videos without any (few
+    sites), each such split first takes one of the smallest sites."""
+    targets = np.array([round(fraction * config.num_videos) for fraction in config.split_fractions[:2]] + [0])
+    targets[2] = config.num_videos - targets[:2].sum()
+    needed = [split for split, fraction in enumerate(config.split_fractions) if fraction > 0]
+    for split in needed:
+        if targets[split] < 1:  # rounded away: taken from the biggest split
+            targets[np.argmax(targets)] -= 1 - targets[split]
+            targets[split] = 1
+    if len(sites) < len(needed):
+        size = config.videos_per_site
+        raise ValueError(
+            f"{len(needed)} splits need {len(needed)} sites (a site lies in one split): with videos_per_site={size}, "
+            f"num_videos must be at least {(len(needed) - 1) * size + 1}, got {config.num_videos}; raise num_videos "
+            "or lower videos_per_site"
+        )
+    rng = np.random.default_rng([config.seed, _SPLIT])
+    order = sorted(rng.permutation(len(sites)).tolist(), key=lambda index: len(sites[index]), reverse=True)
+
+    def deal(reserved: dict[int, int]) -> dict[int, int]:
+        split_of, filled = dict(reserved), np.zeros(3, dtype=int)
+        for site_index, split in reserved.items():
+            filled[split] += len(sites[site_index])
+        for site_index in order:
+            if site_index not in split_of:
+                split_of[site_index] = int(np.argmax(targets - filled))
+                filled[split_of[site_index]] += len(sites[site_index])
+        return split_of
+
+    split_of = deal({})
+    if any(split not in split_of.values() for split in needed):
+        split_of = deal(dict(zip(reversed(order), sorted(needed, key=lambda split: targets[split]))))
+    return {site_index: SPLITS[split] for site_index, split in split_of.items()}
 
 
 def _render_job(job: dict, config: SynthConfig, video_dir: Path) -> dict:
