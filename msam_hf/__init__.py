@@ -6,10 +6,10 @@ first used (`from msam_hf import MsamModel`), as transformers' own `_LazyModule`
 in-package): `_registration` registers them when transformers' auto modules and pipelines are imported and looked up.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
 from . import _registration
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,7 +26,6 @@ _IMPORT_STRUCTURE = {
     "search": ["SearchHit", "VideoIndex"],
     "video_processing_msam": ["MsamVideoProcessor"],
 }
-_NAME_TO_MODULE = {name: module for module, names in _IMPORT_STRUCTURE.items() for name in names}
 
 # every name of _IMPORT_STRUCTURE (tests/test_import.py checks)
 __all__ = [
@@ -56,22 +55,7 @@ __all__ = [
 ]
 
 _registration.install()
-
-
-def __getattr__(name: str):
-    if name in _NAME_TO_MODULE:
-        value = getattr(importlib.import_module(f".{_NAME_TO_MODULE[name]}", __name__), name)
-    elif name in _IMPORT_STRUCTURE:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_IMPORT_STRUCTURE))
-
+__getattr__, __dir__ = lazy_exports(__name__, _IMPORT_STRUCTURE)
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
     from .configuration_mcsan import McsanConfig

@@ -46,10 +46,11 @@ def test_import_msam_hf_imports_neither_torch_nor_transformers():
 
 
 def test_every_public_name_is_importable():
-    assert set(msam_hf.__all__) == set(msam_hf._NAME_TO_MODULE)
+    name_to_module = {name: module for module, names in msam_hf._IMPORT_STRUCTURE.items() for name in names}
+    assert set(msam_hf.__all__) == set(name_to_module)
     for name in msam_hf.__all__:
         value = getattr(msam_hf, name)
-        assert getattr(value, "__module__", f"msam_hf.{msam_hf._NAME_TO_MODULE[name]}").startswith("msam_hf."), name
+        assert getattr(value, "__module__", f"msam_hf.{name_to_module[name]}").startswith("msam_hf."), name
     assert set(msam_hf.__all__) <= set(dir(msam_hf))
     with pytest.raises(AttributeError):
         msam_hf.NoSuchName  # noqa: B018
@@ -154,3 +155,27 @@ def test_registrations_in_this_process():
         _, task, _ = PIPELINE_REGISTRY.check_task("video-text-retrieval")
         assert task["impl"] is msam_hf.MsamVideoTextRetrievalPipeline
         register_auto_classes()
+
+
+@pytest.mark.parametrize(
+    "command", [["--help"], *([name, "--help"] for name in ("index", "search", "evaluate", "convert"))]
+)
+def test_command_help_imports_no_torch(command):
+    outputs = run_fresh(
+        f"""
+        import contextlib, io, json, sys
+        from msam_hf.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as help_text, contextlib.suppress(SystemExit):
+            main({command!r})
+        print(json.dumps({{"usage": help_text.getvalue()[:6], "torch": "torch" in sys.modules}}))
+        """
+    )
+    assert outputs == {"usage": "usage:", "torch": False}
+
+
+def test_the_search_package_exports_its_structure_lazily():
+    import msam_hf.search as search
+
+    assert set(search.__all__) == {name for names in search._IMPORT_STRUCTURE.values() for name in names}
+    for name in search.__all__:
+        getattr(search, name)

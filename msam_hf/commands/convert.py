@@ -8,6 +8,7 @@ import sys
 
 from .parsing import defer
 from .parsing import existing_path
+from .parsing import module_summary
 from .parsing import positive_int
 
 
@@ -21,9 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    from .. import convert
-
-    parser.description = convert.__doc__.split("\n\n")[0]
+    parser.description = module_summary("msam_hf.convert")
     parser.add_argument(
         "checkpoint",
         type=existing_path,

@@ -7,6 +7,7 @@ import argparse
 from .parsing import dataset_path
 from .parsing import defer
 from .parsing import model_path
+from .parsing import module_summary
 from .parsing import positive_float
 from .parsing import positive_int
 
@@ -22,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    from .. import evaluation
-
-    parser.description = evaluation.__doc__.split("\n\n")[0]
+    parser.description = module_summary("msam_hf.evaluation")
     parser.add_argument(
         "models", nargs="+", type=model_path, metavar="MODEL", help="model folder(s) (save_pretrained or LoRA adapter)"
     )

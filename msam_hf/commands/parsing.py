@@ -9,8 +9,11 @@ argparse.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 
 class DeferredArgumentParser(argparse.ArgumentParser):
@@ -48,6 +51,13 @@ def defer(parser: argparse.ArgumentParser, fill: Callable[[argparse.ArgumentPars
         parser._deferred.append(fill)
     else:
         fill(parser)
+
+
+def module_summary(module: str) -> str:
+    """The first paragraph of `module`'s docstring, read from its source: a command's description without importing
+    the library behind it."""
+    origin = importlib.util.find_spec(module).origin
+    return ast.get_docstring(ast.parse(Path(origin).read_text(encoding="utf-8"))).split("\n\n")[0]
 
 
 # ----------------------------------------------------------------------------- argument types

@@ -30,33 +30,41 @@ attended to. benchmarks/bench_search.py measures how often the two stages return
 the whole collection.
 
 The code: `storage` (shard files, memory maps, hashes), `stage1` (key vectors, FAISS settings), `index`
-(`VideoIndex`: indexing, stage 2, timestamps); the commands are in `msam_hf.commands.search`.
+(`VideoIndex`: indexing, stage 2, timestamps); the commands are in `msam_hf.commands.search`. The names below are
+imported from them on first use, so that `msam index --help` imports neither torch nor FAISS.
 """
 
-from .index import DEFAULT_CANDIDATES
-from .index import IDENTITY_FIELDS
-from .index import TIMESTAMP_MIN_ATTENTION
-from .index import IndexReport
-from .index import ModelMismatchError
-from .index import SearchHit
-from .index import VideoIndex
-from .index import list_video_files
-from .index import model_fingerprint
-from .stage1 import EXACT_SEARCH_MAX_VIDEOS
-from .stage1 import KEY_VECTOR_BATCH
-from .stage1 import KEY_VECTORS_PER_VIDEO
-from .stage1 import KMEANS_STEPS
-from .stage1 import STAGE1_FACTORY
-from .stage1 import STAGE1_K_FACTOR
-from .stage1 import STAGE1_TRAINING_VECTORS
-from .stage1 import faiss  # None without the `search` extra
-from .stage1 import key_vectors
-from .stage1 import stage1_parameters
-from .storage import DEFAULT_SHARD_SIZE
-from .storage import FEATURE_NAMES
-from .storage import FORMAT_VERSION
-from .storage import VIDEO_SCHEMA
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
+
+# submodule -> the public names it defines
+_IMPORT_STRUCTURE = {
+    "index": [
+        "IDENTITY_FIELDS",
+        "TIMESTAMP_MIN_ATTENTION",
+        "IndexReport",
+        "ModelMismatchError",
+        "SearchHit",
+        "VideoIndex",
+        "list_video_files",
+        "model_fingerprint",
+    ],
+    "stage1": [
+        "EXACT_SEARCH_MAX_VIDEOS",
+        "KEY_VECTOR_BATCH",
+        "KEY_VECTORS_PER_VIDEO",
+        "KMEANS_STEPS",
+        "STAGE1_FACTORY",
+        "STAGE1_K_FACTOR",
+        "STAGE1_TRAINING_VECTORS",
+        "faiss",  # None without the `search` extra
+        "key_vectors",
+        "stage1_parameters",
+    ],
+    "storage": ["DEFAULT_CANDIDATES", "DEFAULT_SHARD_SIZE", "FEATURE_NAMES", "FORMAT_VERSION", "VIDEO_SCHEMA"],
+}
+# every name of _IMPORT_STRUCTURE (tests/test_import.py checks)
 __all__ = [
     "DEFAULT_CANDIDATES",
     "DEFAULT_SHARD_SIZE",
@@ -64,17 +72,17 @@ __all__ = [
     "FEATURE_NAMES",
     "FORMAT_VERSION",
     "IDENTITY_FIELDS",
+    "IndexReport",
     "KEY_VECTORS_PER_VIDEO",
     "KEY_VECTOR_BATCH",
     "KMEANS_STEPS",
+    "ModelMismatchError",
     "STAGE1_FACTORY",
     "STAGE1_K_FACTOR",
     "STAGE1_TRAINING_VECTORS",
+    "SearchHit",
     "TIMESTAMP_MIN_ATTENTION",
     "VIDEO_SCHEMA",
-    "IndexReport",
-    "ModelMismatchError",
-    "SearchHit",
     "VideoIndex",
     "faiss",
     "key_vectors",
@@ -82,3 +90,29 @@ __all__ = [
     "model_fingerprint",
     "stage1_parameters",
 ]
+__getattr__, __dir__ = lazy_exports(__name__, _IMPORT_STRUCTURE)
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .index import IDENTITY_FIELDS
+    from .index import TIMESTAMP_MIN_ATTENTION
+    from .index import IndexReport
+    from .index import ModelMismatchError
+    from .index import SearchHit
+    from .index import VideoIndex
+    from .index import list_video_files
+    from .index import model_fingerprint
+    from .stage1 import EXACT_SEARCH_MAX_VIDEOS
+    from .stage1 import KEY_VECTOR_BATCH
+    from .stage1 import KEY_VECTORS_PER_VIDEO
+    from .stage1 import KMEANS_STEPS
+    from .stage1 import STAGE1_FACTORY
+    from .stage1 import STAGE1_K_FACTOR
+    from .stage1 import STAGE1_TRAINING_VECTORS
+    from .stage1 import faiss
+    from .stage1 import key_vectors
+    from .stage1 import stage1_parameters
+    from .storage import DEFAULT_CANDIDATES
+    from .storage import DEFAULT_SHARD_SIZE
+    from .storage import FEATURE_NAMES
+    from .storage import FORMAT_VERSION
+    from .storage import VIDEO_SCHEMA

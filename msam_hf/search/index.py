@@ -38,6 +38,7 @@ from .stage1 import faiss
 from .stage1 import faiss_threads
 from .stage1 import key_vectors
 from .stage1 import stage1_parameters
+from .storage import DEFAULT_CANDIDATES
 from .storage import DEFAULT_SHARD_SIZE
 from .storage import FEATURE_NAMES
 from .storage import FORMAT_VERSION
@@ -52,8 +53,6 @@ from .storage import write_shard
 
 logger = logging.getLogger(__name__)
 
-# R, the candidates stage 2 re-ranks; benchmarks/bench_search.py measures recall@10 against it.
-DEFAULT_CANDIDATES = 500
 # A hit lists the frames holding at least this share of the head's attention (the best frame always).
 TIMESTAMP_MIN_ATTENTION = 0.1
 # Fields of a model fingerprint that must match for features to mix; the others only say where the model came from.

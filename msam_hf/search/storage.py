@@ -14,7 +14,10 @@ import pyarrow as pa
 from safetensors.numpy import save_file
 
 FORMAT_VERSION = 1
+# What a new index records in index.json unless told otherwise: videos per feature shard, and R, the candidates
+# stage 2 re-ranks (benchmarks/bench_search.py measures recall@10 against it).
 DEFAULT_SHARD_SIZE = 1024
+DEFAULT_CANDIDATES = 500
 # Config and processor keys that record provenance or the loading dtype, not what the model computes.
 _PROVENANCE_KEYS = {
     "transformers_version",
