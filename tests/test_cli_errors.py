@@ -1,5 +1,6 @@
 """`msam` refuses bad input with one line naming the path or flag (exit 2, no traceback unless --debug)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def refused(argv: list[str], capsys) -> str:
         ["data", "stats", "./nope"],
         ["data", "to-hub", "{tmp}/nope", "{tmp}/out"],
         ["index", "{data}", "--model", "../nope", "--out", "{tmp}/index"],
+        ["index", "{tmp}/nope", "--model", "{data}", "--out", "{tmp}/index"],
         ["search", "{tmp}/nope", "a car"],
         ["convert", "{tmp}/nope.bin", "{tmp}/out"],
     ],
@@ -58,6 +60,7 @@ def test_a_missing_local_path_is_named_not_looked_up_on_the_hub(argv, tmp_path, 
     err = refused(argv, capsys)
     assert f"{missing} does not exist" in err
     assert f"msam {argv[0]}" in err.splitlines()[0]  # the sub-command's usage
+    assert not (tmp_path / "index").exists() and not (tmp_path / "out").exists()  # nothing half-written
 
 
 def test_a_repo_id_is_left_to_the_hub(tmp_path):
@@ -169,3 +172,17 @@ def test_weight_loading_bars_show_only_with_verbose(verbose, tmp_path, model_dir
     argv = ["evaluate", str(model_dir), str(data), "--num-workers", "0", "--output-dir", str(tmp_path / "eval")]
     assert msam(["--verbose", *argv] if verbose else argv) == 0
     assert ("Loading weights" in capsys.readouterr().err) == verbose
+
+
+def test_search_names_a_model_folder_that_moved_after_indexing(tmp_path, model_dir, make_videofolder, capsys):
+    videos = make_videofolder({"clip": ["a car"]})
+    model = shutil.copytree(model_dir, tmp_path / "model")
+    index = tmp_path / "index"
+    assert msam(["index", str(videos), "--model", str(model), "--out", str(index), "--num-workers", "0"]) == 0
+    model.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert msam(["search", str(index), "a car"]) == 2
+    err = capsys.readouterr().err
+    assert f"built with the model folder {model}, which no longer exists" in err and "--model NEW_PATH" in err
+    assert msam(["search", str(index), "a car", "--model", str(tmp_path / "moved")]) == 0
+    assert "clip.mp4" in capsys.readouterr().out

@@ -304,6 +304,15 @@ def test_a_tracker_that_is_not_installed_is_refused_before_anything_is_written(d
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="needs tensorboard not installed")
+def test_log_with_auto_says_that_it_logs_nowhere_without_tensorboard(dataset_dir, tmp_path):
+    arguments = [*FAST, "--log_with", "auto", "--max_steps", "1", "--eval_every_epoch", "false"]
+    result = run_training("--data_dir", dataset_dir, *arguments, "--output_dir", tmp_path)
+    assert "logging to none (--log_with auto: tensorboard is not installed; pip install 'msam-hf[tensorboard]'" in (
+        result.stdout
+    )
+
+
 def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(dataset_dir, tmp_path):
     arguments = ["--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--eval_every_epoch", "false"]
     run_training(*arguments, "--output_dir", tmp_path)

@@ -800,6 +800,11 @@ class VideoIndex:
                     f"the index in {self.directory} does not record where its model is; pass the model "
                     "to VideoIndex.load (or --model)."
                 )
+            if Path(name).is_absolute() and not Path(name).exists():  # `model_fingerprint` records folders absolute
+                raise FileNotFoundError(
+                    f"the index in {self.directory} was built with the model folder {name}, which no longer exists; "
+                    "if it moved, pass it to VideoIndex.load (or --model NEW_PATH): its fingerprint is checked."
+                )
             self.set_model(*load_model_and_processor(name))
         return self.model
 
