@@ -1,6 +1,5 @@
 """Processor: CLIP tokenization with the shipped vocabulary, and frames → CLIP-normalised pixel tensors."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,7 @@ def test_tokenizer_gives_openai_clip_ids():
     not SHARED_BPE.exists(), reason="needs ../shared/data/clip_bpe (the development checkout's reference data)"
 )
 def test_shipped_vocabulary_is_exactly_what_the_build_script_makes_from_openai_bpe(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    from build_clip_vocab import write_vocab
+    from msam_hf.clip_vocab.build import write_vocab
 
     write_vocab(SHARED_BPE, tmp_path)
     for name in ("vocab.json", "merges.txt"):

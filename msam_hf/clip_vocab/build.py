@@ -3,7 +3,7 @@
 The package ships `vocab.json` and `merges.txt` so that a processor works offline. They are derived, exactly as
 OpenAI's `simple_tokenizer.py` derives its vocabulary, from `bpe_simple_vocab_16e6.txt.gz` (MIT, see LICENSE):
 
-    python tools/build_clip_vocab.py ../shared/data/clip_bpe/bpe_simple_vocab_16e6.txt.gz msam_hf/clip_vocab
+    python msam_hf/clip_vocab/build.py ../shared/data/clip_bpe/bpe_simple_vocab_16e6.txt.gz msam_hf/clip_vocab
 """
 
 import argparse
