@@ -60,6 +60,7 @@ from msam_hf.data import load_video_text_dataset
 from msam_hf.data.attributes import ATTRIBUTE_LEVELS
 from msam_hf.data.attributes import AttributeVocabulary
 from msam_hf.data.attributes import mine_attributes
+from msam_hf.data.prepare import read_preparation
 from msam_hf.evaluation import ATTRIBUTE_VOCABULARY_FILE
 from msam_hf.evaluation import evaluate_attributes
 from msam_hf.evaluation import evaluate_retrieval
@@ -825,11 +826,13 @@ def _save_model(
 
 
 def _training_args(arguments: tuple, num_processes: int) -> dict:
-    """The argument dataclasses merged, values as given (None stays null; no argument holds a token), and the
-    process count, which the arguments do not record but which splits the global batch."""
+    """The argument dataclasses merged, values as given (None stays null; no argument holds a token), the process
+    count, which the arguments do not record but which splits the global batch, and how the training videos were
+    prepared (`msam data prepare`'s record, so that evaluation can check it samples the same way)."""
     return {
         **{name: value for group in arguments for name, value in asdict(group).items()},
         "num_processes": num_processes,
+        "data_preparation": read_preparation(arguments[1].data_dir),
     }
 
 

@@ -1,5 +1,6 @@
-"""`msam data stats | to-hub | push | synth | attributes`: inspect a dataset, convert it into a Hub dataset repo
-folder, upload it, generate the synthetic benchmark, mine MCSAN's attribute vocabularies."""
+"""`msam data stats | to-hub | push | prepare | synth | attributes`: inspect a dataset, convert it into a Hub dataset
+repo folder, upload it, re-encode its videos or fill the frame cache ahead of training, generate the synthetic
+benchmark, mine MCSAN's attribute vocabularies."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 from .parsing import dataset_path
 from .parsing import defer
 from .parsing import existing_path
+from .parsing import module_summary
 from .parsing import positive_float
+from .parsing import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `stats`, `to-hub`, `push`, `synth` and `attributes` sub-commands to `msam data`."""
+    """Add the `stats`, `to-hub`, `push`, `prepare`, `synth` and `attributes` sub-commands to `msam data`."""
     stats = subparsers.add_parser(
         "stats",
         help="count videos and captions per split, caption lengths in CLIP tokens",
@@ -38,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`hf auth login`.",
     )
     defer(push, _push_arguments)
+
+    prepare = subparsers.add_parser(
+        "prepare",
+        help="re-encode a dataset's videos (CLIP4Clip-style: 3 fps, short side 224) and/or fill the frame cache, "
+        "ahead of training",
+    )
+    defer(prepare, _prepare_arguments)
 
     synth = subparsers.add_parser(
         "synth",
@@ -173,6 +183,71 @@ def run_push(args: argparse.Namespace) -> int:
         print(f"msam data push: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"uploaded {args.folder} to {url}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def _prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..data.prepare import DEFAULT_SHORT_SIDE
+    from ..data.prepare import DEFAULT_VIDEO_FPS
+
+    parser.description = module_summary("msam_hf.data.prepare") + (
+        " With OUT, re-encode every video into OUT (a dataset folder to train and evaluate on); with "
+        "--frame-cache-dir, decode the frames training samples (--fps, --max-frames) into that cache, from OUT's "
+        "videos when OUT is given. Videos already done by an interrupted run are kept."
+    )
+    parser.add_argument(
+        "data", type=dataset_path, metavar="DATA", help="dataset folder in any layout msam_hf.data reads"
+    )
+    parser.add_argument("out", nargs="?", metavar="OUT", help="where the re-encoded dataset goes (new or empty)")
+    parser.add_argument(
+        "--video-fps",
+        type=positive_float,
+        default=DEFAULT_VIDEO_FPS,
+        help=f"frame rate of the re-encoded videos (default {DEFAULT_VIDEO_FPS:g}, CLIP4Clip's)",
+    )
+    parser.add_argument(
+        "--short-side",
+        type=positive_int,
+        default=DEFAULT_SHORT_SIDE,
+        help=f"short side of the re-encoded videos in pixels (default {DEFAULT_SHORT_SIDE}, CLIP4Clip's)",
+    )
+    parser.add_argument("--frame-cache-dir", help="also fill this frame cache (train.py's --frame_cache_dir)")
+    parser.add_argument("--fps", type=positive_float, default=1.0, help="frames sampled per second for the cache (1)")
+    parser.add_argument("--max-frames", type=positive_int, default=12, help="frames kept per video for the cache (12)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from ..data.prepare import fill_frame_cache
+    from ..data.prepare import prepare_videos
+
+    if args.out is None and args.frame_cache_dir is None:
+        raise ValueError("give OUT (re-encode the videos there), --frame-cache-dir DIR (fill the frame cache), or both")
+    source = args.data
+    if args.out is not None:
+        report = prepare_videos(
+            args.data,
+            args.out,
+            video_fps=args.video_fps,
+            short_side=args.short_side,
+            num_workers=args.workers,
+            progress=not args.quiet,
+            command=args.command_line,
+        )
+        print(report.summary(f"re-encoded to {args.video_fps:g} fps, short side {args.short_side} px, in {args.out}"))
+        source = args.out
+    if args.frame_cache_dir is not None:
+        report = fill_frame_cache(
+            source, args.frame_cache_dir, args.fps, args.max_frames, num_workers=args.workers, progress=not args.quiet
+        )
+        print(
+            report.summary(f"frame cache {args.frame_cache_dir} ({args.fps:g} fps, at most {args.max_frames} frames)")
+        )
     return 0
 
 

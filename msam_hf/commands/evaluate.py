@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .parsing import dataset_path
 from .parsing import defer
@@ -94,9 +95,17 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ..data.prepare import preparation_mismatch
+    from ..data.prepare import read_preparation
+    from ..data.prepare import trained_preparation
     from ..evaluation import evaluate_models
     from ..evaluation import markdown_table
 
+    evaluated_on = read_preparation(args.data)
+    for model in args.models:
+        warning = preparation_mismatch(trained_preparation(model), evaluated_on)
+        if warning:
+            print(f"msam evaluate: warning: {model}: {warning}", file=sys.stderr)
     results, written = evaluate_models(
         args.models,
         args.data,
