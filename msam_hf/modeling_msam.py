@@ -228,12 +228,16 @@ class MsamSemanticConstruction(nn.Module):
     def forward(
         self, tokens: torch.Tensor, global_embeds: torch.Tensor, token_mask: torch.Tensor | None
     ) -> torch.Tensor:
-        """tokens (batch, tokens, D) unit-norm, global_embeds (batch, D), token_mask (batch, tokens) or None.
-        Returns the slot embeddings E (batch, K, D)."""
-        slot_logits = self.slot_queries(torch.tanh(self.token_projection(tokens)))  # (batch, tokens, K)
+        """tokens (batch, tokens, D) of any norm, global_embeds (batch, D), token_mask (batch, tokens) or None.
+        Returns the slot embeddings E (batch, K, D) of the unit-norm tokens X = l2n(tokens) (msam.md §4).
+
+        X is never built: a token's 1/‖x‖ scales its projection W_a x (a linear map without bias) and its weight in
+        R = A X, which saves the normalisation's full-size passes (forward and backward) over every token."""
+        inverse_norms = 1 / tokens.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # F.normalize's floor
+        slot_logits = self.slot_queries(torch.tanh(self.token_projection(tokens) * inverse_norms))  # (batch, T, K)
         mask = token_mask[..., None] if token_mask is not None else None
         slot_attention = mask_logits(slot_logits, mask).softmax(dim=1)
-        regions = slot_attention.transpose(1, 2) @ tokens  # R = A X: (batch, K, D)
+        regions = (slot_attention * inverse_norms).transpose(1, 2) @ tokens  # R = A X: (batch, K, D)
         gates = self.dropout(torch.sigmoid(self.slot_gate(regions)))
         return self.output_projection(self.layer_norm(gates * global_embeds[:, None, :]))
 
@@ -536,18 +540,19 @@ class MsamModel(MsamPreTrainedModel):
             patches_per_frame = video_tokens.shape[1] // video_features.video_mask.shape[1]
             video_token_mask = video_features.video_mask.repeat_interleave(patches_per_frame, dim=1)
         else:
-            video_tokens = l2_normalize(video_features.frame_features)
+            video_tokens = video_features.frame_features
             video_token_mask = video_features.video_mask
         video_slots = self.video_semantics(
             video_tokens, video_features.video_embeds, video_token_mask if mask_padding else None
         )
         text_slots = self.text_semantics(
-            l2_normalize(text_features.word_embeds),
+            text_features.word_embeds,
             text_features.text_embeds,
             text_features.attention_mask if mask_padding else None,
         )
-        mu_video, sigma_video = self.distribution(video_slots)
-        mu_text, sigma_text = self.distribution(text_slots)
+        # One pass of the shared head over both modalities' slots.
+        mu, sigma = self.distribution(torch.cat([video_slots, text_slots]))
+        (mu_video, mu_text), (sigma_video, sigma_text) = mu.chunk(2), sigma.chunk(2)
         distribution_loss = gaussian_kl_divergence(mu_video, sigma_video, mu_text, sigma_text)
         diversity_loss = 0.5 * (
             slot_diversity(l2_normalize(mu_video / sigma_video)) + slot_diversity(l2_normalize(mu_text / sigma_text))

@@ -5,6 +5,8 @@ import torch.nn.functional as F
 
 from .modeling_msam import MsamCiffpHead
 from .modeling_msam import MsamModel
+from .modeling_msam import MsamTextOutput
+from .modeling_msam import MsamVideoOutput
 
 
 def direct_ciffp_scores(
@@ -26,6 +28,54 @@ def direct_ciffp_scores(
     u = g * p + (1 - g) * q[:, None, :] + p  # 6. fusion with residual
     scores = head.score_scale * torch.einsum("vjd,jd->vj", F.normalize(u, dim=-1), text_embeds)  # 7.
     return scores.T
+
+
+def direct_semantic_losses(
+    model: MsamModel, text_features: MsamTextOutput, video_features: MsamVideoOutput
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The semantic branch's distribution and diversity losses (msam.md §4-6) computed the way the MSAM authors'
+    training code computes them: each module applied to each modality separately, softplus as log(1 + exp(x)), the
+    KL summed over everything and divided by the batch, and the diversity term accumulated one sample at a time
+    (each sample's slot embeddings normalised again, compared with the identity, divided by B K²).
+
+    Frame tokens (`frame_features`), padding not masked (the reference's; equal to `MsamModel.semantic_losses` when
+    every frame and word is valid).
+    """
+
+    def construct(module, tokens, global_embeds):
+        attention = torch.softmax(module.slot_queries(torch.tanh(module.token_projection(tokens))), dim=1)
+        regions = torch.bmm(attention.transpose(1, 2), tokens)
+        gates = module.dropout(torch.sigmoid(module.slot_gate(regions)))
+        return module.output_projection(module.layer_norm(torch.einsum("bkd,bd->bkd", gates, global_embeds)))
+
+    def distribution(slots):
+        mu = model.distribution.mu(slots)
+        sigma = torch.log1p(torch.exp(model.distribution.sigma[:-1](slots)))  # the head without its Softplus
+        return mu, sigma, F.normalize(mu / sigma, dim=-1)
+
+    video_slots = construct(
+        model.video_semantics, F.normalize(video_features.frame_features, dim=-1), video_features.video_embeds
+    )
+    text_slots = construct(
+        model.text_semantics, F.normalize(text_features.word_embeds, dim=-1), text_features.text_embeds
+    )
+    mu_video, sigma_video, z_video = distribution(video_slots)
+    mu_text, sigma_text, z_text = distribution(text_slots)
+    kl = 0.5 * (
+        2 * torch.log(sigma_text / sigma_video)
+        - 1
+        + (sigma_video / sigma_text).pow(2)
+        + ((mu_text - mu_video) / sigma_text).pow(2)
+    )
+    distribution_loss = kl.sum() / mu_video.shape[0]
+    batch, slots = z_video.shape[:2]
+    identity = torch.eye(slots, device=z_video.device)
+    diversity = {"video": torch.zeros(1, device=z_video.device), "text": torch.zeros(1, device=z_video.device)}
+    for index in range(batch):
+        for name, embeds in (("video", z_video), ("text", z_text)):
+            rows = F.normalize(embeds[index], dim=1)
+            diversity[name] = diversity[name] + torch.sum(torch.abs(rows @ rows.T - identity)) / batch / slots / slots
+    return distribution_loss, ((diversity["video"] + diversity["text"]) / 2)[0]
 
 
 def clip4clip_state_dict(model: MsamModel) -> dict[str, torch.Tensor]:

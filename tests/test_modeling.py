@@ -1,5 +1,7 @@
 """MSAM model: wiring against transformers' CLIP, the maths of msam.md, invariances, losses and input errors."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +15,7 @@ from msam_hf.loss_msam import slot_diversity
 from msam_hf.modeling_msam import MsamTextOutput
 from msam_hf.modeling_msam import MsamVideoOutput
 from msam_hf.testing_utils import direct_ciffp_scores
+from msam_hf.testing_utils import direct_semantic_losses
 
 HEADS = ["mean", "seq_transformer", "attention", "ciffp"]
 
@@ -123,6 +126,36 @@ def test_ciffp_expanded_form_equals_direct_transcription_of_the_paper(mask_padde
         fast, _ = model.ciffp(texts[None], frames, video_mask)
         direct = direct_ciffp_scores(model.ciffp, texts, frames, video_mask)
     torch.testing.assert_close(fast[0], direct, atol=1e-5, rtol=1e-5)
+
+
+def test_semantic_losses_equal_the_authors_computation_in_values_and_gradients():
+    model = tiny_model(semantic_loss=True).train()
+    model.video_semantics.dropout.p = model.text_semantics.dropout.p = 0.0  # the same losses on both paths
+    generator = torch.Generator().manual_seed(3)
+    frames = torch.randn(6, 4, 128, generator=generator, requires_grad=True)
+    words = torch.randn(6, 9, 128, generator=generator, requires_grad=True)
+    texts = torch.randn(6, 128, generator=generator, requires_grad=True)
+
+    def losses(compute):
+        text = MsamTextOutput(
+            text_embeds=F.normalize(texts, dim=-1), word_embeds=words, attention_mask=torch.ones(6, 9, dtype=torch.long)
+        )
+        video = MsamVideoOutput(
+            video_embeds=F.normalize(frames.mean(1), dim=-1),
+            frame_features=frames,
+            video_mask=torch.ones(6, 4, dtype=torch.long),
+        )
+        distribution, diversity = compute(text, video)
+        inputs_and_weights = [frames, words, texts, *model.parameters()]
+        gradients = torch.autograd.grad(distribution + 0.3 * diversity, inputs_and_weights, allow_unused=True)
+        return distribution.detach(), diversity.detach(), gradients
+
+    fast, direct = losses(model.semantic_losses), losses(partial(direct_semantic_losses, model))
+    torch.testing.assert_close(fast[:2], direct[:2], atol=1e-5, rtol=1e-5)
+    for ours, reference in zip(fast[2], direct[2]):
+        assert (ours is None) == (reference is None)
+        if ours is not None:
+            torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("mask_padded_frames", [True, False])

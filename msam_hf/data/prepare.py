@@ -1,7 +1,7 @@
 """`msam data prepare`: get a dataset's videos ready to feed a GPU, ahead of training.
 
 Decoding long, high-resolution videos costs far more than a training step needs: a 30 s 1280 × 720 clip is decoded
-to give 12 frames of 224 px (docs/data-loading.md measures it). Two optional offline steps, each run over many
+to give 12 frames of 224 px (docs/gpu.md measures it). Two optional offline steps, each run over many
 processes:
 
 - **Re-encoding** (`prepare_videos`), as CLIP4Clip-family repositories do before training (their
