@@ -13,12 +13,13 @@ read the cache, the processor's resize and normalisation, collation); run in thi
 workers feed one ViT-B/32 training step at batch 128 × 12 frames taking `--step_seconds` (an estimate until
 `benchmarks/bench_gpu.py` measures it on a GPU; see docs/gpu.md for the arithmetic).
 
-    python benchmarks/bench_data_loading.py [--num_videos 6] [--duration 30] [--step_seconds 0.15]
+    python benchmarks/bench_data_loading.py [--texture detailed|smooth] [--num_videos 6] [--step_seconds 0.15]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -40,12 +41,19 @@ from msam_hf.provenance import environment
 BATCH, FRAMES = 128, 12  # the paper's training batch and frames per video
 
 
-def write_clip(path: Path, seconds: float, fps: int, width: int, height: int, seed: int) -> None:
-    """A drone-like clip: a large smooth random texture panned and slowly zoomed, with sensor noise, H.264 with a
-    keyframe a second (as cameras write)."""
+def write_clip(path: Path, seconds: float, fps: int, width: int, height: int, seed: int, texture: str) -> None:
+    """A drone-like clip, H.264 with a keyframe a second (as cameras write): a scene wider than the view panned
+    across it. `texture`: "detailed" (random 8-px blocks with sensor noise: costly to code, as detailed ground is)
+    or "smooth" (`benchmarks/bench_decode.py`'s gradients and checkerboard: cheap to code)."""
     rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (height // 8 + 8, width // 8 + 64, 3), dtype=np.uint8)
-    texture = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
+    if texture == "detailed":
+        coarse = rng.integers(0, 256, (height // 8 + 8, width // 8 + 64, 3), dtype=np.uint8)
+        scene = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1).astype(np.int16)
+        noise = rng.normal(0, 4, (8, height, width, 3)).astype(np.int16)  # cycled: drawing it per frame is slow
+    else:
+        ys, xs = np.mgrid[0:height, 0 : width + 512]
+        scene = np.stack([xs % 256, ys % 256, ((xs // 40 + ys // 40) % 2) * 200], axis=-1).astype(np.int16)
+        noise = np.zeros((1, height, width, 3), dtype=np.int16)
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -53,8 +61,8 @@ def write_clip(path: Path, seconds: float, fps: int, width: int, height: int, se
         stream.options = {"preset": "veryfast", "crf": "23"}
         for index in range(round(seconds * fps)):
             shift = int(index * 512 / (seconds * fps))  # pans 512 px over the clip
-            frame = texture[:height, shift : shift + width]
-            frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+            frame = scene[:height, shift : shift + width] + noise[index % len(noise)]
+            frame = np.clip(frame, 0, 255).astype(np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
 
@@ -80,6 +88,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--source_fps", type=int, default=30)
+    parser.add_argument("--texture", choices=("detailed", "smooth"), default="detailed", help="see write_clip")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per way (the best is kept)")
     parser.add_argument(
         "--step_seconds",
@@ -97,9 +106,11 @@ def main() -> None:
         started = time.perf_counter()
         with (raw / "metadata.jsonl").open("w") as metadata:
             for index in range(args.num_videos):
-                write_clip(raw / f"clip{index}.mp4", args.duration, args.source_fps, args.width, args.height, index)
+                clip = raw / f"clip{index}.mp4"
+                write_clip(clip, args.duration, args.source_fps, args.width, args.height, index, args.texture)
                 metadata.write(json.dumps({"file_name": f"clip{index}.mp4", "captions": ["a drone flies"]}) + "\n")
         print(f"wrote {args.num_videos} clips in {time.perf_counter() - started:.0f} s")
+        fingerprint = hashlib.sha256(b"".join(path.read_bytes() for path in sorted(raw.glob("*.mp4")))).hexdigest()
         report = prepare_videos(raw, prepared, num_workers=0, progress=False)
         prepare_seconds = report.seconds / args.num_videos
         rates = {}
@@ -115,7 +126,8 @@ def main() -> None:
 
     needed = BATCH / args.step_seconds
     print(
-        f"\n{args.num_videos} clips of {args.duration:g} s, {args.width} x {args.height} at {args.source_fps} fps "
+        f"\n{args.num_videos} {args.texture} clips of {args.duration:g} s, {args.width} x {args.height} at "
+        f"{args.source_fps} fps "
         f"({raw_bytes / 1e6:.1f} MB each; prepared: {prepared_bytes / 1e6:.2f} MB, {prepare_seconds:.1f} s of one "
         f"core each); {FRAMES} frames at 1 fps; one worker = one core; best of {args.repeats}\n"
     )
@@ -137,7 +149,8 @@ def main() -> None:
         record = {
             "command": "python benchmarks/bench_data_loading.py " + " ".join(sys.argv[1:]),
             "arguments": vars(args),
-            "data": "generated by this script (write_clip, seeds 0 .. num_videos - 1)",
+            "data": f"generated by this script (write_clip, {args.texture}, seeds 0 .. num_videos - 1)",
+            "data_fingerprint": fingerprint[:16],
             "results": results,
             "environment": environment(),
         }

@@ -1,5 +1,6 @@
 """What MSAM and MCSAN share: a CLIP backbone (transformers' `CLIPModel`) that encodes captions and sampled frames,
-the input checks, the temporal module's blocks, the logit scale, `from_clip` and the initialisation of new modules.
+the input checks, the temporal module's blocks, the logit scale, `from_clip`, the initialisation of new modules and
+`forward` (encode, score, and the weighted loss of `loss_msam`; each model supplies its features, heads and losses).
 
 `MsamPreTrainedModel` and `McsanPreTrainedModel` subclass `ClipVideoTextPreTrainedModel`, as X-CLIP builds on CLIP's
 code. This file travels to the Hub next to the weights: it imports only torch, transformers and `loss_msam`.

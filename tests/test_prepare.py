@@ -37,6 +37,11 @@ def stream_facts(path: Path) -> tuple[int, int, list[float]]:
         return stream.codec_context.width, stream.codec_context.height, times
 
 
+def keyframe_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [frame.time for frame in container.decode(container.streams.video[0]) if frame.key_frame]
+
+
 @pytest.fixture
 def source(tmp_path, make_videofolder):
     data = make_videofolder(CAPTIONS, splits=SPLITS, attributes={"wide": {"entities": ["car"]}})
@@ -58,6 +63,7 @@ def test_reencoding_gives_a_constant_rate_the_short_side_and_the_nearest_frames(
     width, height, times = stream_facts(target)
     assert (width, height) == (56, 32)
     assert times == pytest.approx([k / 3 for k in range(6)], abs=1e-3)  # 2 s at 3 fps
+    assert keyframe_times(target) == pytest.approx([0.0, 1.0], abs=1e-3)  # a keyframe a second: 1-fps sampling seeks
     # Output frame k shows input frame n nearest k/3 s: frame_image(n) paints its top-left quarter gray n × MARK_STEP.
     for k, frame in enumerate(read_frames(target, fps=3.0, max_frames=None).frames):
         nearest = round(k / 3 * 10)
@@ -66,6 +72,10 @@ def test_reencoding_gives_a_constant_rate_the_short_side_and_the_nearest_frames(
     slow = tmp_path / "slow.mp4"
     reencode_video(source / "slow.mp4", slow, video_fps=3.0, short_side=24)
     assert stream_facts(slow)[2] == pytest.approx([k / 3 for k in range(9)], abs=1e-3)  # 1-fps frames repeated
+
+    late = write_video(tmp_path / "late.mp4", frame_times=[1.5 + n / 10 for n in range(20)])  # starts at 1.5 s
+    reencode_video(late, tmp_path / "late-3fps.mp4", video_fps=3.0, short_side=24)
+    assert stream_facts(tmp_path / "late-3fps.mp4")[2] == pytest.approx([k / 3 for k in range(6)], abs=1e-3)
 
 
 def test_prepare_writes_a_dataset_with_the_same_captions_splits_and_attributes(source, tmp_path):
@@ -158,3 +168,18 @@ def test_training_records_the_preparation_and_evaluation_warns_on_unprepared_vid
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warning" in result.stderr and "re-encoded to 3 fps, short side 32 px" in result.stderr
+
+
+def test_the_data_loading_benchmark_runs_on_tiny_clips(tmp_path):
+    # Its real run takes 30 s 720p clips (docs/gpu.md); here only that every row and the record come out.
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_data_loading.py"), "--num_videos", "2"]
+    command += ["--duration", "2", "--width", "96", "--height", "64", "--source_fps", "10", "--repeats", "1"]
+    result = subprocess.run(
+        [*command, "--output", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| raw clips") or line.startswith("| prep")]
+    assert len(rows) == 4
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert len(record["results"]) == 4 and all(row["videos_per_second"] > 0 for row in record["results"].values())
+    assert "pip_freeze" in record["environment"] and record["command"].startswith("python benchmarks/")

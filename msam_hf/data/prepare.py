@@ -43,7 +43,8 @@ from .readers import load_video_text_dataset
 PREPARED_FILE = "prepared.json"
 PREPARED_FORMAT = "msam-prepared-videos"
 VIDEO_FOLDER = "videos"
-# CLIP4Clip's compress_video.py: 3 frames per second, short side 224; libx264 at ffmpeg's defaults (crf 23).
+# CLIP4Clip's compress_video.py: 3 frames per second, short side 224; libx264 at ffmpeg's defaults (crf 23), but for
+# the keyframe interval (see `reencode_video`).
 DEFAULT_VIDEO_FPS = 3.0
 DEFAULT_SHORT_SIDE = 224
 X264_OPTIONS = {"crf": "23"}
@@ -94,8 +95,11 @@ def reencode_video(source: str | os.PathLike, target: str | os.PathLike, video_f
             encoder = output.add_stream("libx264", rate=rate)
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             encoder.codec_context.thread_count = 1  # one video per process: workers run in parallel instead
+            # A keyframe a second (CLIP4Clip's ffmpeg call keeps x264's 250 frames): sampling at 1 fps then seeks to
+            # keyframes instead of decoding every frame of the video.
+            encoder.codec_context.gop_size = max(1, round(video_fps))
             encoder.options = dict(X264_OPTIONS)
-            slot, previous, previous_time, interval = 0, None, None, None
+            slot, previous, previous_time, interval, start = 0, None, None, None, None
 
             def emit(frame: av.VideoFrame, until: float) -> None:
                 nonlocal slot
@@ -107,10 +111,12 @@ def reencode_video(source: str | os.PathLike, target: str | os.PathLike, video_f
             for frame in container.decode(stream):
                 if frame.time is None:
                     raise VideoDecodeError(str(source), "a frame has no timestamp")
+                start = frame.time if start is None else start  # the output starts at the first frame
+                time = frame.time - start
                 if previous is not None:
-                    interval = frame.time - previous_time
-                    emit(previous, (previous_time + frame.time) / 2)  # slots nearer the previous frame
-                previous_time = frame.time
+                    interval = time - previous_time
+                    emit(previous, (previous_time + time) / 2)  # slots nearer the previous frame
+                previous_time = time
                 previous = frame.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC")
             if previous is None:
                 raise VideoDecodeError(str(source), "no video frame could be decoded")
