@@ -161,6 +161,27 @@ def test_undecodable_training_video_is_skipped_and_counted(dataset_dir, tmp_path
     assert all(torch.isfinite(tensor).all() for tensor in final_weights(tmp_path / "run").values())
 
 
+def test_resuming_after_a_skipped_batch_continues_where_the_run_was(dataset_dir, tmp_path):
+    # Batches of one video: the broken video's batch is skipped (no optimiser step) in every epoch, so the run's
+    # step count falls behind the batches it has read; resuming must continue from the batches, not the steps.
+    data = tmp_path / "data"
+    shutil.copytree(dataset_dir, data)
+    broken = sorted(line for line in (data / "train_list.txt").read_text().splitlines())[0]
+    (data / "Videos" / f"{broken}.mp4").write_bytes(b"not a video")
+    arguments = ["--data_dir", data, *FAST, "--batch_size", "1", "--num_epochs", "2", "--eval_every_epoch", "false"]
+    arguments += ["--checkpointing_steps", "1", "--checkpoints_total_limit", "100"]
+    run_training(*arguments, "--output_dir", tmp_path / "straight")
+    videos = len((data / "train_list.txt").read_text().split())
+    epoch_end = tmp_path / "straight" / "checkpoints" / f"checkpoint_{videos - 1}"  # one batch of epoch 0 skipped
+    assert json.loads((epoch_end / "train_state.json").read_text())["skipped_steps"] == 1
+    resumed = tmp_path / "resumed"
+    shutil.copytree(epoch_end, resumed / "checkpoints" / epoch_end.name)
+    result = run_training(*arguments, "--output_dir", resumed, "--resume_from_checkpoint", "latest")
+    assert "(epoch 1, batch 0)" in result.stdout
+    straight, after_resume = final_weights(tmp_path / "straight"), final_weights(resumed)
+    assert all(torch.equal(straight[name], after_resume[name]) for name in straight)
+
+
 def test_best_model_is_saved_with_eval_results(dataset_dir, tmp_path):
     result = run_training("--data_dir", dataset_dir, *FAST, "--num_epochs", "1", "--output_dir", tmp_path)
     assert (

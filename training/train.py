@@ -480,13 +480,14 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
     if log_with:
         accelerator.init_trackers("msam", config=_flat_config(model_args, data_args, train_args))
 
-    state = {"step": 0, "skipped_videos": 0, "skipped_steps": 0, "train_seconds": 0.0, "best": None}
+    # `batches` counts the batches read, `step` the optimiser steps: a skipped batch (see below) reads without a step.
+    state = {"step": 0, "batches": 0, "skipped_videos": 0, "skipped_steps": 0, "train_seconds": 0.0, "best": None}
     start_epoch = skip_batches = 0
     checkpoint = _find_checkpoint(output_dir, train_args.resume_from_checkpoint)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         state.update(json.loads((checkpoint / "train_state.json").read_text()))
-        start_epoch, skip_batches = divmod(state["step"], steps_per_epoch)
+        start_epoch, skip_batches = divmod(state.get("batches", state["step"]), steps_per_epoch)
         accelerator.print(
             f"resumed from {checkpoint} at step {state['step']} (epoch {start_epoch}, batch {skip_batches})"
         )
@@ -526,6 +527,7 @@ def _train(model_args: ModelArguments, data_args: DataArguments, train_args: Tra
         for batch in epoch_loader:
             # Dropout draws depend on the step alone (not on what ran before it), so a resumed run replays them.
             set_seed(train_args.seed + STEP_SEED_STRIDE * state["step"] + accelerator.process_index)
+            state["batches"] += 1
             video_ids = batch.get("video_ids", [])
             skipped = batch.get("skipped_video_ids", [])
             # One collective for both counts: (videos, skipped videos) of every process.
