@@ -594,6 +594,15 @@ def _training_recipe_rows(arguments: dict[str, Any]) -> list[tuple[str, str]]:
             ("max_frames", "fps"),
             lambda a: f"at most {a['max_frames']} per video, sampled at {a['fps']:g} fps",
         ),
+        (
+            "video preparation",
+            ("data_preparation",),
+            lambda a: (
+                f"re-encoded to {a['data_preparation']['video_fps']:g} fps and a "
+                f"{a['data_preparation']['short_side']}-px short side (`msam data prepare`): prepare videos the same "
+                "way before scoring them"
+            ),
+        ),
     )
     table = []
     for name, fields, describe in rows:

@@ -335,10 +335,13 @@ def test_the_training_recipe_table_comes_from_training_args(trained, tmp_path):
 
 def test_a_training_recipe_is_rendered_only_from_what_is_recorded_and_refuses_bad_values(trained, tmp_path):
     config = MsamConfig.tiny()
-    card = build_model_card(config, repo_id=REPO_ID, training_args={"batch_size": 8, "finetune": "frozen"})
-    assert recipe_rows(card.text) == {
+    prepared = {"video_fps": 3.0, "short_side": 224, "source": "/data/raw"}
+    recorded = {"batch_size": 8, "finetune": "frozen", "data_preparation": prepared}
+    assert recipe_rows(build_model_card(config, repo_id=REPO_ID, training_args=recorded).text) == {
         "batch size": "8 videos per optimiser step, one caption each",
         "fine-tuning": "CLIP frozen, MSAM's modules trained",
+        "video preparation": "re-encoded to 3 fps and a 224-px short side (`msam data prepare`): prepare videos the "
+        "same way before scoring them",
     }
     with pytest.raises(ValueError, match=r"'learning rate' row from learning_rate='fast'"):
         build_model_card(config, repo_id=REPO_ID, training_args={"learning_rate": "fast"})
