@@ -4,6 +4,7 @@ sub-commands here; their arguments are added when a command is used (`commands.p
 
 import argparse
 import importlib
+import itertools
 import shlex
 import sys
 
@@ -45,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == [train.COMMAND]:  # the training script parses (and documents) its own arguments
-        return train.run_train(argv[1:])
+    flags = list(itertools.takewhile(lambda token: token in ("--debug", "--verbose"), argv))
+    if argv[len(flags) : len(flags) + 1] == [train.COMMAND]:  # the training script parses its own arguments
+        return train.run_train([*argv[len(flags) + 1 :], *flags])  # it has --debug and --verbose too
     args = build_parser().parse_args(dashed_options(argv))
     args.command_line = shlex.join(["msam", *argv])  # recorded next to results
     try:

@@ -164,6 +164,8 @@ def test_msam_train_hands_its_arguments_to_the_training_script(tmp_path, capsys)
     assert msam(argv) == 2
     assert capsys.readouterr().err == "msam train: error: --fps must be positive, got 0.0\n"
     assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="--fps must be positive"):  # msam's own --debug reaches the script
+        msam(["--debug", *argv])
 
 
 @pytest.mark.parametrize("verbose", [False, True])
