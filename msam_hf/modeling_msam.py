@@ -554,9 +554,8 @@ class MsamModel(MsamPreTrainedModel):
         mu, sigma = self.distribution(torch.cat([video_slots, text_slots]))
         (mu_video, mu_text), (sigma_video, sigma_text) = mu.chunk(2), sigma.chunk(2)
         distribution_loss = gaussian_kl_divergence(mu_video, sigma_video, mu_text, sigma_text)
-        diversity_loss = 0.5 * (
-            slot_diversity(l2_normalize(mu_video / sigma_video)) + slot_diversity(l2_normalize(mu_text / sigma_text))
-        )
+        # The mean over both halves of the same size: ½ (video term + text term), msam.md §6.
+        diversity_loss = slot_diversity(l2_normalize(mu / sigma))
         return distribution_loss, diversity_loss
 
     def predict_attributes(self, features: MsamTextOutput | MsamVideoOutput) -> dict[str, torch.Tensor]:
