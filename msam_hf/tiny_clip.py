@@ -24,7 +24,6 @@ import functools
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -46,6 +45,7 @@ from .data.synthetic import render as synth_render
 from .data.synthetic import scene as synth_scene
 from .optimization import build_optimizer_and_scheduler
 from .processors import default_processor
+from .progress import map_with_progress
 
 VERSION = 1  # bump when this module's rendering or training changes: cached stand-ins are then made anew
 # A random stream of its own: (seed, _CORPUS, scene) never equals a benchmark's (seed, purpose, index) streams.
@@ -144,17 +144,15 @@ def render_corpus(
     """The image–caption pairs of `recipe`: uint8 images (pairs, S, S, 3) at the tiny CLIP's input size S, their
     captions, and which captions are listings (bool, pairs). A scene depends only on the seed and its index, whatever
     the number of workers."""
-    render = partial(_render_scene, recipe=recipe)
-    bar = partial(
-        tqdm, total=recipe.num_scenes, desc="rendering the stand-in's images", unit="scene", disable=not progress
+    scenes = map_with_progress(
+        partial(_render_scene, recipe=recipe),
+        range(recipe.num_scenes),
+        num_workers,
+        progress,
+        description="rendering the stand-in's images",
+        unit="scene",
+        chunksize=16,
     )
-    if num_workers <= 1:
-        scenes = [render(index) for index in bar(range(recipe.num_scenes))]
-    else:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(num_workers) as pool:
-            scenes = list(bar(pool.imap(render, range(recipe.num_scenes), chunksize=16)))
     images = np.stack([image for frames, _, _ in scenes for image in frames])
     listed = np.array([flag for _, _, flags in scenes for flag in flags], dtype=bool)
     return images, [caption for _, texts, _ in scenes for caption in texts], listed

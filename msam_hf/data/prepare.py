@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import multiprocessing
 import os
 import re
 import time
@@ -34,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import av
-from tqdm.auto import tqdm
 
+from ..progress import map_with_progress
 from ..video_io import FrameCache
 from ..video_io import VideoDecodeError
 from .readers import load_video_text_dataset
@@ -164,7 +162,7 @@ def prepare_videos(
     started = time.perf_counter()
     work = partial(_reencode_job, video_fps=video_fps, short_side=short_side)
     failed_ids = set()
-    for video_id, path, outcome in _run(work, jobs, num_workers, progress, "re-encoding videos"):
+    for video_id, path, outcome in map_with_progress(work, jobs, num_workers, progress, "re-encoding videos", "video"):
         if outcome in ("written", "kept"):
             setattr(report, outcome, getattr(report, outcome) + 1)
         else:
@@ -206,7 +204,8 @@ def fill_frame_cache(
     report = PrepareReport()
     started = time.perf_counter()
     work = partial(_cache_job, fps=fps, max_frames=max_frames)
-    for video_id, video, outcome in _run(work, jobs, num_workers, progress, "filling the frame cache"):
+    outcomes = map_with_progress(work, jobs, num_workers, progress, "filling the frame cache", "video")
+    for video_id, video, outcome in outcomes:
         if outcome == "written":
             report.written += 1
         else:
@@ -296,25 +295,6 @@ def _cache_job(job: tuple, fps: float, max_frames: int | None) -> tuple[str, Any
     except (VideoDecodeError, FileNotFoundError) as error:
         return video_id, video, error.reason if isinstance(error, VideoDecodeError) else str(error)
     return video_id, video, "written"
-
-
-def _run(work, jobs: list, num_workers: int, progress: bool, description: str):
-    """`work(job)` for every job, in `num_workers` processes (0: in this one), as they finish."""
-    bar = tqdm(total=len(jobs), desc=description, unit="video", disable=not progress)
-    if num_workers == 0:
-        results = map(work, jobs)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(min(num_workers, max(1, len(jobs))))
-        results = pool.imap_unordered(work, jobs, chunksize=max(1, math.ceil(len(jobs) / (8 * num_workers))))
-    try:
-        for result in results:
-            bar.update(1)
-            yield result
-    finally:
-        bar.close()
-        if num_workers:
-            pool.close()
-            pool.join()
 
 
 __all__ = [

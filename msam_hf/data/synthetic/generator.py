@@ -43,7 +43,6 @@ numbers, and what they say about this benchmark, are in docs/synthetic-benchmark
 from __future__ import annotations
 
 import json
-import multiprocessing
 import pickle
 import shutil
 from dataclasses import asdict
@@ -53,8 +52,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ...progress import map_with_progress
 from .captions import listing_captions
 from .captions import make_captions
 from .captions import scene_attributes
@@ -227,15 +226,7 @@ def generate_synthetic_dataset(
     _prepare_output(output_dir, overwrite)
     jobs = _plan(config)
     render = partial(_render_job, config=config, video_dir=output_dir / VIDEO_FOLDER)
-    bar = partial(tqdm, total=len(jobs), desc="synth videos", unit="video", disable=not progress)
-    if num_workers <= 1:
-        records = [render(job) for job in bar(jobs)]
-    else:
-        # fork: workers inherit the already-imported modules (spawning would re-import torch / transformers)
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(num_workers) as pool:
-            records = list(bar(pool.imap(render, jobs, chunksize=1)))
+    records = map_with_progress(render, jobs, num_workers, progress, description="synth videos", unit="video")
     _write_annotations(output_dir, config, records)
     return output_dir
 
