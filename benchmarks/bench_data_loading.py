@@ -30,6 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from bench_decode import write_clip as write_smooth_clip  # benchmarks/ is the script's folder
 
 from msam_hf import default_processor
 from msam_hf.data import VideoTextCollator
@@ -42,18 +43,16 @@ BATCH, FRAMES = 128, 12  # the paper's training batch and frames per video
 
 
 def write_clip(path: Path, seconds: float, fps: int, width: int, height: int, seed: int, texture: str) -> None:
-    """A drone-like clip, H.264 with a keyframe a second (as cameras write): a scene wider than the view panned
-    across it. `texture`: "detailed" (random 8-px blocks with sensor noise: costly to code, as detailed ground is)
-    or "smooth" (`benchmarks/bench_decode.py`'s gradients and checkerboard: cheap to code)."""
+    """A drone-like clip, H.264 with a keyframe a second (as cameras write), the view moving over a larger scene.
+    `texture`: "detailed" (random 8-px blocks with sensor noise, panned: costly to code, as detailed ground is) or
+    "smooth" (`benchmarks/bench_decode.py`'s clip: gradients and a checkerboard, cheap to code)."""
+    if texture == "smooth":
+        write_smooth_clip(path, width, height, round(seconds), fps, gop=fps)
+        return
     rng = np.random.default_rng(seed)
-    if texture == "detailed":
-        coarse = rng.integers(0, 256, (height // 8 + 8, width // 8 + 64, 3), dtype=np.uint8)
-        scene = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1).astype(np.int16)
-        noise = rng.normal(0, 4, (8, height, width, 3)).astype(np.int16)  # cycled: drawing it per frame is slow
-    else:
-        ys, xs = np.mgrid[0:height, 0 : width + 512]
-        scene = np.stack([xs % 256, ys % 256, ((xs // 40 + ys // 40) % 2) * 200], axis=-1).astype(np.int16)
-        noise = np.zeros((1, height, width, 3), dtype=np.int16)
+    coarse = rng.integers(0, 256, (height // 8 + 8, width // 8 + 64, 3), dtype=np.uint8)
+    scene = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1).astype(np.int16)
+    noise = rng.normal(0, 4, (8, height, width, 3)).astype(np.int16)  # cycled: drawing it per frame is slow
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -61,9 +60,8 @@ def write_clip(path: Path, seconds: float, fps: int, width: int, height: int, se
         stream.options = {"preset": "veryfast", "crf": "23"}
         for index in range(round(seconds * fps)):
             shift = int(index * 512 / (seconds * fps))  # pans 512 px over the clip
-            frame = scene[:height, shift : shift + width] + noise[index % len(noise)]
-            frame = np.clip(frame, 0, 255).astype(np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            frame = np.clip(scene[:height, shift : shift + width] + noise[index % len(noise)], 0, 255)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame.astype(np.uint8), format="rgb24")))
         container.mux(stream.encode(None))
 
 

@@ -170,9 +170,11 @@ def test_training_records_the_preparation_and_evaluation_warns_on_unprepared_vid
     assert "warning" in result.stderr and "re-encoded to 3 fps, short side 32 px" in result.stderr
 
 
-def test_the_data_loading_benchmark_runs_on_tiny_clips(tmp_path):
+@pytest.mark.parametrize("texture", ["detailed", "smooth"])
+def test_the_data_loading_benchmark_runs_on_tiny_clips(texture, tmp_path):
     # Its real run takes 30 s 720p clips (docs/gpu.md); here only that every row and the record come out.
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_data_loading.py"), "--num_videos", "2"]
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_data_loading.py"), "--texture", texture]
+    command += ["--num_videos", "2"]
     command += ["--duration", "2", "--width", "96", "--height", "64", "--source_fps", "10", "--repeats", "1"]
     result = subprocess.run(
         [*command, "--output", str(tmp_path / "out.json")], capture_output=True, text=True, timeout=600, cwd=ROOT
